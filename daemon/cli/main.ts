@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// flashcheck command line: dispatches to one module per command. Commands load lazily so that `run` never
+// pays for (or depends on) the native kernel unless a rule needs it.
+import { VERSION } from '../version.js'
+
+const USAGE = `flashcheck ${VERSION} — edge daemon for model-assisted quality inspection over MQTT
+
+usage:
+  flashcheck run [--config FILE] [--<key> VALUE ...]   run the daemon (keys as in config, e.g. --mqtt-url, --rules-dir)
+  flashcheck rules check DIR                           validate a rules directory (file:line:col: message; exit 1 on errors)
+  flashcheck request TOPIC JSON [--url URL] [--timeout MS] [--mqtt311]
+                                                       send one request (MQTT 5 request/response) and print the response
+  flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
+  flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16]
+  flashcheck model check DIR                           run a golden case against the kernel
+  flashcheck model presets                             list model presets
+  flashcheck --version
+`
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv
+  switch (cmd) {
+    case 'run':
+      return (await import('./run.js')).run(argv.slice(1))
+    case 'config':
+      return (await import('./run.js')).printConfig(argv.slice(1))
+    case 'request':
+      return (await import('./request.js')).request(argv.slice(1))
+    case 'rules':
+      if (sub === 'check') return (await import('./rules-check.js')).rulesCheck(rest)
+      break
+    case 'model':
+      if (sub === 'init') return (await import('./model-init.js')).modelInit(rest)
+      if (sub === 'check') return (await import('./model-check.js')).modelCheck(rest)
+      if (sub === 'presets') return (await import('./model-init.js')).modelPresets(rest)
+      break
+    case '--version':
+    case 'version':
+      process.stdout.write(`${VERSION}\n`)
+      return 0
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE)
+      return cmd === undefined ? 2 : 0
+  }
+  process.stderr.write(`flashcheck: unknown command: ${argv.slice(0, 2).join(' ')}\n\n${USAGE}`)
+  return 2
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code },
+  (err: unknown) => {
+    process.stderr.write(`flashcheck: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`)
+    process.exitCode = 70
+  },
+)

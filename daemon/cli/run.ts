@@ -1,0 +1,77 @@
+// `flashcheck run`: the daemon in the foreground (systemd runs it this way). Exit codes: 0 after a clean
+// stop on SIGTERM/SIGINT, 1 when the rules are invalid at start, 2 for configuration errors.
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { createLogger } from '../log/logger.js'
+import { Daemon, RulesInvalidError } from '../service/daemon.js'
+
+/** Splits `--config FILE` from the key flags, then builds the config; prints one line and returns null on error. */
+export function configFromArgs(argv: string[]): Config | null {
+  const args: string[] = []
+  let file: string | undefined
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--config') {
+      file = argv[++i]
+      if (file === undefined) return fail('config error: --config needs a FILE')
+    } else if (a.startsWith('--config=')) {
+      file = a.slice('--config='.length)
+    } else {
+      args.push(a)
+    }
+  }
+  try {
+    return loadConfig({ file, defaultFile: DEFAULT_CONFIG_FILE, args })
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(e.message)
+    throw e
+  }
+}
+
+function fail(msg: string): null {
+  process.stderr.write(`flashcheck: ${msg}\n`)
+  return null
+}
+
+export async function printConfig(argv: string[]): Promise<number> {
+  const cfg = configFromArgs(argv)
+  if (!cfg) return 2
+  process.stdout.write(JSON.stringify(redactedConfig(cfg), null, 2) + '\n')
+  return 0
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const cfg = configFromArgs(argv)
+  if (!cfg) return 2
+  const log = createLogger(cfg.log.level)
+  log.info({ config: redactedConfig(cfg) }, 'starting flashcheck')
+  let daemon: Daemon
+  try {
+    daemon = new Daemon({ config: cfg, logger: log, handleSignals: true })
+    await daemon.start()
+  } catch (e) {
+    if (e instanceof RulesInvalidError) {
+      for (const err of e.errors) process.stderr.write(`${err.file}:${err.line}:${err.col}: ${err.message}\n`)
+      log.fatal({ errors: e.errors.length }, 'rules invalid; not starting')
+      log.flush()
+      return 1
+    }
+    if (e instanceof ConfigError) {
+      process.stderr.write(`flashcheck: ${e.message}\n`)
+      return 2
+    }
+    const err = e as NodeJS.ErrnoException
+    log.fatal({ err }, 'start failed')
+    log.flush()
+    process.stderr.write(`flashcheck: start failed: ${err.message}\n`)
+    return 1
+  }
+  return new Promise<number>((resolve) => {
+    const shutdown = (sig: string) => {
+      log.info({ signal: sig }, 'stopping')
+      daemon.stop().then(() => { log.flush(); resolve(0) }, (err: Error) => { log.error({ err }, 'stop failed'); resolve(1) })
+    }
+    process.once('SIGTERM', () => shutdown('SIGTERM'))
+    process.once('SIGINT', () => shutdown('SIGINT'))
+  })
+}

@@ -1,0 +1,105 @@
+// The daemon's configuration schema (convict). Every key can come from the config file, an environment
+// variable FLASHCHECK_<KEY_IN_CAPS_WITH_UNDERSCORES> or a CLI flag --<key-with-dashes>, in that precedence.
+import convict from 'convict'
+
+const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+convict.addFormat({
+  name: 'mqtt-url',
+  validate(value: unknown) {
+    if (value === 'embedded') return
+    if (typeof value !== 'string' || !/^(mqtts?|wss?|tcp|tls):\/\/[^\s]+$/.test(value)) {
+      throw new Error('must be "embedded" or an mqtt://, mqtts://, ws://, wss:// URL')
+    }
+  },
+})
+
+convict.addFormat({
+  name: 'optional-file',
+  validate(value: unknown) {
+    if (typeof value !== 'string') throw new Error('must be a file path string')
+  },
+})
+
+convict.addFormat({
+  name: 'mqtt-filter',
+  validate(value: unknown) {
+    if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty MQTT topic filter')
+    const levelsOf = value.split('/')
+    levelsOf.forEach((l, i) => {
+      if (l.includes('#') && (l !== '#' || i !== levelsOf.length - 1)) throw new Error('"#" only as the last level')
+      if (l.includes('+') && l !== '+') throw new Error('"+" must stand alone in a level')
+    })
+  },
+})
+
+function key(path: string): { env: string; arg: string } {
+  return { env: 'FLASHCHECK_' + path.replace(/\./g, '_').replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase(), arg: path.replace(/\./g, '-').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase() }
+}
+
+export const schemaDefinition = {
+  mqtt: {
+    url: { doc: 'Broker URL, or "embedded" for the in-process MQTT 3.1.1 broker (quickstart and tests).', format: 'mqtt-url', default: 'mqtt://127.0.0.1:1883', ...key('mqtt.url') },
+    embeddedPort: { doc: 'Port of the embedded broker (127.0.0.1 only).', format: 'port', default: 1883, ...key('mqtt.embeddedPort') },
+    protocolVersion: { doc: 'MQTT protocol: 5, or 4 (3.1.1). The embedded broker always uses 4.', format: [4, 5], default: 5, ...key('mqtt.protocolVersion') },
+    clientId: { doc: 'MQTT client id; empty = flashcheck-<node.id>.', format: String, default: '', ...key('mqtt.clientId') },
+    username: { doc: 'MQTT user name.', format: String, default: '', ...key('mqtt.username') },
+    passwordFile: { doc: 'File whose first line is the MQTT password (kept out of config and logs).', format: 'optional-file', default: '', ...key('mqtt.passwordFile') },
+    ca: { doc: 'CA certificate file (PEM) for TLS.', format: 'optional-file', default: '', ...key('mqtt.ca') },
+    cert: { doc: 'Client certificate file (PEM) for mutual TLS.', format: 'optional-file', default: '', ...key('mqtt.cert') },
+    key: { doc: 'Client private key file (PEM) for mutual TLS.', format: 'optional-file', default: '', sensitive: true, ...key('mqtt.key') },
+    qos: { doc: 'QoS of subscriptions and verdicts.', format: [0, 1, 2], default: 1, ...key('mqtt.qos') },
+    keepaliveS: { doc: 'MQTT keepalive in seconds.', format: 'nat', default: 30, ...key('mqtt.keepaliveS') },
+    reconnectMinMs: { doc: 'First reconnect delay; doubles per failed attempt.', format: 'nat', default: 250, ...key('mqtt.reconnectMinMs') },
+    reconnectMaxMs: { doc: 'Largest reconnect delay.', format: 'nat', default: 15000, ...key('mqtt.reconnectMaxMs') },
+    requestFilter: { doc: 'Catch-all filter for requests, so that requests for unknown inspections get an error verdict.', format: 'mqtt-filter', default: 'flashcheck/inspect/#', ...key('mqtt.requestFilter') },
+  },
+  rules: {
+    dir: { doc: 'Directory of rule files (*.yaml).', format: String, default: '/etc/flashcheck/rules', ...key('rules.dir') },
+    watch: { doc: 'Reload rules when files in rules.dir change (SIGHUP always reloads).', format: Boolean, default: true, ...key('rules.watch') },
+  },
+  budget: {
+    defaultMs: { doc: 'Latency budget of a rule that sets no budget_ms.', format: 'nat', default: 50, ...key('budget.defaultMs') },
+  },
+  limits: {
+    maxPayloadBytes: { doc: 'Largest request payload inspected; larger ones get a TOO_LARGE error verdict.', format: 'nat', default: 65536, ...key('limits.maxPayloadBytes') },
+    dedupeWindowS: { doc: 'How long a request correlation is remembered to answer QoS 1 redeliveries once.', format: 'nat', default: 60, ...key('limits.dedupeWindowS') },
+  },
+  metrics: {
+    port: { doc: 'Port of the Prometheus /metrics endpoint; 0 = off.', format: 'port', default: 0, ...key('metrics.port') },
+    host: { doc: 'Address the metrics endpoint binds to.', format: String, default: '127.0.0.1', ...key('metrics.host') },
+  },
+  log: {
+    level: { doc: 'Log level.', format: levels, default: 'info', ...key('log.level') },
+  },
+  node: {
+    id: { doc: 'Name of this gateway in topics and responses; empty = host name.', format: String, default: '', ...key('node.id') },
+  },
+}
+
+export type ConfigSchema = typeof schemaDefinition
+
+export interface Config {
+  mqtt: {
+    url: string
+    embeddedPort: number
+    protocolVersion: 4 | 5
+    clientId: string
+    username: string
+    passwordFile: string
+    ca: string
+    cert: string
+    key: string
+    qos: 0 | 1 | 2
+    keepaliveS: number
+    reconnectMinMs: number
+    reconnectMaxMs: number
+    requestFilter: string
+  }
+  rules: { dir: string; watch: boolean }
+  budget: { defaultMs: number }
+  limits: { maxPayloadBytes: number; dedupeWindowS: number }
+  metrics: { port: number; host: string }
+  log: { level: string }
+  node: { id: string }
+}

@@ -1,0 +1,25 @@
+// Prometheus metrics of the daemon. Buckets bracket the default 50 ms budget finely so that budget
+// breaches show up as their own bucket rather than inside a coarse one.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+export const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.045, 0.05, 0.055, 0.06, 0.075, 0.1, 0.25, 1]
+
+export class Metrics {
+  readonly registry = new Registry()
+  readonly requests = new Counter({ name: 'flashcheck_requests_total', help: 'Inspections answered, by inspection and verdict', labelNames: ['inspection', 'verdict'] as const, registers: [this.registry] })
+  readonly latency = new Histogram({ name: 'flashcheck_request_latency_seconds', help: 'Receive to publish latency of verdicts', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })
+  readonly errors = new Counter({ name: 'flashcheck_errors_total', help: 'Error verdicts and unanswerable requests, by code', labelNames: ['code'] as const, registers: [this.registry] })
+  readonly deadlineMissed = new Counter({ name: 'flashcheck_deadline_missed_total', help: 'Verdicts published after their budget', labelNames: ['inspection'] as const, registers: [this.registry] })
+  readonly duplicates = new Counter({ name: 'flashcheck_duplicate_requests_total', help: 'QoS 1 redeliveries answered already and dropped', registers: [this.registry] })
+  readonly noResponseTopic = new Counter({ name: 'flashcheck_requests_without_response_topic_total', help: 'Requests that named no response topic (logged, not answered)', registers: [this.registry] })
+  readonly reloads = new Counter({ name: 'flashcheck_rule_reloads_total', help: 'Rule set reloads, by result', labelNames: ['result'] as const, registers: [this.registry] })
+  readonly rulesActive = new Gauge({ name: 'flashcheck_rules_active', help: 'Rules in the active set', registers: [this.registry] })
+  readonly signalSamples = new Counter({ name: 'flashcheck_signal_messages_total', help: 'Messages received on signal topics', registers: [this.registry] })
+  readonly connected = new Gauge({ name: 'flashcheck_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] })
+  readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
+
+  constructor() {
+    // Includes nodejs_eventloop_lag_seconds and its percentiles.
+    collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })
+  }
+}

@@ -1,0 +1,44 @@
+// Turns the config into mqtt.js connect options: credentials and TLS material are read from files here so
+// that they never pass through config objects that get logged.
+import { readFileSync } from 'node:fs'
+import type { IClientOptions } from 'mqtt'
+import type { Config } from '../config/schema.js'
+import { ConfigError } from '../config/load.js'
+
+export function statusTopic(nodeId: string): string {
+  return `flashcheck/${nodeId}/status`
+}
+
+export function infoTopic(nodeId: string): string {
+  return `flashcheck/${nodeId}/info`
+}
+
+function readFileFor(keyName: string, path: string): Buffer {
+  try {
+    return readFileSync(path)
+  } catch (e) {
+    throw new ConfigError(`config error: ${keyName}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`)
+  }
+}
+
+export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptions {
+  const m = cfg.mqtt
+  const opts: IClientOptions = {
+    clientId: m.clientId,
+    protocolVersion,
+    clean: true,
+    keepalive: m.keepaliveS,
+    // Reconnects are scheduled by the daemon with exponential backoff; subscriptions are restored by it too.
+    reconnectPeriod: 0,
+    resubscribe: false,
+    connectTimeout: 10_000,
+    will: { topic: statusTopic(cfg.node.id), payload: Buffer.from('offline'), qos: 1, retain: true },
+  }
+  if (m.username) opts.username = m.username
+  if (m.passwordFile) opts.password = readFileFor('mqtt.passwordFile', m.passwordFile).toString('utf8').split(/\r?\n/)[0]
+  if (m.ca) opts.ca = readFileFor('mqtt.ca', m.ca)
+  if (m.cert) opts.cert = readFileFor('mqtt.cert', m.cert)
+  if (m.key) opts.key = readFileFor('mqtt.key', m.key)
+  if ((m.cert && !m.key) || (m.key && !m.cert)) throw new ConfigError('config error: mqtt.cert and mqtt.key must be set together')
+  return opts
+}

@@ -1,0 +1,109 @@
+// Contract between the rule engine (daemon/rules, daemon/signals) and the MQTT service (daemon/service).
+// The service only sees these types; everything about YAML, CEL and windows stays behind them.
+
+/** One problem in a rule file, located for `file:line:col: message` output (1-based line and column). */
+export interface RuleError {
+  file: string
+  line: number
+  col: number
+  message: string
+}
+
+/** Error codes a verdict of ERROR can carry; the service adds the transport-level ones. */
+export type ErrorCode =
+  | 'BAD_JSON' // payload is not JSON
+  | 'NOT_OBJECT' // payload JSON is not an object
+  | 'TOO_LARGE' // payload over limits.maxPayloadBytes
+  | 'UNKNOWN_INSPECTION' // no rule serves this topic
+  | 'MISSING_INPUT' // a declared input is absent and has no default
+  | 'BAD_INPUT' // a declared input has the wrong type
+  | 'EVAL_ERROR' // a check expression failed at run time
+  | 'INTERNAL' // a bug: logged with a stack
+
+export interface VerdictError {
+  code: ErrorCode
+  message: string
+}
+
+export interface CheckResult {
+  id: string
+  ok: boolean
+  on_fail: string
+  /** Rendered reason, present only when the check failed. */
+  reason?: string
+  /** The identifiers (inputs, signal summaries) the expression read, with their values. */
+  values: Record<string, unknown>
+}
+
+export interface InspectionResult {
+  inspection: string
+  verdict: string // a label of the rule's `verdicts`, or 'ERROR'
+  checks: CheckResult[]
+  inputs: Record<string, unknown>
+  error?: VerdictError
+}
+
+/** What a request or trigger message brings to evaluation. */
+export interface InspectionRequest {
+  topic: string
+  /** Named topic levels bound by the rule's topic filter, e.g. {station: 'st3'}. */
+  params: Record<string, string>
+  /** Parsed JSON payload (already checked to be an object by the service). */
+  payload: Record<string, unknown>
+  /** Receive time, epoch ms; signal functions are relative to it. */
+  now: number
+}
+
+export interface CompiledRule {
+  id: string
+  file: string
+  mode: 'request' | 'stream'
+  /** The rule's topic as written, e.g. flashcheck/inspect/{station}/torque (request or trigger). */
+  topic: string
+  /** MQTT subscription filter: {name} → +. */
+  filter: string
+  /** stream mode: topic template to publish verdicts to. */
+  publish?: string
+  budgetMs: number
+  verdicts: string[]
+  /** Match a concrete topic; null when it does not match, else the bound names. */
+  match(topic: string): Record<string, string> | null
+  evaluate(req: InspectionRequest, signals: SignalReader): InspectionResult
+}
+
+/** Read side of the live signal store used by rule evaluation. */
+export interface SignalReader {
+  /** Samples of one concrete topic within [now - windowMs, now], oldest first. */
+  samples(topic: string): SignalSamples | undefined
+}
+
+export interface SignalSamples {
+  /** Parallel arrays of receive time (epoch ms) and value, oldest first; only the first `length` entries are valid. */
+  readonly times: ArrayLike<number>
+  readonly values: ArrayLike<number>
+  readonly length: number
+}
+
+/** A signal subscription the service must make for the active rule set. */
+export interface SignalSpec {
+  /** MQTT filter, e.g. plant/+/spindle/vibration */
+  filter: string
+  /** Longest history any rule wants for topics matching this filter. */
+  keepMs: number
+  /** Extract the numeric value from a message payload; undefined when the message carries none. */
+  extract(topic: string, payload: Buffer): number | undefined
+}
+
+export interface RuleSet {
+  /** Content hash of the whole set (sha256 hex, first 12 chars), reported as rules_rev. */
+  rev: string
+  dir: string
+  rules: CompiledRule[]
+  signals: SignalSpec[]
+  /** First request-mode rule whose filter matches the topic. */
+  matchRequest(topic: string): { rule: CompiledRule; params: Record<string, string> } | null
+  /** All stream-mode rules whose trigger matches the topic. */
+  matchTrigger(topic: string): { rule: CompiledRule; params: Record<string, string> }[]
+}
+
+export type LoadResult = { ok: true; set: RuleSet } | { ok: false; errors: RuleError[] }

@@ -1,0 +1,377 @@
+// The long-running service: one MQTT connection, the active rule set, live signal windows, and the
+// request → verdict → response path. Everything on the hot path is synchronous and allocation-light.
+import { EventEmitter } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import type { Server } from 'node:http'
+import mqtt, { type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt'
+import type { Config } from '../config/schema.js'
+import type { Logger } from '../log/logger.js'
+import { Metrics } from '../metrics/metrics.js'
+import { startMetricsServer } from '../metrics/server.js'
+import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
+import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
+import { setNoDelay } from '../mqtt/nodelay.js'
+import { loadRuleDir } from '../rules/load.js'
+import { renderTopic } from '../rules/topic.js'
+import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, RuleSet } from '../rules/types.js'
+import { SignalStore } from '../signals/store.js'
+import { Dedupe } from './dedupe.js'
+import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
+import { RuleReloader } from './reloader.js'
+import { errorResult, ms, type Response } from './response.js'
+import { compileFilter, desiredFilters } from './subscriptions.js'
+import { VERSION } from '../version.js'
+
+export class RulesInvalidError extends Error {
+  constructor(readonly errors: RuleError[]) {
+    super(`rules invalid: ${errors.length} error(s)`)
+  }
+}
+
+export interface DaemonOptions {
+  config: Config
+  logger: Logger
+  metrics?: Metrics
+  /** Install a SIGHUP handler that reloads the rules (the CLI does; tests call reload()). */
+  handleSignals?: boolean
+}
+
+type Outcome = Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'>
+
+export class Daemon extends EventEmitter {
+  readonly metrics: Metrics
+  private readonly cfg: Config
+  private readonly log: Logger
+  private rules?: RuleSet
+  private readonly signals = new SignalStore()
+  private readonly dedupe: Dedupe
+  private readonly isRequestTopic: (topic: string) => boolean
+  private client?: MqttClient
+  private broker?: EmbeddedBroker
+  private metricsServer?: Server
+  private reloader?: RuleReloader
+  private subscribed = new Set<string>()
+  private protocolVersion: 4 | 5
+  private backoffMs: number
+  private reconnectTimer?: NodeJS.Timeout
+  private stopping = false
+  private readonly startedAt = new Date().toISOString()
+  private readonly onHup = () => void this.reload('SIGHUP')
+  private readonly logLimiter = new Map<string, { windowStart: number; count: number; suppressed: number }>()
+
+  constructor(opts: DaemonOptions) {
+    super()
+    this.cfg = opts.config
+    this.log = opts.logger
+    this.metrics = opts.metrics ?? new Metrics()
+    this.dedupe = new Dedupe(this.cfg.limits.dedupeWindowS * 1000)
+    this.isRequestTopic = compileFilter(this.cfg.mqtt.requestFilter)
+    this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
+    this.backoffMs = this.cfg.mqtt.reconnectMinMs
+    if (opts.handleSignals) process.on('SIGHUP', this.onHup)
+  }
+
+  get rulesRev(): string | undefined {
+    return this.rules?.rev
+  }
+
+  get brokerPort(): number | undefined {
+    return this.broker?.port
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false
+  }
+
+  /** Loads the rules (refusing to start on any error), then connects; connection failures are retried forever. */
+  async start(): Promise<void> {
+    const res = await loadRuleDir(this.cfg.rules.dir, { defaultBudgetMs: this.cfg.budget.defaultMs })
+    if (!res.ok) throw new RulesInvalidError(res.errors)
+    this.activate(res.set)
+    this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
+
+    this.reloader = new RuleReloader(this.cfg.rules.dir, this.cfg.budget.defaultMs, (r, reason) => this.onReload(r, reason))
+    if (this.cfg.rules.watch) this.reloader.watch()
+
+    if (this.cfg.metrics.port > 0) {
+      this.metricsServer = await startMetricsServer(this.metrics, this.cfg.metrics.host, this.cfg.metrics.port, () => ({
+        ok: this.connected,
+        detail: { connected: this.connected, rules_rev: this.rules?.rev ?? null, node: this.cfg.node.id },
+      }))
+      this.log.info({ host: this.cfg.metrics.host, port: this.cfg.metrics.port }, 'metrics endpoint listening')
+    }
+
+    let url = this.cfg.mqtt.url
+    if (url === 'embedded') {
+      this.broker = await startEmbeddedBroker(this.cfg.mqtt.embeddedPort)
+      url = `mqtt://127.0.0.1:${this.broker.port}`
+      this.log.info({ port: this.broker.port }, 'embedded MQTT 3.1.1 broker listening on 127.0.0.1')
+    }
+    this.connect(url)
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    process.off('SIGHUP', this.onHup)
+    clearTimeout(this.reconnectTimer)
+    this.reloader?.close()
+    const client = this.client
+    if (client) {
+      if (client.connected) {
+        await new Promise<void>((resolve) => client.publish(statusTopic(this.cfg.node.id), 'offline', { qos: 1, retain: true }, () => resolve()))
+      }
+      await client.endAsync(!client.connected)
+    }
+    if (this.metricsServer) await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
+    if (this.broker) await this.broker.close()
+    this.log.info('stopped')
+  }
+
+  /** Reloads the rule directory; resolves true when a new set became active. */
+  async reload(reason = 'request'): Promise<boolean> {
+    const before = this.rules
+    await this.reloader?.reload(reason)
+    return this.rules !== before
+  }
+
+  private onReload(res: LoadResult, reason: string): void {
+    if (!res.ok) {
+      this.metrics.reloads.inc({ result: 'rejected' })
+      for (const e of res.errors) this.log.error({ reason }, `rule reload rejected: ${e.file}:${e.line}:${e.col}: ${e.message}`)
+      this.log.warn({ reason, errors: res.errors.length, rules_rev: this.rules?.rev }, 'rule reload rejected; the previous rule set keeps serving')
+      this.emit('reload-failed', res.errors)
+      return
+    }
+    if (res.set.rev === this.rules?.rev) {
+      this.metrics.reloads.inc({ result: 'unchanged' })
+      this.emit('reloaded', res.set.rev)
+      return
+    }
+    this.activate(res.set)
+    this.metrics.reloads.inc({ result: 'applied' })
+    this.log.info({ reason, rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id) }, 'rules reloaded')
+    this.syncSubscriptions()
+    this.publishInfo()
+    this.emit('reloaded', res.set.rev)
+  }
+
+  /** Swaps the whole set in one assignment: a message handled before it uses the old set, after it the new. */
+  private activate(set: RuleSet): void {
+    this.signals.configure(set.signals)
+    this.rules = set
+    this.metrics.rulesActive.set(set.rules.length)
+  }
+
+  private connect(url: string): void {
+    const client = mqtt.connect(url, clientOptions(this.cfg, this.protocolVersion))
+    this.client = client
+    client.on('connect', () => {
+      setNoDelay(client)
+      this.backoffMs = this.cfg.mqtt.reconnectMinMs
+      this.metrics.connected.set(1)
+      this.subscribed.clear()
+      this.syncSubscriptions()
+      client.publish(statusTopic(this.cfg.node.id), 'online', { qos: 1, retain: true })
+      this.publishInfo()
+      this.log.info({ url: redactUrl(url), protocol: this.protocolVersion }, 'connected to broker')
+      this.emit('connected')
+    })
+    client.on('close', () => {
+      this.metrics.connected.set(0)
+      if (this.stopping) return
+      clearTimeout(this.reconnectTimer)
+      const delay = this.backoffMs
+      this.backoffMs = Math.min(this.backoffMs * 2, this.cfg.mqtt.reconnectMaxMs)
+      this.log.warn({ retry_in_ms: delay }, 'broker connection closed; reconnecting')
+      this.emit('disconnected')
+      this.reconnectTimer = setTimeout(() => {
+        if (this.stopping) return
+        this.metrics.reconnects.inc()
+        client.reconnect()
+      }, delay)
+    })
+    client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'))
+    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet))
+  }
+
+  private syncSubscriptions(): void {
+    const client = this.client
+    if (!client?.connected) return
+    const want = new Set(desiredFilters(this.rules, this.cfg.mqtt.requestFilter))
+    const add = [...want].filter((f) => !this.subscribed.has(f))
+    const drop = [...this.subscribed].filter((f) => !want.has(f))
+    if (add.length) {
+      const opts = this.protocolVersion === 5 ? { qos: this.cfg.mqtt.qos, nl: true } : { qos: this.cfg.mqtt.qos }
+      client.subscribe(add, opts, (err) => {
+        if (err) this.log.error({ err: err.message, filters: add }, 'subscribe failed')
+        else this.log.debug({ filters: add }, 'subscribed')
+      })
+    }
+    if (drop.length) client.unsubscribe(drop)
+    this.subscribed = want
+  }
+
+  private publishInfo(): void {
+    if (!this.client?.connected || !this.rules) return
+    const info = {
+      node: this.cfg.node.id,
+      version: VERSION,
+      rules_rev: this.rules.rev,
+      rules: this.rules.rules.map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs })),
+      started_at: this.startedAt,
+      pid: process.pid,
+    }
+    this.client.publish(infoTopic(this.cfg.node.id), JSON.stringify(info), { qos: 1, retain: true })
+  }
+
+  private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
+    const t0 = performance.now()
+    const now = Date.now()
+    const set = this.rules! // the set this message is handled with, whatever reloads happen meanwhile
+    try {
+      const req = set.matchRequest(topic)
+      if (req || this.isRequestTopic(topic)) {
+        this.handleRequest(set, req, topic, payload, packet, t0, now)
+        return
+      }
+      if (this.signals.ingest(topic, payload, now)) this.metrics.signalSamples.inc()
+      const triggers = set.matchTrigger(topic)
+      for (const m of triggers) this.handleStream(set, m.rule, m.params, topic, payload, t0, now)
+    } catch (err) {
+      this.log.error({ err, topic }, 'internal error while handling a message')
+      this.metrics.errors.inc({ code: 'INTERNAL' })
+    }
+  }
+
+  private handleRequest(
+    set: RuleSet,
+    match: { rule: CompiledRule; params: Record<string, string> } | null,
+    topic: string,
+    payload: Buffer,
+    packet: IPublishPacket,
+    t0: number,
+    now: number,
+  ): void {
+    const env = envelopeFromPacket(packet)
+    const rule = match?.rule
+    const inspection = rule?.id ?? null
+    let outcome: Outcome
+    if (payload.length > this.cfg.limits.maxPayloadBytes) {
+      outcome = errorResult(inspection, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` })
+    } else {
+      let body: unknown
+      let parsed = true
+      try {
+        body = JSON.parse(payload.toString('utf8'))
+      } catch (e) {
+        parsed = false
+        outcome = errorResult(inspection, { code: 'BAD_JSON', message: `payload is not JSON: ${(e as Error).message}` })
+      }
+      if (parsed) {
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+          outcome = errorResult(inspection, { code: 'NOT_OBJECT', message: `payload must be a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` })
+        } else {
+          const obj = body as Record<string, unknown>
+          addPayloadEnvelope(env, obj)
+          if (!this.answerable(env, topic)) return
+          const key = dedupeKey(env)
+          if (key !== undefined && this.dedupe.check(key, payload, now)) {
+            this.metrics.duplicates.inc()
+            this.log.debug({ topic }, 'duplicate request dropped')
+            return
+          }
+          if (!match) {
+            outcome = errorResult(null, { code: 'UNKNOWN_INSPECTION', message: `no inspection is served on topic ${topic}` })
+          } else {
+            outcome = this.evaluate(match.rule, { topic, params: match.params, payload: obj, now })
+          }
+        }
+      }
+    }
+    if (!this.answerable(env, topic)) return
+    this.respond(set, rule, env, env.replyTo!, outcome!, t0, now)
+  }
+
+  private answerable(env: Envelope, topic: string): boolean {
+    if (env.replyTo !== undefined && validReplyTopic(env.replyTo)) return true
+    this.metrics.noResponseTopic.inc()
+    this.metrics.errors.inc({ code: 'NO_RESPONSE_TOPIC' })
+    this.limitedLog('NO_RESPONSE_TOPIC', { topic, reply_to: env.replyTo }, 'request has no usable response topic (MQTT 5 responseTopic or reply_to); not answered')
+    return false
+  }
+
+  private handleStream(set: RuleSet, rule: CompiledRule, params: Record<string, string>, topic: string, payload: Buffer, t0: number, now: number): void {
+    const out = renderTopic(rule.publish!, params)
+    let outcome: Outcome
+    if (payload.length > this.cfg.limits.maxPayloadBytes) {
+      outcome = errorResult(rule.id, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` })
+    } else {
+      let body: unknown
+      try {
+        body = JSON.parse(payload.toString('utf8'))
+      } catch (e) {
+        body = undefined
+        outcome = errorResult(rule.id, { code: 'BAD_JSON', message: `payload is not JSON: ${(e as Error).message}` })
+      }
+      if (body !== undefined) {
+        if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+          // A bare value on a trigger topic is offered to rules as {value: x}, the usual sensor convention.
+          body = { value: body }
+        }
+        outcome = this.evaluate(rule, { topic, params, payload: body as Record<string, unknown>, now })
+      }
+    }
+    this.respond(set, rule, {}, out, { ...outcome!, trigger_topic: topic }, t0, now)
+  }
+
+  private evaluate(rule: CompiledRule, req: { topic: string; params: Record<string, string>; payload: Record<string, unknown>; now: number }): Outcome {
+    const r: InspectionResult = rule.evaluate(req, this.signals)
+    return r
+  }
+
+  private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number): void {
+    let deadline = now + (rule?.budgetMs ?? this.cfg.budget.defaultMs)
+    if (env.deadlineMs !== undefined && env.deadlineMs < deadline) deadline = env.deadlineMs
+    const latency = performance.now() - t0
+    const res: Response = {
+      ...outcome,
+      latency_ms: ms(latency),
+      deadline_missed: now + latency > deadline,
+      rules_rev: set.rev,
+      node: this.cfg.node.id,
+    }
+    if (env.correlationId !== undefined) res.correlation_id = env.correlationId
+    const opts: IClientPublishOptions = { qos: this.cfg.mqtt.qos }
+    if (this.protocolVersion === 5) {
+      opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
+    }
+    this.client!.publish(to, JSON.stringify(res), opts)
+    const inspection = res.inspection ?? '(unknown)'
+    this.metrics.requests.inc({ inspection, verdict: res.verdict })
+    this.metrics.latency.observe({ inspection }, latency / 1000)
+    if (res.deadline_missed) this.metrics.deadlineMissed.inc({ inspection })
+    if (res.error) {
+      this.metrics.errors.inc({ code: res.error.code })
+      this.limitedLog(res.error.code, { inspection, code: res.error.code, to }, res.error.message)
+    } else if (this.log.isLevelEnabled('debug')) {
+      this.log.debug({ inspection, verdict: res.verdict, latency_ms: res.latency_ms }, 'verdict')
+    }
+  }
+
+  /** At most 10 lines per second per error code, so a misbehaving client cannot flood the journal. */
+  private limitedLog(code: ErrorCode | 'NO_RESPONSE_TOPIC', obj: Record<string, unknown>, msg: string): void {
+    const now = Date.now()
+    let s = this.logLimiter.get(code)
+    if (!s || now - s.windowStart >= 1000) {
+      if (s?.suppressed) this.log.warn({ code, suppressed: s.suppressed }, 'similar log lines suppressed')
+      s = { windowStart: now, count: 0, suppressed: 0 }
+      this.logLimiter.set(code, s)
+    }
+    if (++s.count <= 10) this.log.warn(obj, msg)
+    else s.suppressed++
+  }
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@')
+}

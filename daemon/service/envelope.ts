@@ -1,0 +1,47 @@
+// Where a request wants its answer: MQTT 5 properties (response topic, correlation data, deadline-ms user
+// property) or, for MQTT 3.1.1 clients, `reply_to` / `correlation_id` fields inside the JSON payload.
+import type { IPublishPacket } from 'mqtt'
+
+export interface Envelope {
+  replyTo?: string
+  /** MQTT 5 correlation data, echoed verbatim. */
+  correlationData?: Buffer
+  /** MQTT 3.1.1 convention, echoed in the response JSON. */
+  correlationId?: string
+  /** Absolute deadline (epoch ms) from the `deadline-ms` user property. */
+  deadlineMs?: number
+}
+
+export function envelopeFromPacket(packet: IPublishPacket): Envelope {
+  const p = packet.properties
+  const env: Envelope = {}
+  if (!p) return env
+  if (typeof p.responseTopic === 'string' && p.responseTopic !== '') env.replyTo = p.responseTopic
+  if (p.correlationData !== undefined) env.correlationData = Buffer.from(p.correlationData)
+  const d = p.userProperties?.['deadline-ms']
+  const raw = Array.isArray(d) ? d[0] : d
+  if (raw !== undefined) {
+    const n = Number(raw)
+    if (Number.isFinite(n) && n > 0) env.deadlineMs = n
+  }
+  return env
+}
+
+/** Fills in the 3.1.1 convention from the parsed payload where the properties gave nothing. */
+export function addPayloadEnvelope(env: Envelope, payload: Record<string, unknown>): void {
+  if (env.replyTo === undefined && typeof payload.reply_to === 'string' && payload.reply_to !== '') env.replyTo = payload.reply_to
+  const cid = payload.correlation_id
+  if (typeof cid === 'string' || typeof cid === 'number') env.correlationId = String(cid)
+}
+
+export function dedupeKey(env: Envelope): string | undefined {
+  if (!env.replyTo) return undefined
+  if (env.correlationData) return `${env.replyTo}\u0000d${env.correlationData.toString('base64')}`
+  if (env.correlationId !== undefined) return `${env.replyTo}\u0000i${env.correlationId}`
+  return undefined
+}
+
+/** A reply topic must be a plain topic (no wildcards) to be publishable. */
+export function validReplyTopic(t: string): boolean {
+  return t.length > 0 && t.length < 65536 && !t.includes('+') && !t.includes('#') && !t.includes('\u0000')
+}

@@ -1,0 +1,26 @@
+// The JSON a requester gets back. One shape for verdicts and errors so clients parse a single schema.
+import type { InspectionResult, VerdictError } from '../rules/types.js'
+
+export interface Response {
+  inspection: string | null
+  verdict: string
+  checks: InspectionResult['checks']
+  inputs: InspectionResult['inputs']
+  latency_ms: number
+  deadline_missed: boolean
+  rules_rev: string | null
+  node: string
+  correlation_id?: string
+  error?: VerdictError
+  /** Streaming mode: the topic whose message was inspected. */
+  trigger_topic?: string
+}
+
+export function errorResult(inspection: string | null, error: VerdictError): Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'> {
+  return { inspection, verdict: 'ERROR', checks: [], inputs: {}, error }
+}
+
+/** Rounds to microseconds: enough resolution, short JSON. */
+export function ms(x: number): number {
+  return Math.round(x * 1000) / 1000
+}

@@ -1,0 +1,87 @@
+// Starts a real mosquitto on a free loopback port for one test file, and can stop/restart it on the same
+// port to exercise reconnects. The broker is the system's `mosquitto` binary (the test command installs it).
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer()
+    s.once('error', reject)
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address()
+      const port = typeof a === 'object' && a ? a.port : 0
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const sock = connect(port, '127.0.0.1')
+      sock.once('connect', () => { sock.destroy(); resolve(true) })
+      sock.once('error', () => resolve(false))
+    })
+    if (ok) return
+    if (Date.now() > end) throw new Error(`mosquitto did not listen on ${port} within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+export class Mosquitto {
+  private proc?: ChildProcess
+  private readonly dir = mkdtempSync(join(tmpdir(), 'flashcheck-mosq-'))
+  output = ''
+
+  private constructor(readonly port: number) {}
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`
+  }
+
+  static async start(port?: number): Promise<Mosquitto> {
+    const m = new Mosquitto(port ?? (await freePort()))
+    await m.startProcess()
+    return m
+  }
+
+  async startProcess(): Promise<void> {
+    const conf = join(this.dir, 'mosquitto.conf')
+    writeFileSync(conf, [
+      `listener ${this.port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'set_tcp_nodelay true',
+      'max_queued_messages 100000',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      '',
+    ].join('\n'))
+    const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    proc.stdout!.on('data', (d) => { this.output += String(d) })
+    proc.stderr!.on('data', (d) => { this.output += String(d) })
+    this.proc = proc
+    const exited = new Promise<never>((_, reject) => proc.once('exit', (code) => reject(new Error(`mosquitto exited with ${code}: ${this.output}`))))
+    await Promise.race([waitForPort(this.port, 10_000), exited])
+  }
+
+  async stopProcess(): Promise<void> {
+    const p = this.proc
+    if (!p || p.exitCode !== null) return
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve())
+      p.kill('SIGTERM')
+    })
+    this.proc = undefined
+  }
+
+  async stop(): Promise<void> {
+    await this.stopProcess()
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+}
