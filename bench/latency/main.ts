@@ -1,0 +1,104 @@
+// bench/latency: request → verdict round trips through a real mosquitto, the daemon against a trivial echo
+// responder measured in the same run, alternating rounds so that machine noise hits both alike.
+//   node dist/bench/latency/main.js [--rate 2000] [--seconds 5] [--rounds 4] [--clients 8] [--warmup 2]
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import mqtt from 'mqtt'
+import { Mosquitto } from '../../test/helpers/mosquitto.js'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
+import { LoadGen, type LoadResult } from './load.js'
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '4' },
+    clients: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    rules: { type: 'string', default: join(PACKAGE_ROOT, 'rules', 'examples') },
+  },
+})
+const rate = Number(values.rate)
+const seconds = Number(values.seconds)
+const rounds = Number(values.rounds)
+const nClients = Number(values.clients)
+const warmup = Number(values.warmup)
+
+const REQUEST_TOPIC = 'flashcheck/inspect/st1/torque'
+const ECHO_TOPIC = 'bench/echo/st1/torque'
+const PAYLOAD = JSON.stringify({ torque_nm: 11.2, angle_deg: 720, serial: 'SN-0001' })
+
+async function startEcho(url: string): Promise<ChildProcess> {
+  const p = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'latency', 'echo.js'), [url], { stdio: 'inherit' })
+  await new Promise<void>((resolve, reject) => {
+    p.once('message', () => resolve())
+    p.once('exit', (c) => reject(new Error(`echo exited ${c}`)))
+  })
+  return p
+}
+
+async function startDaemon(url: string): Promise<ChildProcess> {
+  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
+  await watcher.subscribeAsync('flashcheck/bench/status')
+  const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
+  const p = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], { stdio: ['ignore', 'inherit', 'inherit'] })
+  await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
+  await watcher.endAsync()
+  return p
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+const f = (x: number) => x.toFixed(3)
+
+async function main(): Promise<void> {
+  const broker = await Mosquitto.start()
+  const echo = await startEcho(broker.url)
+  const daemon = await startDaemon(broker.url)
+  // Live vibration samples so the example rule's signal window is realistic (50 Hz).
+  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
+  const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
+  const load = await LoadGen.connect(broker.url, nClients)
+  try {
+    console.log(`bench/latency: ${rate} req/s, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s after ${warmup} s warm-up each`)
+    await load.run(ECHO_TOPIC, PAYLOAD, rate, warmup)
+    await load.run(REQUEST_TOPIC, PAYLOAD, rate, warmup)
+    const res: { echo: LoadResult[]; daemon: LoadResult[] } = { echo: [], daemon: [] }
+    for (let r = 0; r < rounds; r++) {
+      for (const which of (r % 2 ? ['daemon', 'echo'] : ['echo', 'daemon']) as ('echo' | 'daemon')[]) {
+        const x = await load.run(which === 'echo' ? ECHO_TOPIC : REQUEST_TOPIC, PAYLOAD, rate, seconds)
+        res[which].push(x)
+        console.log(`round ${r + 1} ${which.padEnd(6)} sent ${x.sent} recv ${x.received}  p50 ${f(x.p50)} ms  p99 ${f(x.p99)} ms  max ${f(x.max)} ms`)
+      }
+    }
+    const agg = (xs: LoadResult[]) => ({ p50: median(xs.map((x) => x.p50)), p99: median(xs.map((x) => x.p99)), max: Math.max(...xs.map((x) => x.max)), lost: xs.reduce((a, x) => a + x.sent - x.received, 0) })
+    const e = agg(res.echo)
+    const d = agg(res.daemon)
+    console.log('')
+    console.log('| responder | p50 ms | p99 ms | max ms | lost |')
+    console.log('|---|---|---|---|---|')
+    console.log(`| echo (baseline) | ${f(e.p50)} | ${f(e.p99)} | ${f(e.max)} | ${e.lost} |`)
+    console.log(`| flashcheck daemon | ${f(d.p50)} | ${f(d.p99)} | ${f(d.max)} | ${d.lost} |`)
+    console.log('')
+    console.log(`p99 ratio daemon/echo: ${(d.p99 / e.p99).toFixed(2)}x (goal <= 1.5x)`)
+    console.log(`p50 daemon - echo: ${f(d.p50 - e.p50)} ms (goal <= 0.300 ms)`)
+    console.log('(medians over rounds of the per-round p50 and p99; max over all rounds)')
+  } finally {
+    clearInterval(feed)
+    await load.close()
+    await sensor.endAsync()
+    daemon.kill('SIGTERM')
+    echo.kill('SIGTERM')
+    await Promise.all([daemon, echo].map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))))
+    await broker.stop()
+  }
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine with Node 20: installs what the tests need (mosquitto via
+# apt-get when missing), installs dependencies and builds (npm ci: TypeScript and the native addon), then
+# runs every tap test and prints one closing summary line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$PATH:/usr/sbin:/sbin"
+if ! command -v mosquitto >/dev/null 2>&1; then
+  echo "== installing mosquitto (apt-get)"
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+fi
+
+echo "== npm ci (builds the TypeScript and the native kernel)"
+npm ci --no-audit --no-fund
+
+echo "== tests"
+out="$(mktemp)"
+trap 'rm -f "$out"' EXIT
+set +e
+npx tap -R tap "$@" 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+summary="$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)"
+total="$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")"
+pass="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
+fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"
+skip="$(sed -nE 's/.*skip: ([0-9]+).*/\1/p' <<<"$summary")"
+todo="$(sed -nE 's/.*todo: ([0-9]+).*/\1/p' <<<"$summary")"
+[ -n "$total" ] || { echo "no test summary found"; exit 1; }
+failed=$(( ${fail:-0} ))
+[ "$rc" = 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "tests: ${pass:-0} passed, ${failed} failed, $(( ${skip:-0} + ${todo:-0} )) skipped"
+exit "$rc"
