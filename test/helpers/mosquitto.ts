@@ -1,7 +1,7 @@
 // Starts a real mosquitto on a free loopback port for one test file, and can stop/restart it on the same
 // port to exercise reconnects. The broker is the system's `mosquitto` binary (the test command installs it).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -62,7 +62,7 @@ export class Mosquitto {
       'log_type warning',
       '',
     ].join('\n'))
-    const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(mosquittoBinary(), ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
     proc.stdout!.on('data', (d) => { this.output += String(d) })
     proc.stderr!.on('data', (d) => { this.output += String(d) })
     this.proc = proc
@@ -84,4 +84,12 @@ export class Mosquitto {
     await this.stopProcess()
     rmSync(this.dir, { recursive: true, force: true })
   }
+}
+
+/** Debian installs the broker in /usr/sbin, which a non-login PATH may lack. */
+function mosquittoBinary(): string {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/local/sbin'])) {
+    if (dir && existsSync(join(dir, 'mosquitto'))) return join(dir, 'mosquitto')
+  }
+  return 'mosquitto'
 }
