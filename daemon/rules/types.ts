@@ -29,8 +29,10 @@ export interface CheckResult {
   id: string
   ok: boolean
   on_fail: string
-  /** Rendered reason, present only when the check failed. */
+  /** Rendered reason, present only when the check failed and the rule gives one. */
   reason?: string
+  /** Present when the expression could not be evaluated (the verdict is then ERROR / EVAL_ERROR). */
+  error?: string
   /** The identifiers (inputs, signal summaries) the expression read, with their values. */
   values: Record<string, unknown>
 }
@@ -62,8 +64,10 @@ export interface CompiledRule {
   topic: string
   /** MQTT subscription filter: {name} → +. */
   filter: string
-  /** stream mode: topic template to publish verdicts to. */
+  /** stream mode: topic template to publish verdicts to, as written. */
   publish?: string
+  /** stream mode: the publish topic with the trigger's bound names filled in. */
+  publishTopic?(params: Record<string, string>): string
   budgetMs: number
   verdicts: string[]
   /** Match a concrete topic; null when it does not match, else the bound names. */
@@ -73,25 +77,39 @@ export interface CompiledRule {
 
 /** Read side of the live signal store used by rule evaluation. */
 export interface SignalReader {
-  /** Samples of one concrete topic within [now - windowMs, now], oldest first. */
-  samples(topic: string): SignalSamples | undefined
+  /** History of signal spec `key` (SignalSpec.key) on one concrete topic; undefined when nothing was kept. */
+  series(key: string, topic: string): SignalSeries | undefined
 }
 
-export interface SignalSamples {
-  /** Parallel arrays of receive time (epoch ms) and value, oldest first; only the first `length` entries are valid. */
-  readonly times: ArrayLike<number>
-  readonly values: ArrayLike<number>
-  readonly length: number
+/**
+ * Window queries over one kept history. A window is the samples with from <= time <= to (epoch ms).
+ * All queries are O(log n).
+ */
+export interface SignalSeries {
+  count(from: number, to: number): number
+  /** NaN when the window is empty. */
+  mean(from: number, to: number): number
+  min(from: number, to: number): number
+  max(from: number, to: number): number
+  /** Least-squares slope in value units per second; NaN with fewer than two samples at distinct times. */
+  slopePerSecond(from: number, to: number): number
+  /** Time and value of the newest sample in the window; NaN when the window is empty. */
+  lastTime(from: number, to: number): number
+  lastValue(from: number, to: number): number
 }
 
 /** A signal subscription the service must make for the active rule set. */
 export interface SignalSpec {
+  /** Identity of the kept history: filter + value path. Rules using the same topic and path share it. */
+  key: string
   /** MQTT filter, e.g. plant/+/spindle/vibration */
   filter: string
+  /** The value path as written: `payload` or `payload.a.b`. */
+  value: string
   /** Longest history any rule wants for topics matching this filter. */
   keepMs: number
-  /** Extract the numeric value from a message payload; undefined when the message carries none. */
-  extract(topic: string, payload: Buffer): number | undefined
+  /** Extract the numeric value from a parsed JSON payload; undefined when the message carries none. */
+  extract(payload: unknown): number | undefined
 }
 
 export interface RuleSet {

@@ -1,0 +1,114 @@
+// Loads a rules directory as a whole: either every file is valid and a complete RuleSet comes back, or
+// every error of every file does. Pure apart from reading the files; swapping sets is the caller's job.
+import { readdir, readFile } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import type { LoadResult, RuleError, SignalSpec } from './types.js'
+import { parseRuleFile, type RuleDoc } from './validate.js'
+import { compileRule, signalKey } from './compile.js'
+import { resolvePath } from './path.js'
+import { RuleSetImpl } from './ruleset.js'
+import type { RuleImpl } from './rule.js'
+
+export const RULE_FILE = /\.ya?ml$/i
+
+export async function loadRuleDir(dir: string, opts: { defaultBudgetMs: number }): Promise<LoadResult> {
+  let names: string[]
+  try {
+    const ents = await readdir(dir, { withFileTypes: true })
+    names = ents.filter((e) => (e.isFile() || e.isSymbolicLink()) && RULE_FILE.test(e.name) && !e.name.startsWith('.')).map((e) => e.name)
+  } catch (e) {
+    return { ok: false, errors: [{ file: dir, line: 1, col: 1, message: `cannot read rules directory: ${(e as Error).message}` }] }
+  }
+  names.sort()
+  const files: { name: string; path: string; src: string }[] = []
+  const errors: RuleError[] = []
+  for (const name of names) {
+    const path = join(dir, name)
+    try {
+      files.push({ name, path, src: await readFile(path, 'utf8') })
+    } catch (e) {
+      errors.push({ file: path, line: 1, col: 1, message: `cannot read: ${(e as Error).message}` })
+    }
+  }
+  const res = compileSources(files.map((f) => ({ file: f.path, src: f.src })), opts)
+  errors.push(...res.errors)
+  if (errors.length > 0 || !res.rules) return { ok: false, errors: sortErrors(errors) }
+
+  const hash = createHash('sha256')
+  for (const f of files) hash.update(f.name).update('\0').update(f.src).update('\0')
+  const rev = hash.digest('hex').slice(0, 12)
+  return { ok: true, set: new RuleSetImpl(rev, dir, res.rules, res.signals) }
+}
+
+/** Validates and compiles rule sources (file label + text); used by loadRuleDir and by tests. */
+export function compileSources(
+  files: { file: string; src: string }[],
+  opts: { defaultBudgetMs: number },
+): { rules?: RuleImpl[]; signals: SignalSpec[]; errors: RuleError[] } {
+  const errors: RuleError[] = []
+  const rules: RuleImpl[] = []
+  const docs: RuleDoc[] = []
+  for (const f of files) {
+    const parsed = parseRuleFile(f.file, f.src, opts.defaultBudgetMs)
+    errors.push(...parsed.errors)
+    if (!parsed.doc) continue
+    const c = compileRule(parsed.doc, f.src, parsed.lines)
+    errors.push(...c.errors)
+    if (c.rule) {
+      rules.push(c.rule)
+      docs.push(parsed.doc)
+    }
+  }
+  errors.push(...crossFileErrors(docs))
+  if (errors.length > 0) return { signals: [], errors }
+  return { rules, signals: signalSpecs(docs), errors }
+}
+
+function crossFileErrors(docs: RuleDoc[]): RuleError[] {
+  const errors: RuleError[] = []
+  const ids = new Map<string, RuleDoc>()
+  const topics = new Map<string, RuleDoc>()
+  for (const d of docs) {
+    const first = ids.get(d.id)
+    if (first) errors.push({ ...d.idPos, message: `duplicate rule id '${d.id}' (also in ${first.file}:${first.idPos.line}:${first.idPos.col})` })
+    else ids.set(d.id, d)
+    if (d.mode !== 'request') continue
+    const other = topics.get(d.filter.mqtt)
+    if (other) {
+      errors.push({ ...d.topicPos, message: `request topic ${d.topic} is also served by rule '${other.id}' (${other.file}:${other.topicPos.line}:${other.topicPos.col}); a request must map to one rule` })
+    } else topics.set(d.filter.mqtt, d)
+  }
+  return errors
+}
+
+/** One spec per (filter, value path); the longest keep any rule asks for. */
+function signalSpecs(docs: RuleDoc[]): SignalSpec[] {
+  const byKey = new Map<string, SignalSpec>()
+  for (const d of docs) {
+    for (const s of d.signals) {
+      const key = signalKey(s)
+      const old = byKey.get(key)
+      if (old) {
+        old.keepMs = Math.max(old.keepMs, s.keepMs)
+        continue
+      }
+      const path = s.path
+      byKey.set(key, {
+        key,
+        filter: s.filter,
+        value: s.value,
+        keepMs: s.keepMs,
+        extract: (payload: unknown) => {
+          const v = resolvePath(payload, path)
+          return typeof v === 'number' ? v : undefined
+        },
+      })
+    }
+  }
+  return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+}
+
+export function sortErrors(errors: RuleError[]): RuleError[] {
+  return errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col))
+}

@@ -1,0 +1,153 @@
+// Topic filters with named levels: `plant/{station}/spindle/#`. A `{name}` level matches one level like `+`
+// and binds it; `+` matches without binding; a trailing `#` matches the rest. Filters are compiled once
+// at load so matching a topic is a single left-to-right scan without regexes or splitting.
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export type Level =
+  | { kind: 'literal'; text: string }
+  | { kind: 'name'; name: string }
+  | { kind: 'plus' }
+  | { kind: 'hash' }
+
+export interface TopicProblem {
+  /** 0-based offset of the offending level inside the filter string. */
+  offset: number
+  message: string
+}
+
+/** Parses a filter; returns its levels or the first problem found. */
+export function parseFilter(text: string): { levels: Level[] } | { problem: TopicProblem } {
+  if (text.length === 0) return { problem: { offset: 0, message: 'topic must not be empty' } }
+  const levels: Level[] = []
+  const seen = new Set<string>()
+  let offset = 0
+  const parts = text.split('/')
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!
+    if (p === '#') {
+      if (i !== parts.length - 1) return { problem: { offset, message: "'#' is only allowed as the last level" } }
+      levels.push({ kind: 'hash' })
+    } else if (p === '+') {
+      levels.push({ kind: 'plus' })
+    } else if (p.startsWith('{') && p.endsWith('}')) {
+      const name = p.slice(1, -1)
+      if (!NAME.test(name)) return { problem: { offset, message: `invalid level name '${p}': use {letters_digits_underscores}` } }
+      if (seen.has(name)) return { problem: { offset, message: `level name {${name}} is used twice` } }
+      seen.add(name)
+      levels.push({ kind: 'name', name })
+    } else if (/[+#{}]/.test(p)) {
+      return { problem: { offset, message: `invalid level '${p}': '+', '#' and {name} must fill a whole level` } }
+    } else if (p.includes('\u0000')) {
+      return { problem: { offset, message: 'topic must not contain NUL' } }
+    } else {
+      levels.push({ kind: 'literal', text: p })
+    }
+    offset += p.length + 1
+  }
+  return { levels }
+}
+
+export class TopicFilter {
+  /** The MQTT subscription filter: {name} → +. */
+  readonly mqtt: string
+  /** Named levels in order of appearance. */
+  readonly names: string[]
+  private readonly kinds: Uint8Array // 0 literal, 1 name, 2 plus, 3 hash
+  private readonly texts: (string | undefined)[]
+
+  constructor(
+    readonly source: string,
+    readonly levels: Level[],
+  ) {
+    this.mqtt = levels.map((l) => (l.kind === 'literal' ? l.text : l.kind === 'hash' ? '#' : '+')).join('/')
+    this.names = levels.flatMap((l) => (l.kind === 'name' ? [l.name] : []))
+    this.kinds = Uint8Array.from(levels, (l) => ({ literal: 0, name: 1, plus: 2, hash: 3 })[l.kind])
+    this.texts = levels.map((l) => (l.kind === 'literal' ? l.text : l.kind === 'name' ? l.name : undefined))
+  }
+
+  static parse(text: string): TopicFilter {
+    const r = parseFilter(text)
+    if ('problem' in r) throw new Error(`${text}: ${r.problem.message}`)
+    return new TopicFilter(text, r.levels)
+  }
+
+  /** Matches a concrete topic; returns the bound names (an empty object when none) or null. */
+  match(topic: string): Record<string, string> | null {
+    // MQTT: wildcards at the first level never match topics starting with '$'.
+    if (topic.charCodeAt(0) === 36 && this.kinds[0] !== 0) return null
+    const kinds = this.kinds
+    const n = kinds.length
+    let params: Record<string, string> | null = null
+    let pos = 0
+    for (let i = 0; i < n; i++) {
+      const k = kinds[i]
+      if (k === 3) return params ?? {}
+      if (pos > topic.length) return null // topic has fewer levels than the filter
+      let end = topic.indexOf('/', pos)
+      if (end < 0) end = topic.length
+      if (k === 0) {
+        const text = this.texts[i]!
+        if (end - pos !== text.length || !topic.startsWith(text, pos)) return null
+      } else if (k === 1) {
+        ;(params ??= {})[this.texts[i]!] = topic.slice(pos, end)
+      }
+      pos = end + 1
+    }
+    // All filter levels consumed: the topic must be too (pos is one past the last level's end).
+    if (pos !== topic.length + 1) return null
+    return params ?? {}
+  }
+
+  /** True when the filter has no wildcards, so it names exactly one topic once its {names} are bound. */
+  get concreteWhenBound(): boolean {
+    return !this.kinds.some((k) => k === 2 || k === 3)
+  }
+}
+
+/** A topic with {name} placeholders, rendered from bound names (signal topics, publish topics). */
+export class TopicTemplate {
+  private readonly parts: string[] // literal text; odd indexes are names
+  constructor(readonly source: string, levels: Level[]) {
+    const parts: string[] = ['']
+    levels.forEach((l, i) => {
+      const sep = i === 0 ? '' : '/'
+      if (l.kind === 'name') {
+        parts[parts.length - 1] += sep
+        parts.push(l.name, '')
+      } else {
+        parts[parts.length - 1] += sep + (l.kind === 'literal' ? l.text : l.kind === 'plus' ? '+' : '#')
+      }
+    })
+    this.parts = parts
+  }
+
+  get names(): string[] {
+    return this.parts.filter((_, i) => i % 2 === 1)
+  }
+
+  render(params: Record<string, string>): string {
+    const p = this.parts
+    if (p.length === 1) return p[0]!
+    let s = p[0]!
+    for (let i = 1; i < p.length; i += 2) s += (params[p[i]!] ?? '') + p[i + 1]!
+    return s
+  }
+}
+
+/** Orders filters so that the most specific wins when several match: literal before {name}/+ before #. */
+export function compareSpecificity(a: TopicFilter, b: TopicFilter): number {
+  const la = a.levels
+  const lb = b.levels
+  const rank = (l: Level | undefined): number => (l === undefined ? 3 : l.kind === 'literal' ? 0 : l.kind === 'hash' ? 2 : 1)
+  for (let i = 0; i < Math.max(la.length, lb.length); i++) {
+    const d = rank(la[i]) - rank(lb[i])
+    if (d !== 0) return d
+  }
+  return 0
+}
+
+/** Renders a `{name}` template with bound names; unknown names render empty. Prefer CompiledRule.publishTopic on hot paths (pre-split). */
+export function renderTopic(template: string, params: Record<string, string>): string {
+  return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => params[n] ?? '')
+}
