@@ -148,12 +148,14 @@ function exprOffset(n: Scalar, i: number, src: string): number {
     const before = text.slice(0, i)
     const lineIdx = before.split('\n').length - 1
     const col = i - (before.lastIndexOf('\n') + 1)
-    // Content starts on the line after the `|` header; find that line's indentation.
-    let pos = src.indexOf('\n', n.range?.[0] ?? 0) + 1
+    // Content starts on the line after the `|` header; the block's indentation is that of its first line.
+    const first = src.indexOf('\n', n.range?.[0] ?? 0) + 1
+    if (first <= 0) return n.range?.[0] ?? 0
+    let indent = 0
+    while (src[first + indent] === ' ') indent++
+    let pos = first
     for (let k = 0; k < lineIdx && pos > 0; k++) pos = src.indexOf('\n', pos) + 1
     if (pos <= 0) return n.range?.[0] ?? 0
-    let indent = 0
-    while (src[pos + indent] === ' ') indent++
     return pos + indent + col
   }
   // Quoted scalars with escapes or folded plain scalars do not map 1:1; fall back to the value start.

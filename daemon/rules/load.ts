@@ -53,12 +53,11 @@ export function compileSources(
     const parsed = parseRuleFile(f.file, f.src, opts.defaultBudgetMs)
     errors.push(...parsed.errors)
     if (!parsed.doc) continue
+    docs.push(parsed.doc) // for the cross-file checks, even when the file has errors of its own
+    if (!parsed.doc.declsOk) continue
     const c = compileRule(parsed.doc, f.src, parsed.lines)
     errors.push(...c.errors)
-    if (c.rule) {
-      rules.push(c.rule)
-      docs.push(parsed.doc)
-    }
+    if (c.rule && parsed.errors.length === 0) rules.push(c.rule)
   }
   errors.push(...crossFileErrors(docs))
   if (errors.length > 0) return { signals: [], errors }

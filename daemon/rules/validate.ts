@@ -49,6 +49,8 @@ export interface RuleDoc {
   inputs: InputDoc[]
   signals: SignalDoc[]
   checks: CheckDoc[]
+  /** False when an input or signal failed validation: expressions then are not compiled (their names would look unknown). */
+  declsOk: boolean
 }
 
 export const DEFAULT_VERDICTS = ['PASS', 'WARN', 'REWORK', 'FAIL']
@@ -87,7 +89,7 @@ export class FileErrors {
 
 function describe(n: unknown): string {
   if (isMap(n)) return 'a mapping'
-  if (isSeq(n)) return 'a list'
+  if (isSeq(n)) return n.items.length === 0 ? 'an empty list' : 'a list'
   if (isScalar(n)) {
     const v = n.value
     if (v === null) return 'null'
@@ -217,6 +219,7 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
   }
 
   // Inputs
+  const declErrorsFrom = errs.list.length
   const inputs: InputDoc[] = []
   const ip = top.get('inputs')
   if (ip) {
@@ -245,6 +248,8 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
     }
   }
 
+  const declsOk = errs.list.length === declErrorsFrom
+
   // Checks
   const checks: CheckDoc[] = []
   const cp = top.get('checks')
@@ -261,12 +266,13 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
     }
   }
 
-  if (errs.list.length > 0 || id === undefined || filter === undefined || topicText === undefined) return { errors: errs.list, lines }
+  // With errors elsewhere the doc still comes back, so expression errors are reported in the same run.
+  if (id === undefined || filter === undefined || topicText === undefined) return { errors: errs.list, lines }
   const posOf = (n: Node): { file: string; line: number; col: number } => ({ file, ...lines.linePos(n.range?.[0] ?? 0) })
   return {
     lines,
-    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, budgetMs, verdicts, inputs, signals, checks },
-    errors: [],
+    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, budgetMs, verdicts, inputs, signals, checks, declsOk },
+    errors: errs.list,
   }
 }
 
@@ -448,7 +454,7 @@ function parseCheck(n: Node, verdicts: string[], errs: FileErrors): CheckDoc | u
   const reason = rp && str(rp, `check ${id}: reason`, errs, start)
   const d = m.get('description')
   if (d) str(d, 'description', errs, start)
-  if (id === undefined || expr === undefined || onFail === undefined || !verdicts.includes(onFail)) return undefined
-  if (rp && reason === undefined) return undefined
-  return { id, expr, exprNode: ep!.value as Scalar, onFail, reason, reasonNode: rp?.value as Scalar | undefined }
+  // A check with a bad on_fail or reason is still returned so its expression gets compiled and reported too.
+  if (id === undefined || expr === undefined) return undefined
+  return { id, expr, exprNode: ep!.value as Scalar, onFail: onFail ?? '', reason, reasonNode: rp?.value as Scalar | undefined }
 }
