@@ -40,38 +40,50 @@ export function stateBytesAt(e: Estimate, contextTokens: number): number {
   return e.stateConstBytes + e.stateBytesPerToken * contextTokens
 }
 
-/** Multiply-add work per token, as FLOPs (2 per multiply-add), split so a benchmark can count what
- *  a pass must do. Matrix products only, plus attention scores and value mixing; element-wise work
- *  (norms, activations, the selective scan) is left out. */
-export interface TokenFlops {
-  /** Layers up to h+1 in SambaY (what prefill must run for every prompt token); all layers otherwise. */
+/** Work of the model as FLOPs (2 per multiply-add): matrix products, plus attention scores and
+ *  value mixing; element-wise work (norms, activations, convolution, the selective scan) is left out.
+ *  Counts what a pass must do: a prefill needs the cross-decoder (layers ≥ h+2 in SambaY) and the
+ *  logits for its last position only (spec §4). */
+export interface Flops {
+  /** One token through the self-decoder (all layers in all-attention), matrices only. */
   selfMatmul: number
-  /** Cross-decoder layers (≥ h+2): prefill needs them for the last position only. */
+  /** One token through the cross-decoder, matrices only (0 in all-attention). */
   crossMatmul: number
-  /** The logits projection. */
+  /** The logits projection of one position. */
   logits: number
-  /** Attention FLOPs for a query at position t (0-based), all attention layers. */
-  attention(t: number): number
+  /** A prefill of `n` tokens starting at position `p0` (context already in the state), last logits only. */
+  prefill(p0: number, n: number): number
+  /** One decode step at position `t` (t tokens already in the state). */
+  step(t: number): number
 }
 
-export function tokenFlops(a: Arch): TokenFlops {
+export function flops(a: Arch): Flops {
   const plan = layerPlan(a)
   const h = a.layers / 2
   let selfMatmul = 0
   let crossMatmul = 0
   for (const t of tensorSpecs(a)) {
-    if (t.shape.length !== 2 || t.name.includes('embed_tokens') || t.name === 'lm_head.weight' || t.name.endsWith('.A_log')) continue
-    const layer = Number(/^model\.layers\.(\d+)\./.exec(t.name)?.[1])
-    const f = 2 * numel(t.shape)
-    if (a.layout === 'sambay' && layer >= h + 2) crossMatmul += f
-    else selfMatmul += f
+    if (t.shape.length !== 2 || !t.name.startsWith('model.layers.') || t.name.endsWith('.A_log')) continue
+    const layer = Number(/^model\.layers\.(\d+)\./.exec(t.name)![1])
+    if (a.layout === 'sambay' && layer >= h + 2) crossMatmul += 2 * numel(t.shape)
+    else selfMatmul += 2 * numel(t.shape)
   }
   const logits = 2 * a.vocab * a.hidden
-  // Per query head: q·k over hd for each key, then probabilities times the 2·hd concatenated values.
+  // Per query head and key: q·k over hd, then the probability times 2·hd concatenated values.
   const perKey = a.heads * a.headDim * 6
-  const windows = plan.map((k) => (k === 'swa' ? a.window : k === 'full' || k === 'cross' ? Infinity : 0))
+  const swa = plan.filter((k) => k === 'swa').length
+  const full = plan.filter((k) => k === 'full').length
+  const cross = plan.filter((k) => k === 'cross').length
+  /** Σ_{t=p0}^{p0+n-1} min(t+1, w): keys seen by n consecutive queries. */
+  const keys = (p0: number, n: number, w: number) => {
+    let s = 0
+    for (let t = p0; t < p0 + n; t++) s += Math.min(t + 1, w)
+    return s
+  }
+  const selfAttn = (p0: number, n: number) => perKey * (swa * keys(p0, n, a.window) + full * keys(p0, n, Infinity))
   return {
     selfMatmul, crossMatmul, logits,
-    attention: (t) => windows.reduce((s, w) => s + perKey * Math.min(t + 1, w), 0),
+    prefill: (p0, n) => n * selfMatmul + selfAttn(p0, n) + crossMatmul + perKey * cross * (p0 + n) + logits,
+    step: (t) => selfMatmul + selfAttn(t, 1) + crossMatmul + perKey * cross * (t + 1) + logits,
   }
 }

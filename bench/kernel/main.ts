@@ -1,0 +1,296 @@
+// Kernel benchmark: prefill and decode speed of the native SambaY kernel against limits measured in
+// the same run (memory bandwidth, fp32 peak), and decode cost against context length for a SambaY
+// model and its all-attention twin of equal size.
+//
+//   node dist/bench/kernel/main.js [--preset large] [--ctx-preset small] [--ctx 1024,4096,16384,32768]
+//        [--threads N] [--checkpoint DIR,...] [--ctx-checkpoints SAMBAY_DIR,ATTN_DIR] [--cache DIR] [--json FILE]
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { availableParallelism, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { estimate, flops, stateBytesAt } from '../../daemon/model/estimate.js'
+import type { WeightDType } from '../../daemon/model/init.js'
+import type { Model as KernelModel } from '../../daemon/model/kernel.js'
+import { Prng } from '../../daemon/model/prng.js'
+import { type Checkpoint, fromDir, fromPreset } from './checkpoints.js'
+import { cpuInfo, estimatePeak, type PeakEstimate } from './cpu-peak.js'
+import { type BandwidthResult, measureBandwidthInChild } from './membw.js'
+import { type Summary, summarize } from './stats.js'
+
+const USAGE = `usage: node dist/bench/kernel/main.js [options]
+  --preset NAME[,NAME]        models for prefill/decode figures (default large)
+  --checkpoint DIR[,DIR]      use these checkpoints instead of presets
+  --ctx-preset NAME           SambaY preset for the context sweep; its NAME-attn twin is the baseline (default small)
+  --ctx-checkpoints A,B       SambaY and all-attention checkpoints for the context sweep instead
+  --ctx LIST                  context lengths (default 1024,4096,16384,32768); --ctx none skips the sweep
+  --threads N                 kernel and bandwidth threads (default: all cores)
+  --dtype f32|bf16            dtype of generated checkpoints (default f32)
+  --prefill LIST              prefill chunk sizes in tokens (default 512,2048)
+  --reps N                    timed prefills per size (default 5)
+  --steps N                   timed decode steps (default 64)
+  --ctx-steps N               timed decode steps per context length (default 16)
+  --bw-bytes MIB              bandwidth buffer in MiB (default 2048)
+  --cache DIR                 keep generated checkpoints here and reuse them (default: a temp dir, removed)
+  --json FILE                 also write every figure as JSON`
+
+const log = (s: string) => process.stdout.write(s + '\n')
+const fmt = (x: number, d = 1) => x.toFixed(d)
+const gib = (b: number) => `${fmt(b / 2 ** 30, 2)} GiB`
+const mib = (b: number) => (b >= 2 ** 30 ? gib(b) : `${fmt(b / 2 ** 20)} MiB`)
+
+function intList(s: string, flag: string): number[] {
+  const v = s.split(',').map((x) => Number(x.trim()))
+  if (v.some((x) => !Number.isSafeInteger(x) || x <= 0)) throw new Error(`--${flag}: expected positive integers, got "${s}"`)
+  return v
+}
+
+function posInt(s: string | undefined, flag: string, dflt: number): number {
+  if (s === undefined) return dflt
+  const n = Number(s)
+  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${flag}: expected a positive integer, got "${s}"`)
+  return n
+}
+
+function randomTokens(rng: Prng, n: number, vocab: number): Int32Array {
+  const t = new Int32Array(n)
+  for (let i = 0; i < n; i++) t[i] = rng.nextU32() % vocab
+  return t
+}
+
+function secondsOf(fn: () => void): number {
+  const t0 = process.hrtime.bigint()
+  fn()
+  return Number(process.hrtime.bigint() - t0) / 1e9
+}
+
+interface PrefillFigure { tokens: number; seconds: Summary; tokPerSec: number; gflops: number; pctPeak: number }
+interface DecodeFigure { position: number; msPerToken: Summary; weightGBps: number; pctBandwidth: number; gflops: number }
+interface ModelFigures { label: string; layout: string; params: number; weightBytes: number; weightDtype: string; loadSeconds: number; prefill: PrefillFigure[]; decode: DecodeFigure }
+interface CtxPoint { context: number; prefillSeconds: number; msPerToken: Summary; stateBytes: number }
+interface CtxFigures { label: string; layout: string; params: number; points: CtxPoint[] }
+
+type KernelModule = typeof import('../../daemon/model/kernel.js')
+
+async function benchModel(k: KernelModule, c: Checkpoint, o: Opts, peak: PeakEstimate, bwLimit: number): Promise<ModelFigures> {
+  let model!: KernelModel
+  const loadSeconds = secondsOf(() => (model = k.Model.load(c.dir, { threads: o.threads })))
+  const cfg = model.config
+  const f = flops(c.arch)
+  const rng = new Prng(1)
+  log(`\nmodel ${c.label}: ${cfg.layout}, ${fmt(cfg.param_count / 1e6)}M parameters, ${cfg.weight_dtype} weights ${mib(cfg.weight_bytes)}, ` +
+    `isa ${cfg.isa}, ${cfg.threads} threads, load ${fmt(loadSeconds, 2)} s`)
+  try {
+    const prefill: PrefillFigure[] = []
+    for (const n of o.prefill) {
+      const times: number[] = []
+      for (let r = 0; r <= o.reps; r++) {
+        const s = model.newState()
+        const toks = randomTokens(rng, n, cfg.vocab_size)
+        const secs = secondsOf(() => model.prefill(s, toks))
+        s.dispose()
+        if (r > 0) times.push(secs) // the first run warms up
+      }
+      const seconds = summarize(times)
+      const gflops = f.prefill(0, n) / seconds.median / 1e9
+      const fig = { tokens: n, seconds, tokPerSec: n / seconds.median, gflops, pctPeak: (100 * gflops) / peak.gflops }
+      prefill.push(fig)
+      log(`  prefill ${n} tokens: median ${fmt(seconds.median, 3)} s (p99 ${fmt(seconds.p99, 3)} s, ${seconds.n} runs) = ${fmt(fig.tokPerSec)} tok/s, ` +
+        `${fmt(gflops)} GFLOP/s = ${fmt(fig.pctPeak)}% of fp32 peak`)
+    }
+    const s = model.newState()
+    model.prefill(s, randomTokens(rng, 32, cfg.vocab_size))
+    for (let i = 0; i < 4; i++) model.step(s, rng.nextU32() % cfg.vocab_size)
+    const position = s.position
+    const ms: number[] = []
+    for (let i = 0; i < o.steps; i++) {
+      const tok = rng.nextU32() % cfg.vocab_size
+      ms.push(secondsOf(() => model.step(s, tok)) * 1000)
+    }
+    s.dispose()
+    const msPerToken = summarize(ms)
+    const weightGBps = cfg.weight_bytes / (msPerToken.median / 1000) / 1e9
+    const decode = {
+      position, msPerToken, weightGBps, pctBandwidth: (100 * weightGBps) / bwLimit,
+      gflops: f.step(position + o.steps / 2) / (msPerToken.median / 1000) / 1e9,
+    }
+    log(`  decode at position ${position}: median ${fmt(msPerToken.median, 2)} ms/token (p99 ${fmt(msPerToken.p99, 2)} ms, ${msPerToken.n} steps), ` +
+      `weights ${fmt(weightGBps)} GB/s = ${fmt(decode.pctBandwidth)}% of measured bandwidth, ${fmt(decode.gflops)} GFLOP/s`)
+    return { label: c.label, layout: cfg.layout, params: cfg.param_count, weightBytes: cfg.weight_bytes, weightDtype: cfg.weight_dtype, loadSeconds, prefill, decode }
+  } finally {
+    model.dispose()
+  }
+}
+
+/** Prefills one sequence up to each context length in turn; at each, times decode steps on a clone. */
+async function contextSweep(k: KernelModule, c: Checkpoint, o: Opts): Promise<CtxFigures> {
+  const model = k.Model.load(c.dir, { threads: o.threads })
+  const cfg = model.config
+  const e = estimate(c.arch)
+  const rng = new Prng(2)
+  const points: CtxPoint[] = []
+  log(`  ${c.label} (${cfg.layout}, ${fmt(cfg.param_count / 1e6)}M parameters):`)
+  try {
+    const s = model.newState()
+    for (const ctx of o.ctx) {
+      const prefillSeconds = secondsOf(() => model.prefill(s, randomTokens(rng, ctx - s.position, cfg.vocab_size)))
+      const probe = s.clone()
+      for (let i = 0; i < 2; i++) model.step(probe, rng.nextU32() % cfg.vocab_size)
+      const ms: number[] = []
+      for (let i = 0; i < o.ctxSteps; i++) {
+        const tok = rng.nextU32() % cfg.vocab_size
+        ms.push(secondsOf(() => model.step(probe, tok)) * 1000)
+      }
+      probe.dispose()
+      const p = { context: ctx, prefillSeconds, msPerToken: summarize(ms), stateBytes: stateBytesAt(e, ctx) }
+      points.push(p)
+      log(`    context ${String(ctx).padStart(6)}: decode median ${fmt(p.msPerToken.median, 2)} ms/token (p99 ${fmt(p.msPerToken.p99, 2)}), ` +
+        `state ${mib(p.stateBytes)}, prefill to here ${fmt(prefillSeconds, 1)} s`)
+    }
+    s.dispose()
+  } finally {
+    model.dispose()
+  }
+  return { label: c.label, layout: cfg.layout, params: cfg.param_count, points }
+}
+
+interface Opts {
+  presets: string[]
+  checkpoints: string[]
+  ctxPreset: string
+  ctxCheckpoints: string[]
+  ctx: number[]
+  threads: number
+  dtype: WeightDType
+  prefill: number[]
+  reps: number
+  steps: number
+  ctxSteps: number
+  bwBytes: number
+  cache?: string
+  json?: string
+}
+
+function parse(argv: string[]): Opts {
+  const { values: v } = parseArgs({
+    args: argv,
+    options: {
+      preset: { type: 'string' }, checkpoint: { type: 'string' }, 'ctx-preset': { type: 'string' },
+      'ctx-checkpoints': { type: 'string' }, ctx: { type: 'string' }, threads: { type: 'string' }, dtype: { type: 'string' },
+      prefill: { type: 'string' }, reps: { type: 'string' }, steps: { type: 'string' }, 'ctx-steps': { type: 'string' },
+      'bw-bytes': { type: 'string' }, cache: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' },
+    },
+  })
+  if (v.help) {
+    log(USAGE)
+    process.exit(0)
+  }
+  if (v.dtype !== undefined && v.dtype !== 'f32' && v.dtype !== 'bf16') throw new Error(`--dtype must be f32 or bf16, got "${v.dtype}"`)
+  const ctxCheckpoints = v['ctx-checkpoints']?.split(',') ?? []
+  if (ctxCheckpoints.length !== 0 && ctxCheckpoints.length !== 2) throw new Error('--ctx-checkpoints takes two directories: SAMBAY,ATTN')
+  return {
+    presets: v.checkpoint ? [] : (v.preset ?? 'large').split(','),
+    checkpoints: v.checkpoint?.split(',') ?? [],
+    ctxPreset: v['ctx-preset'] ?? 'small',
+    ctxCheckpoints,
+    ctx: v.ctx === 'none' ? [] : intList(v.ctx ?? '1024,4096,16384,32768', 'ctx').sort((a, b) => a - b),
+    threads: posInt(v.threads, 'threads', availableParallelism()),
+    dtype: (v.dtype ?? 'f32') as WeightDType,
+    prefill: intList(v.prefill ?? '512,2048', 'prefill'),
+    reps: posInt(v.reps, 'reps', 5),
+    steps: posInt(v.steps, 'steps', 64),
+    ctxSteps: posInt(v['ctx-steps'], 'ctx-steps', 16),
+    bwBytes: posInt(v['bw-bytes'], 'bw-bytes', 2048) * 2 ** 20,
+    cache: v.cache,
+    json: v.json,
+  }
+}
+
+async function main(): Promise<number> {
+  let o: Opts
+  try {
+    o = parse(process.argv.slice(2))
+  } catch (e) {
+    process.stderr.write(`bench/kernel: ${(e as Error).message}\n${USAGE}\n`)
+    return 2
+  }
+  const k: KernelModule = await import('../../daemon/model/kernel.js')
+  const cpu = cpuInfo()
+  const started = new Date().toISOString()
+  log(`flashcheck kernel benchmark, ${started}`)
+  log(`machine: ${cpu.model} (${cpu.arch}), ${availableParallelism()} cores; kernel isa ${k.kernelIsa()}, ${o.threads} threads; node ${process.version}`)
+
+  const bwOpts = { threads: o.threads, bytes: o.bwBytes, reps: 5, sweep: [1, 8, 32, 128, 512].map((m) => m * 2 ** 20).filter((b) => b < o.bwBytes) }
+  const bwBefore = await measureBandwidthInChild(bwOpts)
+  const peak = estimatePeak(o.threads)
+  const showBw = (r: BandwidthResult, when: string) =>
+    log(`memory bandwidth ${when} (${r.headline.threads} threads streaming ${mib(r.headline.bytes)}, ${r.headline.gbps.n} passes): ` +
+      `median ${fmt(r.headline.gbps.median)} GB/s, best ${fmt(r.headline.gbps.max)} GB/s; 1 thread ${fmt(r.singleThread.gbps.median)} GB/s`)
+  showBw(bwBefore, 'before')
+  log(`  working-set sweep (${o.threads} threads, median GB/s): ${bwBefore.sweep.map((p) => `${mib(p.bytes)} ${fmt(p.gbps.median)}`).join(' | ')}`)
+  log(`fp32 peak estimate: ${fmt(peak.clockGHz, 2)} GHz (measured) x ${peak.flopsPerCycle} FLOP/cycle (${peak.basis}) x ${peak.cores} cores = ${fmt(peak.gflops)} GFLOP/s`)
+
+  const tmp = o.cache ?? (await mkdtemp(join(tmpdir(), 'flashcheck-bench-')))
+  if (o.cache) await mkdir(o.cache, { recursive: true })
+  try {
+    log(`checkpoints: ${o.checkpoints.length ? o.checkpoints.join(', ') : `presets written to ${tmp}`}`)
+    const mains = o.checkpoints.length
+      ? await Promise.all(o.checkpoints.map(fromDir))
+      : await sequential(o.presets, (p) => fromPreset(p, o.dtype, tmp, log))
+    let pair: Checkpoint[] = []
+    if (o.ctx.length) {
+      pair = o.ctxCheckpoints.length
+        ? await Promise.all(o.ctxCheckpoints.map(fromDir))
+        : await sequential([o.ctxPreset, `${o.ctxPreset}-attn`], (p) => fromPreset(p, o.dtype, tmp, log))
+    }
+
+    // The bandwidth limit the decode goal is judged against: the best headline pass of the run.
+    let bwLimit = bwBefore.headline.gbps.max
+    const models: ModelFigures[] = []
+    for (const c of mains) models.push(await benchModel(k, c, o, peak, bwLimit))
+
+    const sweeps: CtxFigures[] = []
+    if (pair.length) {
+      log(`\ndecode cost against context: ${pair[0]!.label} vs ${pair[1]!.label}, ${o.ctxSteps} timed steps per point on a clone of the state`)
+      for (const c of pair) sweeps.push(await contextSweep(k, c, o))
+      log('  context | SambaY ms/token (p99) | all-attention ms/token (p99) | all-attn / SambaY | state SambaY | state all-attn')
+      sweeps[0]!.points.forEach((a, i) => {
+        const b = sweeps[1]!.points[i]!
+        log(`  ${String(a.context).padStart(7)} | ${fmt(a.msPerToken.median, 2).padStart(8)} (${fmt(a.msPerToken.p99, 2)}) | ${fmt(b.msPerToken.median, 2).padStart(8)} (${fmt(b.msPerToken.p99, 2)}) | ` +
+          `${fmt(b.msPerToken.median / a.msPerToken.median, 2).padStart(5)}x | ${mib(a.stateBytes)} | ${mib(b.stateBytes)}`)
+      })
+    }
+
+    const bwAfter = await measureBandwidthInChild(bwOpts)
+    showBw(bwAfter, 'after')
+    bwLimit = Math.max(bwLimit, bwAfter.headline.gbps.max)
+    log('\nsummary against the goals:')
+    for (const m of models) {
+      const pct = (100 * m.decode.weightGBps) / bwLimit
+      log(`  ${m.label}: decode ${fmt(pct)}% of the best measured bandwidth (${fmt(bwLimit)} GB/s) ${pct >= 70 ? 'meets' : 'MISSES'} the 70% goal; ` +
+        `prefill ${m.prefill.map((p) => `${p.tokens} tokens ${fmt(p.pctPeak)}%`).join(', ')} of fp32 peak ` +
+        `${Math.max(...m.prefill.map((p) => p.pctPeak)) >= 50 ? 'meets' : 'MISSES'} the 50% goal`)
+    }
+    if (o.json) {
+      await mkdir(dirname(o.json), { recursive: true })
+      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, contextSweep: sweeps }, null, 2) + '\n')
+      log(`figures written to ${o.json}`)
+    }
+    return 0
+  } finally {
+    if (!o.cache) await rm(tmp, { recursive: true, force: true })
+  }
+}
+
+async function sequential<T, R>(xs: readonly T[], fn: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = []
+  for (const x of xs) out.push(await fn(x))
+  return out
+}
+
+main().then(
+  (code) => { process.exitCode = code },
+  (e: unknown) => {
+    process.stderr.write(`bench/kernel: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+    process.exitCode = 1
+  },
+)
