@@ -3,7 +3,7 @@
 // CPU reports × cores used. The kernel exposes no FMA microbenchmark, so the per-cycle figure comes
 // from the ISA and micro-architecture (documented per case below), not from a measurement.
 import { readFileSync } from 'node:fs'
-import { SPIN_CHAIN, spinModule } from './wasm.js'
+import { SPIN_CHAIN, spinModule, wasm } from './wasm.js'
 
 export interface CpuInfo {
   model: string
@@ -52,7 +52,7 @@ export function fp32FlopsPerCycle(c: CpuInfo): { flops: number; basis: string } 
 
 /** Clock rate under load in GHz: best of `reps` timed runs of the dependent-op chain. */
 export function measureClockGHz(reps = 7): number {
-  const spin = new WebAssembly.Instance(new WebAssembly.Module(spinModule())).exports.spin as (n: number, y: number) => number
+  const spin = new wasm.Instance(new wasm.Module(spinModule())).exports.spin as (n: number, y: number) => number
   spin(100_000, 1) // compile and warm up
   const iters = 20_000_000
   let best = 0

@@ -5,7 +5,7 @@ import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { type Summary, summarize } from './stats.js'
-import { readModule } from './wasm.js'
+import { readModule, wasm } from './wasm.js'
 
 export interface BandwidthOptions {
   threads: number
@@ -52,10 +52,10 @@ const ALIGN = 128
 
 export async function measureBandwidth(o: BandwidthOptions): Promise<BandwidthResult> {
   const pages = Math.ceil(o.bytes / PAGE)
-  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+  const memory = new wasm.Memory({ initial: pages, maximum: pages, shared: true })
   // Touch every page with real data: untouched pages all map the one zero page and would read from cache.
   new Uint8Array(memory.buffer).fill(0x5a)
-  const module = new WebAssembly.Module(readModule())
+  const module = new wasm.Module(readModule())
   const ctrl = new SharedArrayBuffer(4)
   const counter = new Int32Array(ctrl)
   const workers = Array.from({ length: o.threads }, () => new Worker(WORKER, { eval: true, workerData: { module, memory, ctrl } }))
