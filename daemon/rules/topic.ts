@@ -74,29 +74,35 @@ export class TopicFilter {
 
   /** Matches a concrete topic; returns the bound names (an empty object when none) or null. */
   match(topic: string): Record<string, string> | null {
+    // Scan once without allocating; bind names only for a topic that matches (most candidates do not).
+    if (!this.scan(topic, null)) return null
+    const params: Record<string, string> = {}
+    if (this.names.length > 0) this.scan(topic, params)
+    return params
+  }
+
+  private scan(topic: string, params: Record<string, string> | null): boolean {
     // MQTT: wildcards at the first level never match topics starting with '$'.
-    if (topic.charCodeAt(0) === 36 && this.kinds[0] !== 0) return null
+    if (topic.charCodeAt(0) === 36 && this.kinds[0] !== 0) return false
     const kinds = this.kinds
     const n = kinds.length
-    let params: Record<string, string> | null = null
     let pos = 0
     for (let i = 0; i < n; i++) {
       const k = kinds[i]
-      if (k === 3) return params ?? {}
-      if (pos > topic.length) return null // topic has fewer levels than the filter
+      if (k === 3) return true
+      if (pos > topic.length) return false // topic has fewer levels than the filter
       let end = topic.indexOf('/', pos)
       if (end < 0) end = topic.length
       if (k === 0) {
         const text = this.texts[i]!
-        if (end - pos !== text.length || !topic.startsWith(text, pos)) return null
-      } else if (k === 1) {
-        ;(params ??= {})[this.texts[i]!] = topic.slice(pos, end)
+        if (end - pos !== text.length || !topic.startsWith(text, pos)) return false
+      } else if (k === 1 && params !== null) {
+        params[this.texts[i]!] = topic.slice(pos, end)
       }
       pos = end + 1
     }
     // All filter levels consumed: the topic must be too (pos is one past the last level's end).
-    if (pos !== topic.length + 1) return null
-    return params ?? {}
+    return pos === topic.length + 1
   }
 
   /** True when the filter has no wildcards, so it names exactly one topic once its {names} are bound. */
