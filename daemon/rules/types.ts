@@ -118,7 +118,7 @@ export interface RuleSet {
   dir: string
   rules: CompiledRule[]
   signals: SignalSpec[]
-  /** First request-mode rule whose filter matches the topic. */
+  /** The request-mode rule whose filter matches the topic; the most specific filter wins (literal level > {name}/+ > #). */
   matchRequest(topic: string): { rule: CompiledRule; params: Record<string, string> } | null
   /** All stream-mode rules whose trigger matches the topic. */
   matchTrigger(topic: string): { rule: CompiledRule; params: Record<string, string> }[]

@@ -179,3 +179,22 @@ t.test('evaluate never throws, even for a malformed payload', async (t) => {
   t.equal(res.verdict, 'ERROR')
   t.equal(res.error?.code, 'MISSING_INPUT')
 })
+
+t.test('inputs of type any: maps with has(), and a non-bool result is an evaluation error', async (t) => {
+  const { rule, store } = compileOne(`id: a
+request: a/{s}
+inputs:
+  p: { from: payload, type: any }
+checks:
+  - { id: opt, expr: '!has(p.extra) || p.extra.size() < 3', on_fail: WARN }
+  - { id: dyn, expr: p.flag, on_fail: FAIL }
+`)
+  const ev = (payload: Record<string, unknown>) => rule.evaluate({ topic: 'a/1', params: { s: '1' }, payload, now: NOW }, store)
+  t.equal(ev({ flag: true }).verdict, 'PASS')
+  t.equal(ev({ flag: true, extra: 'long' }).verdict, 'WARN')
+  t.equal(ev({ flag: false }).verdict, 'FAIL')
+  const notBool = ev({ flag: 5 })
+  t.equal(notBool.verdict, 'ERROR')
+  t.same(notBool.error, { code: 'EVAL_ERROR', message: 'check dyn: expression gave number 5, not true/false' })
+  t.same(ev({ flag: true }).inputs, { p: { flag: true } })
+})
