@@ -99,13 +99,17 @@ export class RuleImpl implements CompiledRule {
     for (let i = 0; i < this.inputs.length; i++) {
       const d = this.inputs[i]!
       let v = d.source.kind === 'payload' ? resolvePath(req.payload, d.source.path) : req.params[d.source.level]
+      // The default stands in for a missing and for a mistyped value alike (the rule format says so).
       if (v === undefined || v === null) {
         if (!d.hasDefault) {
           return this.fail(inputs, [], { code: 'MISSING_INPUT', message: `input ${d.name} (${d.from}) is missing` })
         }
         v = d.default
       } else if (!typeMatches(d.type, v)) {
-        return this.fail(inputs, [], { code: 'BAD_INPUT', message: `input ${d.name} (${d.from}) must be a ${d.type}, got ${describeValue(v)}` })
+        if (!d.hasDefault) {
+          return this.fail(inputs, [], { code: 'BAD_INPUT', message: `input ${d.name} (${d.from}) must be a ${d.type}, got ${describeValue(v)}` })
+        }
+        v = d.default
       }
       inputs[d.name] = v
       ctx[d.name] = v

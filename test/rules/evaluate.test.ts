@@ -77,6 +77,9 @@ checks:
   t.equal(r.checks[0]!.reason, 'x=2.5 tag=none on=false')
   const wrongBool = d.rule.evaluate({ topic: 'a/1', params: { s: '1' }, payload: { flags: [1] }, now: NOW }, d.store)
   t.same(wrongBool.error, { code: 'BAD_INPUT', message: 'input on (payload.flags.0) must be a bool, got number 1' })
+  const mistyped = d.rule.evaluate({ topic: 'a/1', params: { s: '1' }, payload: { flags: [true], m: { x: 'n/a' }, tag: 7 }, now: NOW }, d.store)
+  t.same(mistyped.inputs, { x: 2.5, tag: 'none', on: true }, 'a default also replaces a mistyped value')
+  t.equal(mistyped.verdict, 'PASS')
 })
 
 t.test('custom verdict lists: lowest label when nothing fails, order defines severity', async (t) => {
