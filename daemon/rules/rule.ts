@@ -143,16 +143,18 @@ export class RuleImpl implements CompiledRule {
         error ??= { code: 'EVAL_ERROR', message: `check ${c.id}: ${err}` }
         continue
       }
-      const res: CheckResult = { id: c.id, ok: out === true, on_fail: c.onFail, values }
-      if (out !== true) {
-        if (c.reason) res.reason = this.render(c.reason, inputs)
-        const sev = this.severity.get(c.onFail)!
-        if (sev > worst) {
-          worst = sev
-          worstLabel = c.onFail
-        }
+      if (out === true) {
+        results[i] = { id: c.id, ok: true, on_fail: c.onFail, values }
+        continue
       }
-      results[i] = res
+      results[i] = c.reason
+        ? { id: c.id, ok: false, on_fail: c.onFail, reason: this.render(c.reason, inputs), values }
+        : { id: c.id, ok: false, on_fail: c.onFail, values }
+      const sev = this.severity.get(c.onFail)!
+      if (sev > worst) {
+        worst = sev
+        worstLabel = c.onFail
+      }
     }
     if (error) return this.fail(inputs, results, error)
     return { inspection: this.id, verdict: worstLabel, checks: results, inputs }
