@@ -18,18 +18,23 @@ export class SignalHistory implements SignalSeries {
   private cap = INITIAL
   private times = new Float64Array(INITIAL)
   private vals = new Float64Array(INITIAL)
-  // Running sums since `seq0`, shifted by (tBase, vBase) to keep magnitudes small for the slope algebra.
+  // Running sums from logical index `sumsFrom`, shifted by (tBase, vBase) to keep magnitudes small for the
+  // slope algebra; re-anchored every `cap` pushes (amortised O(1)).
   private cT = new Float64Array(INITIAL)
   private cV = new Float64Array(INITIAL)
   private cTT = new Float64Array(INITIAL)
   private cTV = new Float64Array(INITIAL)
-  private tree = new Float64Array(2 * INITIAL) // min tree in [0, cap), max tree in [cap, 2cap) of leaves
+  // Segment trees for min and max: leaves at [cap, 2cap) by slot, node i covers children 2i and 2i+1.
+  private tree = new Float64Array(2 * INITIAL)
   private treeMax = new Float64Array(2 * INITIAL)
+  // Logical indexes only grow (slot = index % cap); midpoints below are computed as lo + ((hi - lo) >>> 1)
+  // so they stay exact past 2^31 samples.
   private head = 0 // logical index of the oldest live sample
   private tail = 0 // logical index one past the newest
   private tBase = 0
   private vBase = 0
   private sinceRebase = 0
+  private sumsFrom = 0
 
   // Scratch objects so window queries allocate nothing.
   private readonly r = { a: 0, b: 0 }
@@ -112,7 +117,7 @@ export class SignalHistory implements SignalSeries {
     let lo = this.head
     let hi = this.tail
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1
+      const mid = lo + ((hi - lo) >>> 1)
       if (this.times[mid % this.cap]! < t) lo = mid + 1
       else hi = mid
     }
@@ -124,7 +129,7 @@ export class SignalHistory implements SignalSeries {
     let lo = this.head
     let hi = this.tail
     while (lo < hi) {
-      const mid = (lo + hi) >>> 1
+      const mid = lo + ((hi - lo) >>> 1)
       if (this.times[mid % this.cap]! <= t) lo = mid + 1
       else hi = mid
     }
@@ -178,9 +183,6 @@ export class SignalHistory implements SignalSeries {
     // Relative threshold: when all times are equal only rounding noise is left in sxx.
     out.slopePerMs = n >= 2 && sxx > 1e-9 * (1 + sTT) ? sxy / sxx : NaN
   }
-
-  /** Logical index from which the running sums count. */
-  private sumsFrom = 0
 
   private writeSums(i: number): void {
     const c = this.cap
