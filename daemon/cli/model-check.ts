@@ -1,0 +1,139 @@
+// `flashcheck model check DIR [--threads N]`: runs one golden case directory (layout of ../shared/golden/*:
+// config.json + model.safetensors, inputs.json, expected.json, logits_full.f32, logits_decode.f32) through the
+// native kernel. Compares the full forward (all positions), prefill (last position) and prefill-then-step
+// logits with the references and the greedy tokens with expected.json. Last stdout line: max_rel_err=<x>.
+// Exit 0 only when max_rel_err <= 1e-4 (and <= the case's own tolerance) and the greedy tokens are identical.
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Model } from '../model/kernel.js'
+
+const LIMIT = 1e-4
+
+interface Inputs {
+  tokens: number[]
+  decode_steps: number
+}
+interface Expected {
+  greedy_tokens: number[]
+  tolerances?: { max_rel_err?: number }
+  files?: Record<string, { shape?: number[] }>
+}
+
+/** max over rows of max_i |got - ref| / max_i |ref|. */
+export function maxRelErr(got: Float32Array, ref: Float32Array, rows: number, V: number): number {
+  let worst = 0
+  for (let r = 0; r < rows; r++) {
+    let md = 0
+    let mr = 0
+    for (let i = 0; i < V; i++) {
+      const d = Math.abs(got[r * V + i] - ref[r * V + i])
+      if (d > md || Number.isNaN(d)) md = Number.isNaN(d) ? Infinity : d
+      const a = Math.abs(ref[r * V + i])
+      if (a > mr) mr = a
+    }
+    const e = mr > 0 ? md / mr : md
+    if (e > worst) worst = e
+  }
+  return worst
+}
+
+export function argmax(x: Float32Array, offset = 0, n = x.length - offset): number {
+  let best = 0
+  for (let i = 1; i < n; i++) if (x[offset + i] > x[offset + best]) best = i
+  return best
+}
+
+function readF32(path: string, expectLen: number): Float32Array {
+  const b = readFileSync(path)
+  if (b.length !== expectLen * 4) throw new Error(`${path}: ${b.length} bytes, expected ${expectLen * 4}`)
+  const out = new Float32Array(expectLen)
+  for (let i = 0; i < expectLen; i++) out[i] = b.readFloatLE(i * 4)
+  return out
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toExponential(3) : String(x)
+}
+
+export async function modelCheck(argv: string[]): Promise<number> {
+  let dir: string | undefined
+  let threads = 0
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--threads') {
+      threads = Number(argv[++i])
+      if (!Number.isInteger(threads) || threads < 1) {
+        process.stderr.write('model check: --threads needs a positive integer\n')
+        return 2
+      }
+    } else if (a.startsWith('--')) {
+      process.stderr.write(`model check: unknown option ${a}\nusage: flashcheck model check DIR [--threads N]\n`)
+      return 2
+    } else if (dir === undefined) dir = a
+    else {
+      process.stderr.write('usage: flashcheck model check DIR [--threads N]\n')
+      return 2
+    }
+  }
+  if (!dir) {
+    process.stderr.write('usage: flashcheck model check DIR [--threads N]\n')
+    return 2
+  }
+  for (const f of ['inputs.json', 'expected.json', 'logits_full.f32', 'logits_decode.f32']) {
+    if (!existsSync(join(dir, f))) {
+      process.stderr.write(`model check: ${join(dir, f)} is missing (not a golden case directory?)\n`)
+      return 1
+    }
+  }
+  try {
+    const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Inputs
+    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected
+    const model = await Model.loadAsync(dir, threads > 0 ? { threads } : undefined)
+    const V = model.config.vocab_size
+    const T = inputs.tokens.length
+    const steps = inputs.decode_steps
+    const limit = Math.min(LIMIT, expected.tolerances?.max_rel_err ?? LIMIT)
+    const fullRef = readF32(join(dir, 'logits_full.f32'), T * V)
+    const decRef = readF32(join(dir, 'logits_decode.f32'), steps * V)
+    const c = model.config
+    process.stdout.write(
+      `case ${dir}: ${c.layout}, L=${c.num_hidden_layers} H=${c.hidden_size} heads=${c.num_attention_heads}/${c.num_key_value_heads}` +
+        ` W=${c.sliding_window} V=${V} weights=${c.weight_dtype} isa=${c.isa} threads=${c.threads}\n`,
+    )
+
+    // 1. full forward, every position
+    const full = await model.prefillAsync(model.newState(), inputs.tokens, { allLogits: true })
+    const eFull = maxRelErr(full, fullRef, T, V)
+    process.stdout.write(`full forward (${T} positions): max_rel_err=${fmt(eFull)}\n`)
+
+    // 2. prefill (last position only), then one step per greedy token
+    const state = model.newState()
+    const last = await model.prefillAsync(state, inputs.tokens)
+    const ePrefill = maxRelErr(last, fullRef.subarray((T - 1) * V), 1, V)
+    process.stdout.write(`prefill (last position): max_rel_err=${fmt(ePrefill)}\n`)
+    const greedy = [argmax(last)]
+    const dec = new Float32Array(steps * V)
+    for (let i = 0; i < steps; i++) {
+      const tok = expected.greedy_tokens[i] ?? greedy[i]
+      const row = await model.stepAsync(state, tok)
+      dec.set(row, i * V)
+      greedy.push(argmax(row))
+    }
+    const eDecode = maxRelErr(dec, decRef, steps, V)
+    process.stdout.write(`prefill-then-step (${steps} steps): max_rel_err=${fmt(eDecode)}\n`)
+    const fullGreedy = argmax(full, (T - 1) * V, V)
+    const want = expected.greedy_tokens
+    const same = fullGreedy === want[0] && greedy.length === want.length && greedy.every((t, i) => t === want[i])
+    process.stdout.write(`greedy tokens: ${same ? 'identical' : 'DIFFERENT'} (${greedy.join(' ')})\n`)
+    if (!same) process.stdout.write(`expected tokens:            (${want.join(' ')})\n`)
+    model.dispose()
+    const worst = Math.max(eFull, ePrefill, eDecode)
+    const ok = worst <= limit && same
+    process.stdout.write(`${ok ? 'PASS' : 'FAIL'} (limit ${fmt(limit)})\n`)
+    process.stdout.write(`max_rel_err=${fmt(worst)}\n`)
+    return ok ? 0 : 1
+  } catch (err) {
+    process.stderr.write(`model check: ${err instanceof Error ? err.message : String(err)}\n`)
+    return 1
+  }
+}

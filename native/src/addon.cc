@@ -1,0 +1,378 @@
+// Node-API binding. JS sees two classes, NativeModel and NativeState; daemon/model/kernel.ts wraps them.
+// Async calls run on one executor thread per model (not libuv's pool); the compute itself fans out on
+// the model's own worker pool. Results come back to the JS thread through a thread-safe function.
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "model.h"
+
+using namespace fc;
+
+namespace {
+
+// One thread running queued jobs in order.
+class Executor {
+ public:
+  Executor() : th_([this] { loop(); }) {}
+  ~Executor() {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    th_.join();
+  }
+  void post(std::function<void()> f) {
+    {
+      std::lock_guard<std::mutex> g(m_);
+      q_.push_back(std::move(f));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void loop() {
+    for (;;) {
+      std::function<void()> f;
+      {
+        std::unique_lock<std::mutex> lk(m_);
+        cv_.wait(lk, [&] { return stop_ || !q_.empty(); });
+        if (q_.empty()) return;  // stop_ and drained
+        f = std::move(q_.front());
+        q_.pop_front();
+      }
+      f();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+  bool stop_ = false;
+  std::thread th_;
+};
+
+Executor& loader_executor() {
+  static Executor* e = new Executor();  // lives for the process
+  return *e;
+}
+
+Napi::Error make_error(Napi::Env env, const std::string& msg, const char* code) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+// Runs `work` on `ex`, then settles the promise on the JS thread. `work` returns an error message or
+// "" and fills whatever it captured; `done` builds the resolved value on the JS thread.
+struct AsyncJob {
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction tsfn;
+  std::string error;
+  std::string code;
+};
+
+Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob&)> work,
+                        std::function<Napi::Value(Napi::Env)> done) {
+  auto job = std::make_shared<AsyncJob>(AsyncJob{Napi::Promise::Deferred::New(env), {}, {}, {}});
+  job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                            "flashcheck_kernel", 0, 1);
+  Napi::Promise p = job->deferred.Promise();
+  ex.post([job, work, done]() {
+    try {
+      work(*job);
+    } catch (const LoadError& e) {
+      job->error = e.what();
+      job->code = "E_MODEL_LOAD";
+    } catch (const std::invalid_argument& e) {
+      job->error = e.what();
+      job->code = "E_INVALID_ARGUMENT";
+    } catch (const std::exception& e) {
+      job->error = e.what();
+      job->code = "E_KERNEL";
+    }
+    job->tsfn.BlockingCall([job, done](Napi::Env env, Napi::Function) {
+      if (!job->error.empty()) {
+        job->deferred.Reject(make_error(env, job->error, job->code.c_str()).Value());
+        return;
+      }
+      try {
+        job->deferred.Resolve(done(env));
+      } catch (const Napi::Error& e) {
+        job->deferred.Reject(e.Value());
+      } catch (const std::exception& e) {
+        job->deferred.Reject(make_error(env, e.what(), "E_KERNEL").Value());
+      }
+    });
+    job->tsfn.Release();
+  });
+  return p;
+}
+
+class NativeState;
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::FunctionReference ctor;
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "NativeModel",
+                                   {
+                                       InstanceMethod("config", &NativeModel::Config),
+                                       InstanceMethod("newState", &NativeModel::NewState),
+                                       InstanceMethod("forward", &NativeModel::Forward),
+                                       InstanceMethod("forwardAsync", &NativeModel::ForwardAsync),
+                                       InstanceMethod("dispose", &NativeModel::Dispose),
+                                   });
+    ctor = Napi::Persistent(f);
+    exports.Set("NativeModel", f);
+    return exports;
+  }
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Model> m) {
+    Napi::Object o = ctor.New({});
+    NativeModel* w = Unwrap(o);
+    w->model_ = std::move(m);
+    return o;
+  }
+  explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
+  ~NativeModel() override { executor_.reset(); }
+
+  std::shared_ptr<Model> model(Napi::Env env) {
+    if (!model_) throw make_error(env, "model is disposed", "E_DISPOSED");
+    return model_;
+  }
+
+ private:
+  Napi::Value Config(const Napi::CallbackInfo& info);
+  Napi::Value NewState(const Napi::CallbackInfo& info);
+  Napi::Value Forward(const Napi::CallbackInfo& info);
+  Napi::Value ForwardAsync(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    // queued async work keeps its own reference and finishes; the executor joins after draining
+    executor_.reset();
+    model_.reset();
+    return info.Env().Undefined();
+  }
+  Executor& executor() {
+    if (!executor_) executor_ = std::make_unique<Executor>();
+    return *executor_;
+  }
+  std::shared_ptr<Model> model_;
+  std::unique_ptr<Executor> executor_;
+};
+Napi::FunctionReference NativeModel::ctor;
+
+class NativeState : public Napi::ObjectWrap<NativeState> {
+ public:
+  static Napi::FunctionReference ctor;
+  static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "NativeState",
+                                   {
+                                       InstanceMethod("clone", &NativeState::Clone),
+                                       InstanceMethod("position", &NativeState::Position),
+                                       InstanceMethod("dispose", &NativeState::Dispose),
+                                       InstanceMethod("busy", &NativeState::Busy),
+                                   });
+    ctor = Napi::Persistent(f);
+    exports.Set("NativeState", f);
+    return exports;
+  }
+  static Napi::Object Wrap(std::shared_ptr<State> s) {
+    Napi::Object o = ctor.New({});
+    Unwrap(o)->state_ = std::move(s);
+    return o;
+  }
+  explicit NativeState(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeState>(info) {}
+
+  std::shared_ptr<State> state(Napi::Env env) {
+    if (!state_) throw make_error(env, "state is disposed", "E_DISPOSED");
+    return state_;
+  }
+  static std::shared_ptr<State> from(Napi::Env env, Napi::Value v) {
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor.Value()))
+      throw Napi::TypeError::New(env, "expected a State");
+    return Unwrap(v.As<Napi::Object>())->state(env);
+  }
+
+ private:
+  Napi::Value Clone(const Napi::CallbackInfo& info) {
+    auto s = state(info.Env());
+    if (s->busy.load()) throw make_error(info.Env(), "state is in use by a running call; clone it after that call settles", "E_STATE_BUSY");
+    if (!s->model || s->model->threads() == 0) throw make_error(info.Env(), "model is disposed", "E_DISPOSED");
+    return Wrap(std::shared_ptr<State>(s->clone()));
+  }
+  Napi::Value Position(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), double(state(info.Env())->pos));
+  }
+  Napi::Value Busy(const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), state_ && state_->busy.load());
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    if (state_ && state_->busy.load())
+      throw make_error(info.Env(), "state is in use by a running call; dispose it after that call settles", "E_STATE_BUSY");
+    state_.reset();
+    return info.Env().Undefined();
+  }
+  std::shared_ptr<State> state_;
+};
+Napi::FunctionReference NativeState::ctor;
+
+Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto m = model(env);
+  const fc::Config& c = m->config();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("model_type", c.model_type);
+  o.Set("layout", c.layout);
+  o.Set("hidden_size", double(c.H));
+  o.Set("num_hidden_layers", double(c.L));
+  o.Set("num_attention_heads", double(c.nh));
+  o.Set("num_key_value_heads", double(c.nkv));
+  o.Set("head_dim", double(c.hd));
+  o.Set("intermediate_size", double(c.I));
+  o.Set("vocab_size", double(c.V));
+  o.Set("sliding_window", double(c.W));
+  o.Set("mb_per_layer", double(c.mb));
+  o.Set("mamba_d_state", double(c.N));
+  o.Set("mamba_d_conv", double(c.K));
+  o.Set("mamba_expand", double(c.E));
+  o.Set("dt_rank", double(c.R));
+  o.Set("d_inner", double(c.Di));
+  o.Set("layer_norm_eps", c.eps);
+  o.Set("tie_word_embeddings", c.tied);
+  Napi::Array layers = Napi::Array::New(env, size_t(c.L));
+  for (int64_t i = 0; i < c.L; i++) layers.Set(uint32_t(i), layer_kind_name(c.kinds[size_t(i)]));
+  o.Set("layers", layers);
+  o.Set("weight_dtype", m->weight_dtype);
+  o.Set("param_count", double(m->param_count));
+  o.Set("weight_bytes", double(m->weight_bytes));
+  o.Set("converted_bytes", double(m->resident_extra));
+  o.Set("threads", double(m->threads()));
+  o.Set("isa", m->isa());
+  return o;
+}
+
+Napi::Value NativeModel::NewState(const Napi::CallbackInfo& info) {
+  auto m = model(info.Env());
+  return NativeState::Wrap(std::shared_ptr<State>(m->new_state()));
+}
+
+static std::vector<int32_t> tokens_arg(Napi::Env env, Napi::Value v) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "tokens must be an Int32Array");
+  Napi::Int32Array a = v.As<Napi::Int32Array>();
+  return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
+}
+
+// Marks the state busy for the duration of a call; throws if it already is.
+static void acquire(Napi::Env env, State& s) {
+  bool expected = false;
+  if (!s.busy.compare_exchange_strong(expected, true))
+    throw make_error(env, "state is in use by another call (await it before using the state again)", "E_STATE_BUSY");
+}
+
+// forward(state, Int32Array tokens, allLogits) -> Float32Array
+Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto m = model(env);
+  auto s = NativeState::from(env, info[0]);
+  std::vector<int32_t> toks = tokens_arg(env, info[1]);
+  bool all = info[2].ToBoolean();
+  if (toks.empty()) throw make_error(env, "at least one token is needed", "E_INVALID_ARGUMENT");
+  if (s->model != m) throw make_error(env, "state belongs to another model", "E_INVALID_ARGUMENT");
+  const int64_t V = m->config().V;
+  size_t n = size_t(all ? int64_t(toks.size()) * V : V);
+  Napi::Float32Array out = Napi::Float32Array::New(env, n);
+  acquire(env, *s);
+  try {
+    m->forward(*s, toks.data(), int64_t(toks.size()), all, out.Data());
+  } catch (const std::invalid_argument& e) {
+    s->busy = false;
+    throw make_error(env, e.what(), "E_INVALID_ARGUMENT");
+  } catch (const std::exception& e) {
+    s->busy = false;
+    throw make_error(env, e.what(), "E_KERNEL");
+  }
+  s->busy = false;
+  return out;
+}
+
+Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto m = model(env);
+  auto s = NativeState::from(env, info[0]);
+  auto toks = std::make_shared<std::vector<int32_t>>(tokens_arg(env, info[1]));
+  bool all = info[2].ToBoolean();
+  if (toks->empty()) throw make_error(env, "at least one token is needed", "E_INVALID_ARGUMENT");
+  if (s->model != m) throw make_error(env, "state belongs to another model", "E_INVALID_ARGUMENT");
+  acquire(env, *s);
+  const int64_t V = m->config().V;
+  auto out = std::make_shared<std::vector<float>>();
+  return run_async(
+      env, executor(),
+      [m, s, toks, all, out, V](AsyncJob&) {
+        struct Release {
+          State& s;
+          ~Release() { s.busy = false; }
+        } rel{*s};
+        out->resize(size_t(all ? int64_t(toks->size()) * V : V));
+        m->forward(*s, toks->data(), int64_t(toks->size()), all, out->data());
+      },
+      [out](Napi::Env env) -> Napi::Value {
+        Napi::Float32Array a = Napi::Float32Array::New(env, out->size());
+        std::memcpy(a.Data(), out->data(), out->size() * 4);
+        return a;
+      });
+}
+
+Napi::Value Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "load(dir, threads): dir must be a string");
+  std::string dir = info[0].As<Napi::String>();
+  int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  try {
+    return NativeModel::Wrap(env, Model::load(dir, threads));
+  } catch (const LoadError& e) {
+    throw make_error(env, e.what(), "E_MODEL_LOAD");
+  } catch (const std::exception& e) {
+    throw make_error(env, std::string("loading ") + dir + ": " + e.what(), "E_MODEL_LOAD");
+  }
+}
+
+Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadAsync(dir, threads): dir must be a string");
+  std::string dir = info[0].As<Napi::String>();
+  int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  auto result = std::make_shared<std::shared_ptr<Model>>();
+  return run_async(
+      env, loader_executor(),
+      [dir, threads, result](AsyncJob&) {
+        try {
+          *result = Model::load(dir, threads);
+        } catch (const LoadError&) {
+          throw;
+        } catch (const std::exception& e) {
+          throw LoadError(std::string("loading ") + dir + ": " + e.what());
+        }
+      },
+      [result](Napi::Env env) -> Napi::Value { return NativeModel::Wrap(env, *result); });
+}
+
+Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kernels().name); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  NativeModel::Init(env, exports);
+  NativeState::Init(env, exports);
+  exports.Set("load", Napi::Function::New(env, Load));
+  exports.Set("loadAsync", Napi::Function::New(env, LoadAsync));
+  exports.Set("isa", Napi::Function::New(env, Isa));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(flashcheck_kernel, Init)

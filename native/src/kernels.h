@@ -1,0 +1,43 @@
+// Hot loops, compiled several times for different instruction sets and picked at run time.
+#pragma once
+#include <cstdint>
+
+#include "safetensors.h"
+
+namespace fc {
+
+// A weight matrix as stored: row-major [rows, cols] (torch Linear: [out, in]), F32 or BF16.
+struct Mat {
+  const void* data = nullptr;
+  DType dt = DType::F32;
+  int64_t rows = 0, cols = 0;
+};
+
+struct Kernels {
+  const char* name;
+  int nr;  // columns of C per GEMM panel
+  // C[t, n] = sum_k A[t, k] * W[n, k] for t < T, n0 <= n < n1 (n0 a multiple of nr). Cache-blocked,
+  // register-tiled; pack = scratch of at least kc*nr floats (see gemm_pack_floats).
+  void (*gemm)(const float* A, int64_t lda, int64_t T, const Mat& W, int64_t n0, int64_t n1, float* C, int64_t ldc,
+               float* pack);
+  // Same contract for small T (<= 4): streams each weight row once (decode).
+  void (*gemv)(const float* A, int64_t lda, int64_t T, const Mat& W, int64_t n0, int64_t n1, float* C, int64_t ldc);
+  float (*dot)(const float* a, const float* b, int64_t n);
+  void (*axpy)(float* y, float a, const float* x, int64_t n);
+  // Selective scan for channels [c0, c1): see model.cc for the arguments.
+  void (*scan)(int64_t c0, int64_t c1, int64_t T, int64_t Di, int64_t N, const float* xc, const float* delta,
+               const float* dbc, int64_t ldbc, int64_t boff, const float* A, const float* D, float* h, float* y);
+  // Widen a row of F32/BF16 weights into f32.
+  void (*widen)(const void* src, DType dt, int64_t n, float* dst);
+};
+
+constexpr int64_t kGemmKC = 256;
+constexpr int64_t kGemvMaxT = 4;
+inline int64_t gemm_pack_floats() { return kGemmKC * 32; }
+
+// Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx512 overrides).
+const Kernels& kernels();
+// All implementations usable on this CPU (for tests).
+int kernels_available(const Kernels** out, int max);
+
+}  // namespace fc
