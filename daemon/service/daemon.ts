@@ -12,7 +12,6 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
 import { loadRuleDir } from '../rules/load.js'
-import { renderTopic } from '../rules/topic.js'
 import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { SignalStore } from '../signals/store.js'
 import { Dedupe } from './dedupe.js'
@@ -54,6 +53,7 @@ export class Daemon extends EventEmitter {
   private protocolVersion: 4 | 5
   private backoffMs: number
   private reconnectTimer?: NodeJS.Timeout
+  private pruneTimer?: NodeJS.Timeout
   private stopping = false
   private readonly startedAt = new Date().toISOString()
   private readonly onHup = () => void this.reload('SIGHUP')
@@ -90,6 +90,10 @@ export class Daemon extends EventEmitter {
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
 
+    // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
+    this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
+    this.pruneTimer.unref()
+
     this.reloader = new RuleReloader(this.cfg.rules.dir, this.cfg.budget.defaultMs, (r, reason) => this.onReload(r, reason))
     if (this.cfg.rules.watch) this.reloader.watch()
 
@@ -114,6 +118,7 @@ export class Daemon extends EventEmitter {
     this.stopping = true
     process.off('SIGHUP', this.onHup)
     clearTimeout(this.reconnectTimer)
+    clearInterval(this.pruneTimer)
     this.reloader?.close()
     const client = this.client
     if (client) {
@@ -301,7 +306,7 @@ export class Daemon extends EventEmitter {
   }
 
   private handleStream(set: RuleSet, rule: CompiledRule, params: Record<string, string>, topic: string, payload: Buffer, t0: number, now: number): void {
-    const out = renderTopic(rule.publish!, params)
+    const out = rule.publishTopic!(params)
     let outcome: Outcome
     if (payload.length > this.cfg.limits.maxPayloadBytes) {
       outcome = errorResult(rule.id, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` })
