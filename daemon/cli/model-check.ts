@@ -55,6 +55,77 @@ function fmt(x: number): string {
   return Number.isFinite(x) ? x.toExponential(3) : String(x)
 }
 
+export interface CaseResult {
+  /** Per-part details, one line each. */
+  lines: string[]
+  full: number
+  prefill: number
+  decode: number
+  maxRelErr: number
+  greedy: number[]
+  greedyIdentical: boolean
+  limit: number
+  ok: boolean
+}
+
+/** Runs one golden case directory through the kernel (async API, the addon's own threads). */
+export async function checkCase(dir: string, opts: { threads?: number } = {}): Promise<CaseResult> {
+  for (const f of ['inputs.json', 'expected.json', 'logits_full.f32', 'logits_decode.f32']) {
+    if (!existsSync(join(dir, f))) throw new Error(`${join(dir, f)} is missing (not a golden case directory?)`)
+  }
+  const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Inputs
+  const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected
+  const model = await Model.loadAsync(dir, opts.threads ? { threads: opts.threads } : undefined)
+  try {
+    const lines: string[] = []
+    const c = model.config
+    const V = c.vocab_size
+    const T = inputs.tokens.length
+    const steps = inputs.decode_steps
+    const limit = Math.min(LIMIT, expected.tolerances?.max_rel_err ?? LIMIT)
+    const fullRef = readF32(join(dir, 'logits_full.f32'), T * V)
+    const decRef = readF32(join(dir, 'logits_decode.f32'), steps * V)
+    lines.push(
+      `case ${dir}: ${c.layout}, L=${c.num_hidden_layers} H=${c.hidden_size} heads=${c.num_attention_heads}/${c.num_key_value_heads}` +
+        ` W=${c.sliding_window} V=${V} weights=${c.weight_dtype} isa=${c.isa} threads=${c.threads}`,
+    )
+
+    // 1. full forward, every position
+    const full = await model.prefillAsync(model.newState(), inputs.tokens, { allLogits: true })
+    const eFull = maxRelErr(full, fullRef, T, V)
+    lines.push(`full forward (${T} positions): max_rel_err=${fmt(eFull)}`)
+
+    // 2. prefill (last position only), then one step per greedy token
+    const state = model.newState()
+    const last = await model.prefillAsync(state, inputs.tokens)
+    const ePrefill = maxRelErr(last, fullRef.subarray((T - 1) * V), 1, V)
+    lines.push(`prefill (last position): max_rel_err=${fmt(ePrefill)}`)
+    const greedy = [argmax(last)]
+    const dec = new Float32Array(steps * V)
+    for (let i = 0; i < steps; i++) {
+      const tok = expected.greedy_tokens[i] ?? greedy[i]
+      const row = await model.stepAsync(state, tok)
+      dec.set(row, i * V)
+      greedy.push(argmax(row))
+    }
+    const eDecode = maxRelErr(dec, decRef, steps, V)
+    lines.push(`prefill-then-step (${steps} steps): max_rel_err=${fmt(eDecode)}`)
+    const fullGreedy = argmax(full, (T - 1) * V, V)
+    const want = expected.greedy_tokens
+    const same = fullGreedy === want[0] && greedy.length === want.length && greedy.every((t, i) => t === want[i])
+    lines.push(`greedy tokens: ${same ? 'identical' : 'DIFFERENT'} (${greedy.join(' ')})`)
+    if (!same) lines.push(`expected tokens:            (${want.join(' ')})`)
+    const worst = Math.max(eFull, ePrefill, eDecode)
+    const ok = worst <= limit && same
+    lines.push(`${ok ? 'PASS' : 'FAIL'} (limit ${fmt(limit)})`)
+    return { lines, full: eFull, prefill: ePrefill, decode: eDecode, maxRelErr: worst, greedy, greedyIdentical: same, limit, ok }
+  } finally {
+    model.dispose()
+  }
+}
+
+const USAGE = 'usage: flashcheck model check DIR [--threads N]\n'
+
 export async function modelCheck(argv: string[]): Promise<number> {
   let dir: string | undefined
   let threads = 0
@@ -67,73 +138,26 @@ export async function modelCheck(argv: string[]): Promise<number> {
         return 2
       }
     } else if (a.startsWith('--')) {
-      process.stderr.write(`model check: unknown option ${a}\nusage: flashcheck model check DIR [--threads N]\n`)
+      process.stderr.write(`model check: unknown option ${a}\n${USAGE}`)
       return 2
     } else if (dir === undefined) dir = a
     else {
-      process.stderr.write('usage: flashcheck model check DIR [--threads N]\n')
+      process.stderr.write(USAGE)
       return 2
     }
   }
   if (!dir) {
-    process.stderr.write('usage: flashcheck model check DIR [--threads N]\n')
+    process.stderr.write(USAGE)
     return 2
   }
-  for (const f of ['inputs.json', 'expected.json', 'logits_full.f32', 'logits_decode.f32']) {
-    if (!existsSync(join(dir, f))) {
-      process.stderr.write(`model check: ${join(dir, f)} is missing (not a golden case directory?)\n`)
-      return 1
-    }
-  }
+  let res: CaseResult
   try {
-    const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Inputs
-    const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected
-    const model = await Model.loadAsync(dir, threads > 0 ? { threads } : undefined)
-    const V = model.config.vocab_size
-    const T = inputs.tokens.length
-    const steps = inputs.decode_steps
-    const limit = Math.min(LIMIT, expected.tolerances?.max_rel_err ?? LIMIT)
-    const fullRef = readF32(join(dir, 'logits_full.f32'), T * V)
-    const decRef = readF32(join(dir, 'logits_decode.f32'), steps * V)
-    const c = model.config
-    process.stdout.write(
-      `case ${dir}: ${c.layout}, L=${c.num_hidden_layers} H=${c.hidden_size} heads=${c.num_attention_heads}/${c.num_key_value_heads}` +
-        ` W=${c.sliding_window} V=${V} weights=${c.weight_dtype} isa=${c.isa} threads=${c.threads}\n`,
-    )
-
-    // 1. full forward, every position
-    const full = await model.prefillAsync(model.newState(), inputs.tokens, { allLogits: true })
-    const eFull = maxRelErr(full, fullRef, T, V)
-    process.stdout.write(`full forward (${T} positions): max_rel_err=${fmt(eFull)}\n`)
-
-    // 2. prefill (last position only), then one step per greedy token
-    const state = model.newState()
-    const last = await model.prefillAsync(state, inputs.tokens)
-    const ePrefill = maxRelErr(last, fullRef.subarray((T - 1) * V), 1, V)
-    process.stdout.write(`prefill (last position): max_rel_err=${fmt(ePrefill)}\n`)
-    const greedy = [argmax(last)]
-    const dec = new Float32Array(steps * V)
-    for (let i = 0; i < steps; i++) {
-      const tok = expected.greedy_tokens[i] ?? greedy[i]
-      const row = await model.stepAsync(state, tok)
-      dec.set(row, i * V)
-      greedy.push(argmax(row))
-    }
-    const eDecode = maxRelErr(dec, decRef, steps, V)
-    process.stdout.write(`prefill-then-step (${steps} steps): max_rel_err=${fmt(eDecode)}\n`)
-    const fullGreedy = argmax(full, (T - 1) * V, V)
-    const want = expected.greedy_tokens
-    const same = fullGreedy === want[0] && greedy.length === want.length && greedy.every((t, i) => t === want[i])
-    process.stdout.write(`greedy tokens: ${same ? 'identical' : 'DIFFERENT'} (${greedy.join(' ')})\n`)
-    if (!same) process.stdout.write(`expected tokens:            (${want.join(' ')})\n`)
-    model.dispose()
-    const worst = Math.max(eFull, ePrefill, eDecode)
-    const ok = worst <= limit && same
-    process.stdout.write(`${ok ? 'PASS' : 'FAIL'} (limit ${fmt(limit)})\n`)
-    process.stdout.write(`max_rel_err=${fmt(worst)}\n`)
-    return ok ? 0 : 1
+    res = await checkCase(dir, { threads })
   } catch (err) {
     process.stderr.write(`model check: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
+  for (const l of res.lines) process.stdout.write(l + '\n')
+  process.stdout.write(`max_rel_err=${fmt(res.maxRelErr)}\n`)
+  return res.ok ? 0 : 1
 }
