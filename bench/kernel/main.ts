@@ -29,6 +29,7 @@ const USAGE = `usage: node dist/bench/kernel/main.js [options]
   --reps N                    timed prefills per size (default 5)
   --steps N                   timed decode steps (default 64)
   --ctx-steps N               timed decode steps per context length (default 16)
+  --ctx-max-prefill S         skip a context point whose prefill is predicted to exceed S seconds (default 300)
   --bw-bytes MIB              bandwidth buffer in MiB (default 2048)
   --cache DIR                 keep generated checkpoints here and reuse them (default: a temp dir, removed)
   --json FILE                 also write every figure as JSON`
@@ -66,7 +67,7 @@ function secondsOf(fn: () => void): number {
 interface PrefillFigure { tokens: number; seconds: Summary; tokPerSec: number; gflops: number; pctPeak: number }
 interface DecodeFigure { position: number; msPerToken: Summary; weightGBps: number; pctBandwidth: number; gflops: number }
 interface ModelFigures { label: string; layout: string; params: number; weightBytes: number; weightDtype: string; loadSeconds: number; prefill: PrefillFigure[]; decode: DecodeFigure }
-interface CtxPoint { context: number; prefillSeconds: number; msPerToken: Summary; stateBytes: number }
+type CtxPoint = { context: number; prefillSeconds: number; msPerToken: Summary; stateBytes: number } | { context: number; skippedPredictedSeconds: number }
 interface CtxFigures { label: string; layout: string; params: number; points: CtxPoint[] }
 
 type KernelModule = typeof import('../../daemon/model/kernel.js')
@@ -121,18 +122,30 @@ async function benchModel(k: KernelModule, c: Checkpoint, o: Opts, peak: PeakEst
   }
 }
 
-/** Prefills one sequence up to each context length in turn; at each, times decode steps on a clone. */
+/** Prefills one sequence up to each context length in turn; at each, times decode steps on a clone.
+ *  A point whose prefill would take longer than `ctxMaxPrefill` seconds (predicted from the FLOP
+ *  count at the rate of the previous segment) is skipped, with the prediction recorded. */
 async function contextSweep(k: KernelModule, c: Checkpoint, o: Opts): Promise<CtxFigures> {
   const model = k.Model.load(c.dir, { threads: o.threads })
   const cfg = model.config
   const e = estimate(c.arch)
+  const f = flops(c.arch)
   const rng = new Prng(2)
   const points: CtxPoint[] = []
   log(`  ${c.label} (${cfg.layout}, ${fmt(cfg.param_count / 1e6)}M parameters):`)
   try {
     const s = model.newState()
+    let flopRate = Infinity
     for (const ctx of o.ctx) {
-      const prefillSeconds = secondsOf(() => model.prefill(s, randomTokens(rng, ctx - s.position, cfg.vocab_size)))
+      const p0 = s.position
+      const predicted = f.prefill(p0, ctx - p0) / flopRate
+      if (predicted > o.ctxMaxPrefill) {
+        points.push({ context: ctx, skippedPredictedSeconds: predicted })
+        log(`    context ${String(ctx).padStart(6)}: skipped, its prefill would take ~${fmt(predicted, 0)} s (> --ctx-max-prefill ${o.ctxMaxPrefill})`)
+        continue
+      }
+      const prefillSeconds = secondsOf(() => model.prefill(s, randomTokens(rng, ctx - p0, cfg.vocab_size)))
+      flopRate = f.prefill(p0, ctx - p0) / prefillSeconds
       const probe = s.clone()
       for (let i = 0; i < 2; i++) model.step(probe, rng.nextU32() % cfg.vocab_size)
       const ms: number[] = []
@@ -144,7 +157,7 @@ async function contextSweep(k: KernelModule, c: Checkpoint, o: Opts): Promise<Ct
       const p = { context: ctx, prefillSeconds, msPerToken: summarize(ms), stateBytes: stateBytesAt(e, ctx) }
       points.push(p)
       log(`    context ${String(ctx).padStart(6)}: decode median ${fmt(p.msPerToken.median, 2)} ms/token (p99 ${fmt(p.msPerToken.p99, 2)}), ` +
-        `state ${mib(p.stateBytes)}, prefill to here ${fmt(prefillSeconds, 1)} s`)
+        `state ${mib(p.stateBytes)}, prefill ${p0}->${ctx} ${fmt(prefillSeconds, 1)} s`)
     }
     s.dispose()
   } finally {
@@ -165,6 +178,7 @@ interface Opts {
   reps: number
   steps: number
   ctxSteps: number
+  ctxMaxPrefill: number
   bwBytes: number
   cache?: string
   json?: string
@@ -177,7 +191,7 @@ function parse(argv: string[]): Opts {
       preset: { type: 'string' }, checkpoint: { type: 'string' }, 'ctx-preset': { type: 'string' },
       'ctx-checkpoints': { type: 'string' }, ctx: { type: 'string' }, threads: { type: 'string' }, dtype: { type: 'string' },
       prefill: { type: 'string' }, reps: { type: 'string' }, steps: { type: 'string' }, 'ctx-steps': { type: 'string' },
-      'bw-bytes': { type: 'string' }, cache: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' },
+      'ctx-max-prefill': { type: 'string' }, 'bw-bytes': { type: 'string' }, cache: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' },
     },
   })
   if (v.help) {
@@ -199,6 +213,7 @@ function parse(argv: string[]): Opts {
     reps: posInt(v.reps, 'reps', 5),
     steps: posInt(v.steps, 'steps', 64),
     ctxSteps: posInt(v['ctx-steps'], 'ctx-steps', 16),
+    ctxMaxPrefill: posInt(v['ctx-max-prefill'], 'ctx-max-prefill', 300),
     bwBytes: posInt(v['bw-bytes'], 'bw-bytes', 2048) * 2 ** 20,
     cache: v.cache,
     json: v.json,
@@ -253,10 +268,13 @@ async function main(): Promise<number> {
       log(`\ndecode cost against context: ${pair[0]!.label} vs ${pair[1]!.label}, ${o.ctxSteps} timed steps per point on a clone of the state`)
       for (const c of pair) sweeps.push(await contextSweep(k, c, o))
       log('  context | SambaY ms/token (p99) | all-attention ms/token (p99) | all-attn / SambaY | state SambaY | state all-attn')
+      const cell = (p: CtxPoint) =>
+        'msPerToken' in p ? `${fmt(p.msPerToken.median, 2).padStart(8)} (${fmt(p.msPerToken.p99, 2)})` : `skipped (~${fmt(p.skippedPredictedSeconds, 0)} s prefill)`
       sweeps[0]!.points.forEach((a, i) => {
         const b = sweeps[1]!.points[i]!
-        log(`  ${String(a.context).padStart(7)} | ${fmt(a.msPerToken.median, 2).padStart(8)} (${fmt(a.msPerToken.p99, 2)}) | ${fmt(b.msPerToken.median, 2).padStart(8)} (${fmt(b.msPerToken.p99, 2)}) | ` +
-          `${fmt(b.msPerToken.median / a.msPerToken.median, 2).padStart(5)}x | ${mib(a.stateBytes)} | ${mib(b.stateBytes)}`)
+        const ratio = 'msPerToken' in a && 'msPerToken' in b ? `${fmt(b.msPerToken.median / a.msPerToken.median, 2)}x` : '-'
+        const state = (x: Checkpoint) => mib(stateBytesAt(estimate(x.arch), a.context))
+        log(`  ${String(a.context).padStart(7)} | ${cell(a)} | ${cell(b)} | ${ratio.padStart(6)} | ${state(pair[0]!)} | ${state(pair[1]!)}`)
       })
     }
 
