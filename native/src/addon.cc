@@ -76,13 +76,14 @@ struct AsyncJob {
   std::string code;
 };
 
+// `settle` (optional) runs on the JS thread just before the promise settles, whatever the outcome.
 Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob&)> work,
-                        std::function<Napi::Value(Napi::Env)> done) {
+                        std::function<Napi::Value(Napi::Env)> done, std::function<void()> settle = nullptr) {
   auto job = std::make_shared<AsyncJob>(AsyncJob{Napi::Promise::Deferred::New(env), {}, {}, {}});
   job->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
                                             "flashcheck_kernel", 0, 1);
   Napi::Promise p = job->deferred.Promise();
-  ex.post([job, work, done]() {
+  ex.post([job, work, done, settle]() {
     try {
       work(*job);
     } catch (const LoadError& e) {
@@ -95,7 +96,8 @@ Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob
       job->error = e.what();
       job->code = "E_KERNEL";
     }
-    job->tsfn.BlockingCall([job, done](Napi::Env env, Napi::Function) {
+    job->tsfn.BlockingCall([job, done, settle](Napi::Env env, Napi::Function) {
+      if (settle) settle();
       if (!job->error.empty()) {
         job->deferred.Reject(make_error(env, job->error, job->code.c_str()).Value());
         return;
@@ -314,10 +316,6 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
   return run_async(
       env, executor(),
       [m, s, toks, all, out, V](AsyncJob&) {
-        struct Release {
-          State& s;
-          ~Release() { s.busy = false; }
-        } rel{*s};
         out->resize(size_t(all ? int64_t(toks->size()) * V : V));
         m->forward(*s, toks->data(), int64_t(toks->size()), all, out->data());
       },
@@ -325,7 +323,10 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
         Napi::Float32Array a = Napi::Float32Array::New(env, out->size());
         std::memcpy(a.Data(), out->data(), out->size() * 4);
         return a;
-      });
+      },
+      // the state stays busy until the promise settles (on the JS thread), so a call made before that
+      // is always rejected, never racing the end of the computation
+      [s]() { s->busy = false; });
 }
 
 Napi::Value Load(const Napi::CallbackInfo& info) {

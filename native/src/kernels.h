@@ -31,9 +31,10 @@ struct Kernels {
   void (*widen)(const void* src, DType dt, int64_t n, float* dst);
 };
 
-constexpr int64_t kGemmKC = 256;
+// K block of the GEMM: the packed B panel (kc x nr floats) is kept at 16 KiB so it stays in L1.
+constexpr int64_t kGemmPanelFloats = 4096;
 constexpr int64_t kGemvMaxT = 4;
-inline int64_t gemm_pack_floats() { return kGemmKC * 32; }
+inline int64_t gemm_pack_floats() { return kGemmPanelFloats; }
 
 // Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx512 overrides).
 const Kernels& kernels();

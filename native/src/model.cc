@@ -661,7 +661,7 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
   }
 }
 
-constexpr int64_t kPrefillChunk = 128;
+constexpr int64_t kPrefillChunk = 256;
 
 void Model::forward(State& s, const int32_t* tokens, int64_t T, bool all, float* logits) {
   const Config& c = cfg_;

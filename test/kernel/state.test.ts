@@ -87,12 +87,13 @@ t.test('async variants: same results, promises, one call per state at a time', a
   const sync = model.prefill(s1, prompt)
   const p = model.prefillAsync(s2, prompt)
   t.ok(p instanceof Promise)
-  // the state is busy until the promise settles
+  // the state is busy until the promise settles (checked before yielding to the event loop)
   t.throws(() => model.step(s2, 1), { name: 'KernelError', code: 'E_STATE_BUSY' })
-  await t.rejects(model.stepAsync(s2, 1), { code: 'E_STATE_BUSY' })
   t.throws(() => s2.clone(), { code: 'E_STATE_BUSY' })
   t.throws(() => s2.dispose(), { code: 'E_STATE_BUSY' })
+  const second = t.rejects(model.stepAsync(s2, 1), { code: 'E_STATE_BUSY' })
   t.ok(same(await p, sync), 'prefillAsync == prefill')
+  await second
   t.equal(s2.position, 40)
   t.ok(same(await model.stepAsync(s2, 7), model.step(s1, 7)), 'stepAsync == step')
   // many states in flight at once on one model
