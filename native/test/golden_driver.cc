@@ -1,6 +1,8 @@
 // Runs golden case directories through the kernel without Node (used by scripts/sanitize.sh and for
 // quick checks): full forward, prefill-then-step, clone-then-continue; prints max_rel_err per case.
 // Usage: golden_driver [--threads N] CASE_DIR...   exit 0 iff every case passes.
+//        golden_driver --expect-load-error DIR...   exit 0 iff every DIR fails to load with a LoadError.
+//        golden_driver --list-isa                   the kernel implementations this CPU can run.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -85,19 +87,42 @@ static bool run_case(const std::string& dir, int threads) {
   return ok;
 }
 
+// A directory that must fail to load with a clear LoadError (corrupt files under the sanitizers).
+static bool expect_load_error(const std::string& dir) {
+  try {
+    auto m = Model::load(dir, 1);
+    std::printf("%s: loaded, but a load error was expected FAIL\n", dir.c_str());
+    return false;
+  } catch (const LoadError& e) {
+    std::printf("%s: load error as expected: %s\n", dir.c_str(), e.what());
+    return true;
+  }
+}
+
 int main(int argc, char** argv) {
   int threads = 2;
+  bool expect_error = false;
   bool all_ok = true;
   int n = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
+    if (a == "--list-isa") {
+      const Kernels* all[4];
+      int k = kernels_available(all, 4);
+      for (int j = 0; j < k; j++) std::printf("%s\n", all[j]->name);
+      return 0;
+    }
+    if (a == "--expect-load-error") {
+      expect_error = true;
+      continue;
+    }
     if (a == "--threads" && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
       continue;
     }
     n++;
     try {
-      if (!run_case(a, threads)) all_ok = false;
+      if (!(expect_error ? expect_load_error(a) : run_case(a, threads))) all_ok = false;
     } catch (const std::exception& e) {
       std::printf("%s: ERROR %s\n", a.c_str(), e.what());
       all_ok = false;
