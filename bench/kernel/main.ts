@@ -5,7 +5,7 @@
 //   node dist/bench/kernel/main.js [--preset large] [--ctx-preset small] [--ctx 1024,4096,16384,32768]
 //        [--threads N] [--checkpoint DIR,...] [--ctx-checkpoints SAMBAY_DIR,ATTN_DIR] [--cache DIR] [--json FILE]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { availableParallelism, tmpdir } from 'node:os'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { estimate, flops, stateBytesAt } from '../../daemon/model/estimate.js'
@@ -233,6 +233,10 @@ async function main(): Promise<number> {
   const started = new Date().toISOString()
   log(`flashcheck kernel benchmark, ${started}`)
   log(`machine: ${cpu.model} (${cpu.arch}), ${availableParallelism()} cores; kernel isa ${k.kernelIsa()}, ${o.threads} threads; node ${process.version}`)
+  // Other work on the machine distorts every figure (a kernel thread that loses its core stalls the
+  // others at the next barrier): the load average is printed at both ends so a reader can judge.
+  const loadStart = loadavg()
+  log(`load average at start: ${loadStart.map((x) => fmt(x, 2)).join(' ')}`)
 
   const bwOpts = { threads: o.threads, bytes: o.bwBytes, reps: 5, sweep: [1, 8, 32, 128, 512].map((m) => m * 2 ** 20).filter((b) => b < o.bwBytes) }
   const bwBefore = await measureBandwidthInChild(bwOpts)
@@ -280,6 +284,8 @@ async function main(): Promise<number> {
 
     const bwAfter = await measureBandwidthInChild(bwOpts)
     showBw(bwAfter, 'after')
+    const loadEnd = loadavg()
+    log(`load average at end: ${loadEnd.map((x) => fmt(x, 2)).join(' ')}`)
     bwLimit = Math.max(bwLimit, bwAfter.headline.gbps.max)
     log('\nsummary against the goals:')
     for (const m of models) {
@@ -290,7 +296,7 @@ async function main(): Promise<number> {
     }
     if (o.json) {
       await mkdir(dirname(o.json), { recursive: true })
-      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, contextSweep: sweeps }, null, 2) + '\n')
+      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, loadAverage: { start: loadStart, end: loadEnd }, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, contextSweep: sweeps }, null, 2) + '\n')
       log(`figures written to ${o.json}`)
     }
     return 0
