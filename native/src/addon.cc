@@ -140,7 +140,6 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return o;
   }
   explicit NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
-  ~NativeModel() override { executor_.reset(); }
 
   std::shared_ptr<Model> model(Napi::Env env) {
     if (!model_) throw make_error(env, "model is disposed", "E_DISPOSED");

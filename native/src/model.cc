@@ -320,9 +320,6 @@ void Model::bind_weights(const std::string& dir) {
 
 std::shared_ptr<Model> Model::load(const std::string& dir, int threads) {
   std::string cfgp = dir + "/config.json";
-  if (!file_exists(dir + "/.") && !file_exists(cfgp)) {
-    // fallthrough to the clearer message below
-  }
   if (!file_exists(cfgp)) throw LoadError("no config.json in " + dir);
   std::shared_ptr<Model> m(new Model());
   m->cfg_ = parse_config(read_text_file(cfgp));
@@ -389,15 +386,7 @@ std::unique_ptr<State> State::clone() const {
   return s;
 }
 
-size_t State::bytes() const {
-  size_t n = 0;
-  for (auto& l : layers) n += 4 * (l.conv.size() + l.ssm.size() + l.k.size() + l.v.size()) + size_t(l.kv.len) * 8 * size_t(model->config().kvdim());
-  return n;
-}
-
 // ---------------------------------------------------------------- forward
-
-struct Scratch {};
 
 namespace {
 struct Buf {
@@ -491,8 +480,7 @@ void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, fl
   linear(y.get(), Di, R, w.out_proj, nullptr, out, c.H);
 }
 
-void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, bool,
-                      float* out) {
+void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, float* out) {
   const Config& c = cfg_;
   const int64_t hd = c.hd, qd = c.qdim(), kvd = c.kvdim();
   const bool cross = w.kind == LayerKind::Cross;
@@ -640,7 +628,7 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
         linear(t.get(), c.Di, rows, w.out_proj, nullptr, o.get(), H);
         break;
       }
-      default: attention(s, li, w, a.get(), rows, p0, false, o.get()); break;
+      default: attention(s, li, w, a.get(), rows, p0, o.get()); break;
     }
     for (int64_t i = 0; i < rows * H; i++) x[i] += o[i];
     layernorm(x.get(), rows, H, w.ln_post_w, w.ln_post_b, c.eps, a.get());

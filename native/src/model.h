@@ -82,10 +82,7 @@ struct State {
   std::vector<LayerState> layers;
   std::atomic<bool> busy{false};
   std::unique_ptr<State> clone() const;
-  size_t bytes() const;
 };
-
-struct Scratch;
 
 class Model : public std::enable_shared_from_this<Model> {
  public:
@@ -98,7 +95,6 @@ class Model : public std::enable_shared_from_this<Model> {
   // or of the last one ([V]). Throws std::invalid_argument for bad token ids.
   void forward(State& s, const int32_t* tokens, int64_t T, bool all, float* logits);
   int threads() const { return pool_->size(); }
-  std::mutex& compute_mutex() { return compute_mu_; }
 
   int64_t param_count = 0;
   int64_t weight_bytes = 0;    // bytes of the used tensors as stored in the checkpoint
@@ -106,8 +102,6 @@ class Model : public std::enable_shared_from_this<Model> {
   std::string weight_dtype;    // "F32", "BF16", "F16" or "mixed"
   std::string isa() const { return kern_->name; }
 
-  const Kernels& kern() const { return *kern_; }
-  void set_kernels(const Kernels* k) { kern_ = k; }  // tests / benchmarks
 
  private:
   Model() = default;
@@ -115,8 +109,7 @@ class Model : public std::enable_shared_from_this<Model> {
   void run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool last_chunk, float* logits);
   void linear(const float* A, int64_t lda, int64_t T, const Mat& W, const Vec* bias, float* C, int64_t ldc);
   void mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, float* out, float* mem);
-  void attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, bool single_last,
-                 float* out);
+  void attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, float* out);
 
   Config cfg_;
   std::unique_ptr<Checkpoint> ckpt_;
@@ -125,7 +118,6 @@ class Model : public std::enable_shared_from_this<Model> {
   Vec final_w_, final_b_;
   std::vector<LayerW> layers_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<Scratch> scratch_;
   const Kernels* kern_ = nullptr;
   std::mutex compute_mu_;
   friend struct State;
