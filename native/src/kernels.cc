@@ -4,13 +4,14 @@
 // adds it to the generic build, see binding.gyp).
 #include "kernels.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
 namespace fc {
 
 #define KERNELS_TABLE(label)                                                                                   \
-  const Kernels table = {label, NR, gemm_impl, gemv_impl, dot_impl, axpy_impl, scan_impl, widen_impl};
+  const Kernels table = {label, NR, gemm_impl, gemv_impl, dot_impl, scan_impl, attend_impl, widen_impl};
 
 namespace k_generic {
 #if defined(__AVX512F__)

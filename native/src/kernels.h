@@ -23,10 +23,12 @@ struct Kernels {
   // Same contract for small T (<= 4): streams each weight row once (decode).
   void (*gemv)(const float* A, int64_t lda, int64_t T, const Mat& W, int64_t n0, int64_t n1, float* C, int64_t ldc);
   float (*dot)(const float* a, const float* b, int64_t n);
-  void (*axpy)(float* y, float a, const float* x, int64_t n);
   // Selective scan for channels [c0, c1): see model.cc for the arguments.
   void (*scan)(int64_t c0, int64_t c1, int64_t T, int64_t Di, int64_t N, const float* xc, const float* delta,
                const float* dbc, int64_t ldbc, int64_t boff, const float* A, const float* D, float* h, float* y);
+  // One differential-attention head pair over n keys (see kernels_impl.inc).
+  void (*attend)(const float* q1, const float* q2, const float* const* kp, const float* const* vp, int64_t n,
+                 int64_t o1, int64_t o2, int64_t hd, float scale, float* s1, float* s2, float* A1, float* A2);
   // Widen a row of F32/BF16 weights into f32.
   void (*widen)(const void* src, DType dt, int64_t n, float* dst);
 };

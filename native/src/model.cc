@@ -539,31 +539,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
       int64_t l0 = lo[size_t(r)], n = hi[size_t(r)] - l0 + 1;
       s1.resize(size_t(n));
       s2.resize(size_t(n));
-      float m1 = -INFINITY, m2 = -INFINITY;
-      for (int64_t t = 0; t < n; t++) {
-        const float* kr = kp[size_t(l0 + t)];
-        s1[size_t(t)] = k.dot(q1, kr + o1, hd) * scale;
-        s2[size_t(t)] = k.dot(q2, kr + o2, hd) * scale;
-        m1 = std::max(m1, s1[size_t(t)]);
-        m2 = std::max(m2, s2[size_t(t)]);
-      }
-      float z1 = 0, z2 = 0;
-      for (int64_t t = 0; t < n; t++) {
-        s1[size_t(t)] = std::exp(s1[size_t(t)] - m1);
-        s2[size_t(t)] = std::exp(s2[size_t(t)] - m2);
-        z1 += s1[size_t(t)];
-        z2 += s2[size_t(t)];
-      }
-      std::fill(A1.begin(), A1.end(), 0.f);
-      std::fill(A2.begin(), A2.end(), 0.f);
-      for (int64_t t = 0; t < n; t++) {
-        const float* vr = vp[size_t(l0 + t)];
-        float p1 = s1[size_t(t)] / z1, p2 = s2[size_t(t)] / z2;
-        k.axpy(A1.data(), p1, vr + o1, hd);
-        k.axpy(A1.data() + hd, p1, vr + o2, hd);
-        k.axpy(A2.data(), p2, vr + o1, hd);
-        k.axpy(A2.data() + hd, p2, vr + o2, hd);
-      }
+      k.attend(q1, q2, kp.data() + l0, vp.data() + l0, n, o1, o2, hd, scale, s1.data(), s2.data(), A1.data(), A2.data());
       float* o = att.get() + r * qd + j * 2 * hd;
       double ms = 0;
       for (int64_t d = 0; d < 2 * hd; d++) {
