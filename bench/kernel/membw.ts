@@ -15,6 +15,8 @@ export interface BandwidthOptions {
   reps: number
   /** Also measure these smaller working sets (to show where the caches end). */
   sweep: number[]
+  /** Also measure one thread alone. */
+  singleThread: boolean
 }
 
 export interface BandwidthPoint {
@@ -26,7 +28,7 @@ export interface BandwidthPoint {
 
 export interface BandwidthResult {
   headline: BandwidthPoint
-  singleThread: BandwidthPoint
+  singleThread?: BandwidthPoint
   sweep: BandwidthPoint[]
 }
 
@@ -87,7 +89,7 @@ export async function measureBandwidth(o: BandwidthOptions): Promise<BandwidthRe
     }
     const sweep: BandwidthPoint[] = []
     for (const s of o.sweep) sweep.push(await run(Math.min(s, pages * PAGE), o.threads))
-    const singleThread = await run(pages * PAGE, 1)
+    const singleThread = o.singleThread ? await run(pages * PAGE, 1) : undefined
     const headline = await run(pages * PAGE, o.threads)
     return { headline, singleThread, sweep }
   } finally {
