@@ -120,7 +120,9 @@ function toTokens(tokens: ArrayLike<number>): Int32Array {
   const out = new Int32Array(tokens.length)
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i]
-    if (!Number.isInteger(t)) throw new KernelError(`token at index ${i} is not an integer: ${t}`, 'E_INVALID_ARGUMENT')
+    if (!Number.isInteger(t) || t < -0x80000000 || t > 0x7fffffff) {
+      throw new KernelError(`token at index ${i} is not a 32-bit integer: ${t}`, 'E_INVALID_ARGUMENT')
+    }
     out[i] = t
   }
   return out

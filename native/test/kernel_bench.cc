@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
   // GEMM
   for (int64_t sz : {1024, 2048}) {
     if (!synth) break;
-    int64_t T = 128, N = sz, K = sz;
+    int64_t T = std::getenv("BENCH_T") ? std::atoi(std::getenv("BENCH_T")) : 128, N = sz, K = sz;
     std::vector<float> A(size_t(T * K), 0.5f), W(size_t(N * K), 0.25f), C(size_t(T * N));
     Mat m{W.data(), DType::F32, N, K};
     double best = 0;

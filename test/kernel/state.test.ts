@@ -116,6 +116,7 @@ t.test('argument and lifetime errors', async (t) => {
   t.throws(() => model.prefill(s, [-1]), { code: 'E_INVALID_ARGUMENT' })
   t.throws(() => model.prefill(s, []), { code: 'E_INVALID_ARGUMENT' })
   t.throws(() => model.prefill(s, [1.5]), KernelError)
+  t.throws(() => model.prefill(s, [2 ** 32 + 1]), { code: 'E_INVALID_ARGUMENT', message: /not a 32-bit integer/ })
   await t.rejects(model.prefillAsync(s, [1000]), { code: 'E_INVALID_ARGUMENT' })
   t.equal(s.position, 0, 'failed calls leave the state untouched')
   t.throws(() => other.prefill(s, [1]), { code: 'E_INVALID_ARGUMENT', message: /not created by this model/ })
