@@ -2,7 +2,7 @@
 // the same run (memory bandwidth, fp32 peak), and decode cost against context length for a SambaY
 // model and its all-attention twin of equal size.
 //
-//   node dist/bench/kernel/main.js [--preset large] [--ctx-preset small] [--ctx 1024,4096,16384,32768]
+//   node dist/bench/kernel/main.js [--preset large] [--ctx-preset tiny] [--ctx 1024,4096,16384,32768]
 //        [--threads N] [--checkpoint DIR,...] [--ctx-checkpoints SAMBAY_DIR,ATTN_DIR] [--cache DIR] [--json FILE]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
@@ -20,7 +20,8 @@ import { type Summary, summarize } from './stats.js'
 const USAGE = `usage: node dist/bench/kernel/main.js [options]
   --preset NAME[,NAME]        models for prefill/decode figures (default large)
   --checkpoint DIR[,DIR]      use these checkpoints instead of presets
-  --ctx-preset NAME           SambaY preset for the context sweep; its NAME-attn twin is the baseline (default small)
+  --ctx-preset NAME           SambaY preset for the context sweep; its NAME-attn twin is the baseline (default tiny:
+                              small-attn needs ~7 min of prefill to reach 32K on 2 cores)
   --ctx-checkpoints A,B       SambaY and all-attention checkpoints for the context sweep instead
   --ctx LIST                  context lengths (default 1024,4096,16384,32768); --ctx none skips the sweep
   --threads N                 kernel and bandwidth threads (default: all cores)
@@ -230,7 +231,7 @@ function parse(argv: string[]): Opts {
   return {
     presets: v.checkpoint ? [] : (v.preset ?? 'large').split(','),
     checkpoints: v.checkpoint?.split(',') ?? [],
-    ctxPreset: v['ctx-preset'] ?? 'small',
+    ctxPreset: v['ctx-preset'] ?? 'tiny',
     ctxCheckpoints,
     ctx: v.ctx === 'none' ? [] : intList(v.ctx ?? '1024,4096,16384,32768', 'ctx').sort((a, b) => a - b),
     threads: posInt(v.threads, 'threads', availableParallelism()),
