@@ -11,6 +11,11 @@
 
 namespace fc {
 
+// Free scratch buffers of a model (see Buf below).
+struct Arena {
+  std::vector<std::pair<size_t, std::unique_ptr<float[]>>> free;
+};
+
 const char* layer_kind_name(LayerKind k) {
   switch (k) {
     case LayerKind::Mamba: return "mamba";
@@ -330,6 +335,7 @@ std::shared_ptr<Model> Model::load(const std::string& dir, int threads) {
   }
   m->pool_ = std::make_unique<ThreadPool>(threads);
   m->kern_ = &kernels();
+  m->arena_ = std::make_unique<Arena>();
   return m;
 }
 
@@ -388,10 +394,30 @@ std::unique_ptr<State> State::clone() const {
 
 // ---------------------------------------------------------------- forward
 
+
 namespace {
+// Scratch buffer taken from the model's arena (best fit) and handed back on destruction, so chunks and
+// steps reuse memory instead of faulting in fresh pages. Only the thread holding the compute lock uses it.
 struct Buf {
+  Arena& ar;
+  size_t cap;
   std::unique_ptr<float[]> p;
-  explicit Buf(int64_t n) : p(new float[size_t(n > 0 ? n : 1)]) {}
+  Buf(Arena& a, int64_t n) : ar(a) {
+    size_t want = size_t(n > 0 ? n : 1), best = SIZE_MAX;
+    for (size_t i = 0; i < ar.free.size(); i++)
+      if (ar.free[i].first >= want && (best == SIZE_MAX || ar.free[i].first < ar.free[best].first)) best = i;
+    if (best == SIZE_MAX) {
+      cap = want;
+      p.reset(new float[want]);
+    } else {
+      cap = ar.free[best].first;
+      p = std::move(ar.free[best].second);
+      ar.free.erase(ar.free.begin() + std::ptrdiff_t(best));
+    }
+  }
+  ~Buf() { ar.free.emplace_back(cap, std::move(p)); }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
   float* get() { return p.get(); }
   float& operator[](int64_t i) { return p[size_t(i)]; }
 };
@@ -421,8 +447,10 @@ void Model::linear(const float* A, int64_t lda, int64_t T, const Mat& W, const V
       for (int64_t n = 0; n < N; n++) C[t * ldc + n] += bias->p[n];
 }
 
-static void layernorm(const float* x, int64_t R, int64_t H, const Vec& w, const Vec& b, double eps, float* out) {
-  for (int64_t r = 0; r < R; r++) {
+static void layernorm(ThreadPool& pool, const float* x, int64_t R, int64_t H, const Vec& w, const Vec& b, double eps,
+                      float* out) {
+  pool.run(R, 8, [&](int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; r++) {
     const float* xr = x + r * H;
     double mean = 0;
     for (int64_t i = 0; i < H; i++) mean += xr[i];
@@ -438,15 +466,16 @@ static void layernorm(const float* x, int64_t R, int64_t H, const Vec& w, const 
     float* o = out + r * H;
     for (int64_t i = 0; i < H; i++) o[i] = (xr[i] - mf) * inv * w.p[i] + b.p[i];
   }
+  });
 }
 
 void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, float* out, float* mem) {
   const Config& c = cfg_;
   const int64_t Di = c.Di, N = c.N, K = c.K, Rdt = c.R, ldb = c.R + 2 * c.N;
-  Buf xz(R * 2 * Di);
+  Buf xz(*arena_, R * 2 * Di);
   linear(a, c.H, R, w.in_proj, nullptr, xz.get(), 2 * Di);
   // causal depthwise conv with the carried K-1 inputs
-  Buf xc(R * Di);
+  Buf xc(*arena_, R * Di);
   float* xzp = xz.get();
   float* xcp = xc.get();
   pool_->run(Di, 64, [&](int64_t c0, int64_t c1) {
@@ -464,19 +493,22 @@ void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, fl
       for (int64_t j = 0; j < K - 1; j++) hist[j] = cat[size_t(R + j)];
     }
   });
-  Buf dbc(R * ldb);
+  Buf dbc(*arena_, R * ldb);
   linear(xcp, Di, R, w.x_proj, nullptr, dbc.get(), ldb);
-  Buf delta(R * Di);
+  Buf delta(*arena_, R * Di);
   linear(dbc.get(), ldb, R, w.dt_proj, &w.dt_b, delta.get(), Di);
-  for (int64_t i = 0; i < R * Di; i++) delta[i] = softplus(delta[i]);
-  Buf y(R * Di);
+  pool_->run(R * Di, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; i++) delta[i] = softplus(delta[i]);
+  });
+  Buf y(*arena_, R * Di);
   const Kernels& k = *kern_;
   pool_->run(Di, 16, [&](int64_t c0, int64_t c1) {
     k.scan(c0, c1, R, Di, N, xcp, delta.get(), dbc.get(), ldb, Rdt, w.A.data(), w.D.p, ls.ssm.data(), y.get());
   });
   if (mem) std::memcpy(mem, y.get(), size_t(R * Di) * 4);  // GMU memory = un-gated y (with the D term)
-  for (int64_t r = 0; r < R; r++)
-    for (int64_t ch = 0; ch < Di; ch++) y[r * Di + ch] *= silu(xzp[r * 2 * Di + Di + ch]);
+  pool_->run(R, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) k.gate(xzp + r * 2 * Di + Di, y.get() + r * Di, y.get() + r * Di, Di);
+  });
   linear(y.get(), Di, R, w.out_proj, nullptr, out, c.H);
 }
 
@@ -485,7 +517,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
   const int64_t hd = c.hd, qd = c.qdim(), kvd = c.kvdim();
   const bool cross = w.kind == LayerKind::Cross;
   const int64_t ldq = cross ? qd : qd + 2 * kvd;
-  Buf q(R * ldq);
+  Buf q(*arena_, R * ldq);
   linear(a, c.H, R, w.wqkv, &w.bqkv, q.get(), ldq);
   std::vector<const float*> kp, vp;
   std::vector<int64_t> lo(static_cast<size_t>(R)), hi(static_cast<size_t>(R));
@@ -527,7 +559,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
   const int64_t pairs = c.nh / 2, rr = c.nh / c.nkv;
   const float scale = float(1.0 / std::sqrt(double(hd)));
   const float lam = w.lambda, post = 1.f - w.lambda_init;
-  Buf att(R * qd);
+  Buf att(*arena_, R * qd);
   const Kernels& k = *kern_;
   pool_->run(R * pairs, 1, [&](int64_t b, int64_t e) {
     std::vector<float> s1, s2, A1(size_t(2 * hd)), A2(size_t(2 * hd));
@@ -565,15 +597,15 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
   const Config& c = cfg_;
   const int64_t H = c.H;
   const bool sambay = c.layout == "sambay";
-  Buf x(R * H), a(R * H), o(R * H);
+  Buf x(*arena_, R * H), a(*arena_, R * H), o(*arena_, R * H);
   for (int64_t r = 0; r < R; r++) {
     const Mat& E = embed_;
     const uint8_t* row = static_cast<const uint8_t*>(E.data) + size_t(tokens[r]) * size_t(H) * (E.dt == DType::F32 ? 4 : 2);
     kern_->widen(row, E.dt, H, x.get() + r * H);
   }
-  Buf mem(sambay ? R * c.Di : 1);
-  Buf u(R * 2 * c.I);
-  Buf gm(R * c.I);
+  Buf mem(*arena_, sambay ? R * c.Di : 1);
+  Buf u(*arena_, R * 2 * c.I);
+  Buf gm(*arena_, R * c.I);
   int64_t rows = R, p0 = s.pos;
   bool head = true;
   for (int64_t li = 0; li < c.L; li++) {
@@ -591,36 +623,40 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
         rows = 1;
       }
     }
-    layernorm(x.get(), rows, H, w.ln_in_w, w.ln_in_b, c.eps, a.get());
+    layernorm(*pool_, x.get(), rows, H, w.ln_in_w, w.ln_in_b, c.eps, a.get());
     switch (w.kind) {
       case LayerKind::Mamba:
       case LayerKind::MambaMem:
         mamba(s.layers[size_t(li)], w, a.get(), rows, o.get(), w.kind == LayerKind::MambaMem ? mem.get() : nullptr);
         break;
       case LayerKind::GMU: {
-        Buf t(rows * c.Di);
+        Buf t(*arena_, rows * c.Di);
         linear(a.get(), H, rows, w.in_proj, nullptr, t.get(), c.Di);
-        for (int64_t i = 0; i < rows * c.Di; i++) t[i] = mem[i] * silu(t[i]);
+        pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; r++) kern_->gate(t.get() + r * c.Di, mem.get() + r * c.Di, t.get() + r * c.Di, c.Di);
+        });
         linear(t.get(), c.Di, rows, w.out_proj, nullptr, o.get(), H);
         break;
       }
       default: attention(s, li, w, a.get(), rows, p0, o.get()); break;
     }
     for (int64_t i = 0; i < rows * H; i++) x[i] += o[i];
-    layernorm(x.get(), rows, H, w.ln_post_w, w.ln_post_b, c.eps, a.get());
+    layernorm(*pool_, x.get(), rows, H, w.ln_post_w, w.ln_post_b, c.eps, a.get());
     linear(a.get(), H, rows, w.fc1, nullptr, u.get(), 2 * c.I);
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t i = 0; i < c.I; i++) gm[r * c.I + i] = u[r * 2 * c.I + c.I + i] * silu(u[r * 2 * c.I + i]);
+    pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; r++)
+        kern_->gate(u.get() + r * 2 * c.I, u.get() + r * 2 * c.I + c.I, gm.get() + r * c.I, c.I);
+    });
     linear(gm.get(), c.I, rows, w.fc2, nullptr, o.get(), H);
     for (int64_t i = 0; i < rows * H; i++) x[i] += o[i];
   }
   s.pos += R;
   if (!head) return;
   if (all) {
-    layernorm(x.get(), rows, H, final_w_, final_b_, c.eps, a.get());
+    layernorm(*pool_, x.get(), rows, H, final_w_, final_b_, c.eps, a.get());
     linear(a.get(), H, rows, lm_head_, nullptr, logits, c.V);
   } else if (last_chunk) {
-    layernorm(x.get() + (rows - 1) * H, 1, H, final_w_, final_b_, c.eps, a.get());
+    layernorm(*pool_, x.get() + (rows - 1) * H, 1, H, final_w_, final_b_, c.eps, a.get());
     linear(a.get(), H, 1, lm_head_, nullptr, logits, c.V);
   }
 }

@@ -75,6 +75,7 @@ struct LayerState {
 };
 
 class Model;
+struct Arena;
 
 struct State {
   std::shared_ptr<const Model> model;
@@ -118,6 +119,7 @@ class Model : public std::enable_shared_from_this<Model> {
   Vec final_w_, final_b_;
   std::vector<LayerW> layers_;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Arena> arena_;  // scratch buffers reused across chunks and steps
   const Kernels* kern_ = nullptr;
   std::mutex compute_mu_;
   friend struct State;
