@@ -29,6 +29,10 @@ struct Kernels {
   // One differential-attention head pair over n keys (see kernels_impl.inc).
   void (*attend)(const float* q1, const float* q2, const float* const* kp, const float* const* vp, int64_t n,
                  int64_t o1, int64_t o2, int64_t hd, float scale, float* s1, float* s2, float* A1, float* A2);
+  // Blocked differential attention of several query rows of one head pair (prefill; see kernels_impl.inc).
+  void (*attend_block)(const float* q1, const float* q2, int64_t ldq, int64_t nb, const float* const* kp,
+                       const float* const* vp, int64_t n, const int64_t* klo, const int64_t* khi, int64_t o1,
+                       int64_t o2, int64_t hd, float scale, float* S, float* A, float* Bp);
   // out = u * silu(g), elementwise.
   void (*gate)(const float* g, const float* u, float* out, int64_t n);
   // Widen a row of F32/BF16 weights into f32.

@@ -512,6 +512,9 @@ void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, fl
   linear(y.get(), Di, R, w.out_proj, nullptr, out, c.H);
 }
 
+// Query rows per blocked attention item, and the chunk size from which prefill uses the blocked path.
+constexpr int64_t kAttnBlock = 32, kAttnBlockMin = 16;
+
 void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, float* out) {
   const Config& c = cfg_;
   const int64_t hd = c.hd, qd = c.qdim(), kvd = c.kvdim();
@@ -561,7 +564,42 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
   const float lam = w.lambda, post = 1.f - w.lambda_init;
   Buf att(*arena_, R * qd);
   const Kernels& k = *kern_;
-  pool_->run(R * pairs, 1, [&](int64_t b, int64_t e) {
+  // normalises A1 - λ·A2 of one (row, pair) into the head pair's output slot
+  auto finish = [&](int64_t r, int64_t j, const float* A1, const float* A2) {
+    float* o = att.get() + r * qd + j * 2 * hd;
+    double ms = 0;
+    for (int64_t d = 0; d < 2 * hd; d++) {
+      o[d] = A1[d] - lam * A2[d];
+      ms += double(o[d]) * o[d];
+    }
+    float inv = float(1.0 / std::sqrt(ms / double(2 * hd) + 1e-5));
+    for (int64_t d = 0; d < 2 * hd; d++) o[d] = o[d] * inv * w.subln.p[d] * post;
+  };
+  if (R >= kAttnBlockMin) {
+    // prefill: blocks of query rows per head pair on the GEMM tiles (keys packed once per block)
+    const int64_t nblk = (R + kAttnBlock - 1) / kAttnBlock;
+    pool_->run(pairs * nblk, 1, [&](int64_t b, int64_t e) {
+      thread_local std::vector<float> S, Ab, Bp;
+      std::vector<int64_t> klo, khi;
+      for (int64_t it = b; it < e; it++) {
+        const int64_t j = it / nblk, r0 = (it % nblk) * kAttnBlock, r1 = std::min(R, r0 + kAttnBlock), nb = r1 - r0;
+        const int64_t g = j / rr, L0 = lo[size_t(r0)], n = hi[size_t(r1 - 1)] - L0 + 1;
+        klo.resize(size_t(nb));
+        khi.resize(size_t(nb));
+        for (int64_t i = 0; i < nb; i++) {
+          klo[size_t(i)] = lo[size_t(r0 + i)] - L0;
+          khi[size_t(i)] = hi[size_t(r0 + i)] - L0;
+        }
+        if (S.size() < size_t(2 * nb * n)) S.resize(size_t(2 * nb * n));
+        if (Ab.size() < size_t(4 * nb * hd)) Ab.resize(size_t(4 * nb * hd));
+        if (Bp.size() < size_t(gemm_pack_floats())) Bp.resize(size_t(gemm_pack_floats()));
+        const float* q1 = q.get() + r0 * ldq + (2 * j) * hd;
+        k.attend_block(q1, q1 + hd, ldq, nb, kp.data() + L0, vp.data() + L0, n, klo.data(), khi.data(), (2 * g) * hd,
+                       (2 * g + 1) * hd, hd, scale, S.data(), Ab.data(), Bp.data());
+        for (int64_t i = 0; i < nb; i++) finish(r0 + i, j, Ab.data() + i * 2 * hd, Ab.data() + (nb + i) * 2 * hd);
+      }
+    });
+  } else pool_->run(R * pairs, 1, [&](int64_t b, int64_t e) {
     std::vector<float> s1, s2, A1(size_t(2 * hd)), A2(size_t(2 * hd));
     for (int64_t it = b; it < e; it++) {
       int64_t r = it / pairs, j = it % pairs, g = j / rr;
@@ -572,14 +610,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
       s1.resize(size_t(n));
       s2.resize(size_t(n));
       k.attend(q1, q2, kp.data() + l0, vp.data() + l0, n, o1, o2, hd, scale, s1.data(), s2.data(), A1.data(), A2.data());
-      float* o = att.get() + r * qd + j * 2 * hd;
-      double ms = 0;
-      for (int64_t d = 0; d < 2 * hd; d++) {
-        o[d] = A1[size_t(d)] - lam * A2[size_t(d)];
-        ms += double(o[d]) * o[d];
-      }
-      float inv = float(1.0 / std::sqrt(ms / double(2 * hd) + 1e-5));
-      for (int64_t d = 0; d < 2 * hd; d++) o[d] = o[d] * inv * w.subln.p[d] * post;
+      finish(r, j, A1.data(), A2.data());
     }
   });
   if (w.kind == LayerKind::SWA) {

@@ -42,6 +42,12 @@ const cases: Case[] = [
     layers: ['mamba', 'swa', 'mamba', 'swa', 'mamba', 'swa', 'mamba_mem', 'attn_kv', 'gmu', 'cross', 'gmu', 'cross'],
   },
   {
+    name: 'sambay L=4, head_dim 64 (full-width attention tiles), GQA 2, W=12',
+    cfg: { hidden_size: 256, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 32, vocab_size: 40, sliding_window: 12 },
+    prompt: 40, steps: 4,
+    layers: ['mamba', 'swa', 'mamba_mem', 'attn_kv'],
+  },
+  {
     name: 'all-attention baseline L=3, GQA 2',
     cfg: { hidden_size: 32, num_hidden_layers: 3, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 40, vocab_size: 64, layout: 'all-attention' },
     prompt: 15, steps: 6,
