@@ -11,8 +11,8 @@
 
 namespace fc {
 
-#define KERNELS_TABLE(label)                                                                                   \
-  const Kernels table = {label, NR, gemm_impl, gemv_impl, dot_impl, scan_impl, attend_impl, attend_block_impl, gate_impl, widen_impl};
+#define KERNELS_TABLE(label) \
+  const Kernels table = {label, NR, gemm_impl, gemv_impl, scan_impl, attend_impl, attend_block_impl, gate_impl, widen_impl};
 
 namespace k_generic {
 #if defined(__AVX512F__)
