@@ -15,6 +15,9 @@ export interface LoadResult {
 }
 
 export class LoadGen {
+  /** Correlation ids never repeat across runs: the daemon rightly drops repeats as QoS 1 redeliveries. */
+  private nextId = 0
+
   private constructor(private readonly clients: MqttClient[], private readonly replyTopics: string[]) {}
 
   static async connect(url: string, n: number): Promise<LoadGen> {
@@ -54,11 +57,13 @@ export class LoadGen {
     const start = performance.now()
     const body = Buffer.from(payload)
     let next = 0
+    const base = this.nextId
+    this.nextId += total
     await new Promise<void>((resolve) => {
       const tick = () => {
         const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate) + 1)
         while (next < due) {
-          const id = next++
+          const id = base + next++
           const c = this.clients[id % this.clients.length]
           const cd = Buffer.alloc(4)
           cd.writeUInt32BE(id)

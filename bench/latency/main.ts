@@ -2,6 +2,7 @@
 // responder measured in the same run, alternating rounds so that machine noise hits both alike.
 //   node dist/bench/latency/main.js [--rate 2000] [--seconds 5] [--rounds 4] [--clients 8] [--warmup 2]
 import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
@@ -42,10 +43,24 @@ async function startDaemon(url: string): Promise<ChildProcess> {
   const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
   await watcher.subscribeAsync('flashcheck/bench/status')
   const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], { stdio: ['ignore', 'inherit', 'inherit'] })
+  const p = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    // e.g. BENCH_DAEMON_NODE_OPTIONS=--cpu-prof to profile the daemon alone
+    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' },
+  })
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
   await watcher.endAsync()
   return p
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(f[11]) + Number(f[12])) / 100
+  } catch {
+    return NaN
+  }
 }
 
 function median(xs: number[]): number {
@@ -68,9 +83,13 @@ async function main(): Promise<void> {
     await load.run(ECHO_TOPIC, PAYLOAD, rate, warmup)
     await load.run(REQUEST_TOPIC, PAYLOAD, rate, warmup)
     const res: { echo: LoadResult[]; daemon: LoadResult[] } = { echo: [], daemon: [] }
+    const cpu = { echo: 0, daemon: 0 }
+    const pids = { echo: echo.pid!, daemon: daemon.pid! }
     for (let r = 0; r < rounds; r++) {
       for (const which of (r % 2 ? ['daemon', 'echo'] : ['echo', 'daemon']) as ('echo' | 'daemon')[]) {
+        const c0 = cpuSeconds(pids[which])
         const x = await load.run(which === 'echo' ? ECHO_TOPIC : REQUEST_TOPIC, PAYLOAD, rate, seconds)
+        cpu[which] += cpuSeconds(pids[which]) - c0
         res[which].push(x)
         console.log(`round ${r + 1} ${which.padEnd(6)} sent ${x.sent} recv ${x.received}  p50 ${f(x.p50)} ms  p99 ${f(x.p99)} ms  max ${f(x.max)} ms`)
       }
@@ -86,6 +105,8 @@ async function main(): Promise<void> {
     console.log('')
     console.log(`p99 ratio daemon/echo: ${(d.p99 / e.p99).toFixed(2)}x (goal <= 1.5x)`)
     console.log(`p50 daemon - echo: ${f(d.p50 - e.p50)} ms (goal <= 0.300 ms)`)
+    const perReq = (which: 'echo' | 'daemon') => (cpu[which] / res[which].reduce((a, x) => a + x.received, 0)) * 1e6
+    console.log(`responder CPU per request: echo ${perReq('echo').toFixed(1)} µs, daemon ${perReq('daemon').toFixed(1)} µs (ratio ${(perReq('daemon') / perReq('echo')).toFixed(2)}x)`)
     console.log('(medians over rounds of the per-round p50 and p99; max over all rounds)')
   } finally {
     clearInterval(feed)
