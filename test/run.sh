@@ -6,12 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PATH="$PATH:/usr/sbin:/sbin"
-if ! command -v mosquitto >/dev/null 2>&1; then
-  echo "== installing mosquitto (apt-get)"
+# mosquitto for the integration tests; an aarch64 cross compiler and qemu-user so the kernel's Jetson (NEON)
+# build is compiled and run over the golden cases too.
+need=()
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
+command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "== installing ${need[*]} (apt-get)"
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends mosquitto >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 echo "== npm ci (builds the TypeScript and the native kernel)"
