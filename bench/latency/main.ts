@@ -39,14 +39,13 @@ async function startEcho(url: string): Promise<ChildProcess> {
   return p
 }
 
+// BENCH_DAEMON_NODE_ARGS='--cpu-prof' profiles the daemon alone.
 async function startDaemon(url: string): Promise<ChildProcess> {
   const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
   await watcher.subscribeAsync('flashcheck/bench/status')
   const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], {
+  const p = spawn(process.execPath, [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], {
     stdio: ['ignore', 'inherit', 'inherit'],
-    // e.g. BENCH_DAEMON_NODE_OPTIONS=--cpu-prof to profile the daemon alone
-    env: { ...process.env, NODE_OPTIONS: process.env.BENCH_DAEMON_NODE_OPTIONS ?? '' },
   })
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
   await watcher.endAsync()
