@@ -1,33 +1,67 @@
 // Remembers answered requests by (response topic, correlation) so that a QoS 1 redelivery of the same
 // request is answered once. A checksum of the payload guards against clients that reuse correlation ids
 // for different requests: those are new requests and get inspected.
-export class Dedupe {
-  private readonly seen = new Map<string, { sum: number; at: number }>()
-  private lastSweep = 0
+//
+// The memory is an open-addressing table in typed arrays keyed by two 32-bit hashes of the key. At 2,000
+// requests/s a window of 60 s holds 120,000 entries; as JS objects in a Map they all survive into the old
+// generation and their major GCs showed up as 10–40 ms tails in bench/latency. Typed arrays hold no objects.
+const MAX_PROBE = 16
 
-  constructor(private readonly windowMs: number, private readonly maxEntries = 100_000) {}
+export class Dedupe {
+  private readonly mask: number
+  private readonly ha: Uint32Array
+  private readonly hb: Uint32Array
+  private readonly sums: Uint32Array
+  private readonly times: Float64Array // 0 = empty slot
+
+  /** `capacity` is rounded up to a power of two; size it above requests/s × window for exact answers. */
+  constructor(private readonly windowMs: number, capacity = 1 << 18) {
+    let cap = 1
+    while (cap < capacity) cap <<= 1
+    this.mask = cap - 1
+    this.ha = new Uint32Array(cap)
+    this.hb = new Uint32Array(cap)
+    this.sums = new Uint32Array(cap)
+    this.times = new Float64Array(cap)
+  }
 
   /** True when this request was already seen within the window; records it otherwise. */
   check(key: string, payload: Buffer, now: number): boolean {
     const sum = checksum(payload)
-    const prev = this.seen.get(key)
-    if (prev && now - prev.at <= this.windowMs && prev.sum === sum) return true
-    if (prev) this.seen.delete(key) // re-insert so Map order stays oldest-first
-    this.seen.set(key, { sum, at: now })
-    if (now - this.lastSweep > 1000 || this.seen.size > this.maxEntries) this.sweep(now)
+    const a = hashA(key)
+    const b = hashB(key)
+    let free = -1
+    let oldest = -1
+    for (let p = 0, i = a & this.mask; p < MAX_PROBE; p++, i = (i + 1) & this.mask) {
+      const t = this.times[i]
+      const live = t !== 0 && now - t <= this.windowMs
+      if (!live) {
+        if (free < 0) free = i
+        if (t === 0) break // nothing was ever stored past an empty slot on this probe path
+        continue
+      }
+      if (this.ha[i] === a && this.hb[i] === b) {
+        if (this.sums[i] === sum) return true
+        this.sums[i] = sum
+        this.times[i] = now
+        return false
+      }
+      if (oldest < 0 || t < this.times[oldest]) oldest = i
+    }
+    // Table full along this path: the oldest entry gives way (it is the least likely to be redelivered).
+    const slot = free >= 0 ? free : oldest
+    this.ha[slot] = a
+    this.hb[slot] = b
+    this.sums[slot] = sum
+    this.times[slot] = now || Number.MIN_VALUE
     return false
   }
 
-  get size(): number {
-    return this.seen.size
-  }
-
-  private sweep(now: number): void {
-    this.lastSweep = now
-    for (const [k, v] of this.seen) {
-      if (now - v.at <= this.windowMs && this.seen.size <= this.maxEntries) break
-      this.seen.delete(k)
-    }
+  /** Entries still inside the window (a scan: for tests and diagnostics, not the hot path). */
+  size(now: number): number {
+    let n = 0
+    for (let i = 0; i < this.times.length; i++) if (this.times[i] !== 0 && now - this.times[i] <= this.windowMs) n++
+    return n
   }
 }
 
@@ -39,4 +73,28 @@ export function checksum(buf: Buffer): number {
     h = Math.imul(h, 0x01000193)
   }
   return (h ^ buf.length) >>> 0
+}
+
+function hashA(s: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+/** A second, independent hash (murmur3-style mixing) so that two keys collide only if both hashes do. */
+function hashB(s: string): number {
+  let h = 0x9747b28c ^ s.length
+  for (let i = 0; i < s.length; i++) {
+    let k = Math.imul(s.charCodeAt(i), 0xcc9e2d51)
+    k = (k << 15) | (k >>> 17)
+    h ^= Math.imul(k, 0x1b873593)
+    h = ((h << 13) | (h >>> 19)) * 5 + 0xe6546b64
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  return h >>> 0
 }

@@ -16,12 +16,20 @@ t.test('dedupe answers a redelivery once, but a reused correlation with new cont
   t.not(checksum(Buffer.from('ab')), checksum(Buffer.from('ba')))
 })
 
-t.test('dedupe forgets old entries and stays bounded', async (t) => {
-  const d = new Dedupe(100, 50)
-  for (let i = 0; i < 200; i++) d.check(`k${i}`, Buffer.from('x'), i)
-  t.ok(d.size <= 51, `size ${d.size}`)
-  d.check('late', Buffer.from('x'), 10_000)
-  t.equal(d.size, 1, 'everything older than the window is swept')
+t.test('dedupe forgets entries past the window and stays bounded when full', async (t) => {
+  const d = new Dedupe(100, 64)
+  for (let i = 0; i < 200; i++) d.check(`k${i}`, Buffer.from('x'), 1000 + i)
+  t.ok(d.size(1199) <= 64, `bounded by capacity (${d.size(1199)})`)
+  t.equal(d.check('k199', Buffer.from('x'), 1200), true, 'the newest entries survive a full table')
+  t.equal(d.size(10_000), 0, 'nothing is live after the window')
+  t.equal(d.check('k199', Buffer.from('x'), 10_000), false, 'expired: a new request again')
+  const big = new Dedupe(60_000)
+  let fresh = 0
+  for (let i = 0; i < 50_000; i++) if (!big.check(`reply/${i % 7}\u0000d${i}`, Buffer.from('p'), 5000)) fresh++
+  t.equal(fresh, 50_000, 'no false duplicates among 50,000 distinct requests')
+  let dups = 0
+  for (let i = 0; i < 50_000; i++) if (big.check(`reply/${i % 7}\u0000d${i}`, Buffer.from('p'), 6000)) dups++
+  t.equal(dups, 50_000, 'every one of 50,000 live requests is recognised when redelivered')
 })
 
 t.test('envelope from MQTT 5 properties and the 3.1.1 payload convention', async (t) => {
