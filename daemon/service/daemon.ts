@@ -12,7 +12,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
 import { loadRuleDir } from '../rules/load.js'
-import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, RuleSet } from '../rules/types.js'
+import type { CompiledRule, ErrorCode, LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { SignalStore } from '../signals/store.js'
 import { Dedupe } from './dedupe.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
@@ -260,41 +260,43 @@ export class Daemon extends EventEmitter {
     const env = envelopeFromPacket(packet)
     const rule = match?.rule
     const inspection = rule?.id ?? null
+    const parsed = this.parsePayload(payload, inspection)
     let outcome: Outcome
-    if (payload.length > this.cfg.limits.maxPayloadBytes) {
-      outcome = errorResult(inspection, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` })
+    if ('error' in parsed) {
+      outcome = parsed.error
+    } else if (!isObject(parsed.body)) {
+      const b = parsed.body
+      outcome = errorResult(inspection, { code: 'NOT_OBJECT', message: `payload must be a JSON object, got ${b === null ? 'null' : Array.isArray(b) ? 'an array' : typeof b}` })
     } else {
-      let body: unknown
-      let parsed = true
-      try {
-        body = JSON.parse(payload.toString('utf8'))
-      } catch (e) {
-        parsed = false
-        outcome = errorResult(inspection, { code: 'BAD_JSON', message: `payload is not JSON: ${(e as Error).message}` })
+      // Only a parsed object can name a 3.1.1 reply_to or correlation, so only it can be a redelivery.
+      addPayloadEnvelope(env, parsed.body)
+      if (!this.answerable(env, topic)) return
+      const key = dedupeKey(env)
+      if (key !== undefined && this.dedupe.check(key, payload, now)) {
+        this.metrics.duplicates.inc()
+        this.log.debug({ topic }, 'duplicate request dropped')
+        return
       }
-      if (parsed) {
-        if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-          outcome = errorResult(inspection, { code: 'NOT_OBJECT', message: `payload must be a JSON object, got ${body === null ? 'null' : Array.isArray(body) ? 'an array' : typeof body}` })
-        } else {
-          const obj = body as Record<string, unknown>
-          addPayloadEnvelope(env, obj)
-          if (!this.answerable(env, topic)) return
-          const key = dedupeKey(env)
-          if (key !== undefined && this.dedupe.check(key, payload, now)) {
-            this.metrics.duplicates.inc()
-            this.log.debug({ topic }, 'duplicate request dropped')
-            return
-          }
-          if (!match) {
-            outcome = errorResult(null, { code: 'UNKNOWN_INSPECTION', message: `no inspection is served on topic ${topic}` })
-          } else {
-            outcome = this.evaluate(match.rule, { topic, params: match.params, payload: obj, now })
-          }
-        }
-      }
+      outcome = match
+        ? match.rule.evaluate({ topic, params: match.params, payload: parsed.body, now }, this.signals)
+        : errorResult(null, { code: 'UNKNOWN_INSPECTION', message: `no inspection is served on topic ${topic}` })
+      this.respond(set, rule, env, env.replyTo!, outcome, t0, now)
+      return
     }
     if (!this.answerable(env, topic)) return
-    this.respond(set, rule, env, env.replyTo!, outcome!, t0, now)
+    this.respond(set, rule, env, env.replyTo!, outcome, t0, now)
+  }
+
+  /** The payload as JSON, or the error verdict it earns (too large, not JSON). */
+  private parsePayload(payload: Buffer, inspection: string | null): { body: unknown } | { error: Outcome } {
+    if (payload.length > this.cfg.limits.maxPayloadBytes) {
+      return { error: errorResult(inspection, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` }) }
+    }
+    try {
+      return { body: JSON.parse(payload.toString('utf8')) as unknown }
+    } catch (e) {
+      return { error: errorResult(inspection, { code: 'BAD_JSON', message: `payload is not JSON: ${(e as Error).message}` }) }
+    }
   }
 
   private answerable(env: Envelope, topic: string): boolean {
@@ -306,32 +308,16 @@ export class Daemon extends EventEmitter {
   }
 
   private handleStream(set: RuleSet, rule: CompiledRule, params: Record<string, string>, topic: string, payload: Buffer, t0: number, now: number): void {
-    const out = rule.publishTopic!(params)
+    const parsed = this.parsePayload(payload, rule.id)
     let outcome: Outcome
-    if (payload.length > this.cfg.limits.maxPayloadBytes) {
-      outcome = errorResult(rule.id, { code: 'TOO_LARGE', message: `payload is ${payload.length} bytes; the limit is ${this.cfg.limits.maxPayloadBytes}` })
+    if ('error' in parsed) {
+      outcome = parsed.error
     } else {
-      let body: unknown
-      try {
-        body = JSON.parse(payload.toString('utf8'))
-      } catch (e) {
-        body = undefined
-        outcome = errorResult(rule.id, { code: 'BAD_JSON', message: `payload is not JSON: ${(e as Error).message}` })
-      }
-      if (body !== undefined) {
-        if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-          // A bare value on a trigger topic is offered to rules as {value: x}, the usual sensor convention.
-          body = { value: body }
-        }
-        outcome = this.evaluate(rule, { topic, params, payload: body as Record<string, unknown>, now })
-      }
+      // A bare value on a trigger topic is offered to rules as {value: x}, the usual sensor convention.
+      const body = isObject(parsed.body) ? parsed.body : { value: parsed.body }
+      outcome = rule.evaluate({ topic, params, payload: body, now }, this.signals)
     }
-    this.respond(set, rule, {}, out, { ...outcome!, trigger_topic: topic }, t0, now)
-  }
-
-  private evaluate(rule: CompiledRule, req: { topic: string; params: Record<string, string>; payload: Record<string, unknown>; now: number }): Outcome {
-    const r: InspectionResult = rule.evaluate(req, this.signals)
-    return r
+    this.respond(set, rule, {}, rule.publishTopic!(params), { ...outcome, trigger_topic: topic }, t0, now)
   }
 
   private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number): void {
@@ -375,6 +361,10 @@ export class Daemon extends EventEmitter {
     if (++s.count <= 10) this.log.warn(obj, msg)
     else s.suppressed++
   }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
 function redactUrl(url: string): string {
