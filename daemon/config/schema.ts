@@ -65,6 +65,11 @@ export const schemaDefinition = {
     maxPayloadBytes: { doc: 'Largest request payload inspected; larger ones get a TOO_LARGE error verdict.', format: 'nat', default: 65536, ...key('limits.maxPayloadBytes') },
     dedupeWindowS: { doc: 'How long a request correlation is remembered to answer QoS 1 redeliveries once.', format: 'nat', default: 60, ...key('limits.dedupeWindowS') },
   },
+  model: {
+    dir: { doc: 'Checkpoint directory (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) for rules with a reason: step; empty = no model (such rules are refused).', format: String, default: '', ...key('model.dir') },
+    backend: { doc: 'Decoder implementation: native (the C++ kernel) or onnx (onnxruntime).', format: ['native', 'onnx'], default: 'native', ...key('model.backend') },
+    threads: { doc: 'Compute threads of the decoder; 0 = one per core.', format: 'nat', default: 0, ...key('model.threads') },
+  },
   metrics: {
     port: { doc: 'Port of the Prometheus /metrics endpoint; 0 = off.', format: 'port', default: 0, ...key('metrics.port') },
     host: { doc: 'Address the metrics endpoint binds to.', format: String, default: '127.0.0.1', ...key('metrics.host') },
@@ -99,6 +104,7 @@ export interface Config {
   rules: { dir: string; watch: boolean }
   budget: { defaultMs: number }
   limits: { maxPayloadBytes: number; dedupeWindowS: number }
+  model: { dir: string; backend: 'native' | 'onnx'; threads: number }
   metrics: { port: number; host: string }
   log: { level: string }
   node: { id: string }

@@ -1,0 +1,32 @@
+// The decoder interface the verdict engine runs on. Two implementations: the native kernel (in-process,
+// async calls on the addon's own threads) and onnxruntime (sessions in a worker thread). Every call that
+// computes is asynchronous so the event loop stays free; states are opaque handles owned by their backend.
+import type { ModelConfig } from './kernel.js'
+
+export type BackendKind = 'native' | 'onnx'
+
+/** Decode state of one sequence (Mamba conv/SSM states, SWA windows, full-attention K/V, GMU memory). */
+export interface DecoderState {
+  /** Tokens consumed so far. */
+  readonly position: number
+  /** Frees the state now. Idempotent. */
+  dispose(): void
+}
+
+export interface PrefillOpts {
+  /** Return the logits of every fed position ([T*V], row-major) instead of the last one ([V]). */
+  allLogits?: boolean
+}
+
+export interface DecoderBackend {
+  readonly kind: BackendKind
+  /** The checkpoint's config as the kernel parsed it (vocab_size, layers, …). */
+  readonly config: ModelConfig
+  newState(): Promise<DecoderState>
+  /** An independent copy of `state` (prefix caching: snapshot once, clone per request). */
+  clone(state: DecoderState): Promise<DecoderState>
+  /** Feeds tokens after the state's position; resolves the last position's logits, or all with allLogits. */
+  prefill(state: DecoderState, tokens: Int32Array, opts?: PrefillOpts): Promise<Float32Array>
+  /** Stops the backend's threads or worker; states made from it can no longer run. */
+  dispose(): Promise<void>
+}
