@@ -13,5 +13,7 @@ command -v qemu-aarch64 >/dev/null || { echo "cross-aarch64.sh: qemu-aarch64 not
 mkdir -p "$out"
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -ffp-contract=fast -Wall -Wextra -pthread \
   src/model.cc src/kernels.cc src/safetensors.cc test/golden_driver.cc -o "$out/golden_driver")
+# The addon's sd_notify sender is plain POSIX: compiled here too so an aarch64-only error shows up.
+(cd "$native" && "$CXX" -std=gnu++17 -O3 -Wall -Wextra -Werror -c src/sdnotify.cc -o "$out/sdnotify.o")
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/golden_driver" --threads 2 "$golden"/*/
 echo "cross-aarch64: all golden cases pass on aarch64 ($(qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/golden_driver" --list-isa))"

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "model.h"
+#include "sdnotify.h"
 
 using namespace fc;
 
@@ -364,12 +365,23 @@ Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
 
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), kernels().name); }
 
+// sdNotify(socketPath, state) -> 0 or errno; daemon/systemd/notify.ts is the caller.
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "sdNotify(socketPath: string, state: string)");
+  std::string path = info[0].As<Napi::String>();
+  std::string state = info[1].As<Napi::String>();
+  return Napi::Number::New(env, sd_notify_send(path.c_str(), state.data(), state.size()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   NativeModel::Init(env, exports);
   NativeState::Init(env, exports);
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("loadAsync", Napi::Function::New(env, LoadAsync));
   exports.Set("isa", Napi::Function::New(env, Isa));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   return exports;
 }
 
