@@ -4,24 +4,30 @@ import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, redactedConfig } from '..
 import type { Config } from '../config/schema.js'
 import { createLogger } from '../log/logger.js'
 import { Daemon, RulesInvalidError } from '../service/daemon.js'
+import { SystemdService } from '../systemd/service.js'
 
-/** Splits `--config FILE` from the key flags, then builds the config; prints one line and returns null on error. */
-export function configFromArgs(argv: string[]): Config | null {
+/** Splits `--config FILE` from the key flags, then builds the config; throws ConfigError. */
+export function parseConfigArgs(argv: string[]): Config {
   const args: string[] = []
   let file: string | undefined
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     if (a === '--config') {
       file = argv[++i]
-      if (file === undefined) return fail('config error: --config needs a FILE')
+      if (file === undefined) throw new ConfigError('config error: --config needs a FILE')
     } else if (a.startsWith('--config=')) {
       file = a.slice('--config='.length)
     } else {
       args.push(a)
     }
   }
+  return loadConfig({ file, defaultFile: DEFAULT_CONFIG_FILE, args })
+}
+
+/** parseConfigArgs, printing one line and returning null on a configuration error. */
+export function configFromArgs(argv: string[]): Config | null {
   try {
-    return loadConfig({ file, defaultFile: DEFAULT_CONFIG_FILE, args })
+    return parseConfigArgs(argv)
   } catch (e) {
     if (e instanceof ConfigError) return fail(e.message)
     throw e
@@ -46,10 +52,16 @@ export async function run(argv: string[]): Promise<number> {
   const log = createLogger(cfg.log.level)
   log.info({ config: redactedConfig(cfg) }, 'starting flashcheck')
   let daemon: Daemon
+  let systemd: SystemdService | undefined
   try {
     daemon = new Daemon({ config: cfg, logger: log, handleSignals: true })
+    // Attached before start() so that the first 'connected' is not missed; a no-op outside systemd.
+    systemd = new SystemdService(daemon, { logger: log })
+    if (systemd.notifier.enabled) log.info({ watchdog_ms: systemd.watchdogMs ?? null }, 'systemd notification socket found')
     await daemon.start()
+    systemd.markStarted()
   } catch (e) {
+    systemd?.stop()
     if (e instanceof RulesInvalidError) {
       for (const err of e.errors) process.stderr.write(`${err.file}:${err.line}:${err.col}: ${err.message}\n`)
       log.fatal({ errors: e.errors.length }, 'rules invalid; not starting')
@@ -69,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     const shutdown = (sig: string) => {
       log.info({ signal: sig }, 'stopping')
+      systemd?.stop()
       daemon.stop().then(() => { log.flush(); resolve(0) }, (err: Error) => { log.error({ err }, 'stop failed'); resolve(1) })
     }
     process.once('SIGTERM', () => shutdown('SIGTERM'))

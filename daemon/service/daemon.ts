@@ -135,6 +135,7 @@ export class Daemon extends EventEmitter {
   /** Reloads the rule directory; resolves true when a new set became active. */
   async reload(reason = 'request'): Promise<boolean> {
     const before = this.rules
+    this.emit('reloading', reason)
     await this.reloader?.reload(reason)
     return this.rules !== before
   }
