@@ -14,6 +14,8 @@ usage:
   flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16]
   flashcheck model check DIR                           run a golden case against the kernel
   flashcheck model presets                             list model presets
+  flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]
+                                                       check config, broker, rules, model files, memory, CPU (PASS/WARN/FAIL)
   flashcheck --version
 `
 
@@ -24,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./run.js')).run(argv.slice(1))
     case 'config':
       return (await import('./run.js')).printConfig(argv.slice(1))
+    case 'doctor':
+      return (await import('./doctor.js')).doctor(argv.slice(1))
     case 'request':
       return (await import('./request.js')).request(argv.slice(1))
     case 'rules':

@@ -1,0 +1,264 @@
+// `flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]`: checks what operators get wrong
+// on a gateway — the configuration, broker reachability, credentials and ACL, the rules, model files and the
+// memory they need, the native addon and the CPU features its kernel uses — and prints one row per check:
+// `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
+// (as `flashcheck run`).
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { freemem, totalmem } from 'node:os'
+import { join } from 'node:path'
+import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
+import { ConfigError } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { archFromConfig } from '../model/arch.js'
+import { estimate } from '../model/estimate.js'
+import { ADDON_PATH } from '../model/kernel.js'
+import { readCheckpointHeaders } from '../model/safetensors-header.js'
+import { clientOptions } from '../mqtt/options.js'
+import { loadRuleDir } from '../rules/load.js'
+import type { RuleSet } from '../rules/types.js'
+import { desiredFilters } from '../service/subscriptions.js'
+import { parseConfigArgs } from './run.js'
+
+export type Outcome = 'PASS' | 'WARN' | 'FAIL'
+export interface Row {
+  outcome: Outcome
+  name: string
+  detail: string
+}
+
+const USAGE = `usage: flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]
+  Checks configuration, broker (reachability, credentials, ACL), rules, model files, memory, native addon and
+  CPU features; prints PASS/WARN/FAIL per check. Exit 0: no FAIL; 1: some FAIL; 2: configuration unusable.
+`
+
+export async function doctor(argv: string[]): Promise<number> {
+  let timeoutMs = 5000
+  const rest: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '-h' || a === '--help') {
+      process.stdout.write(USAGE)
+      return 0
+    }
+    if (a === '--timeout') {
+      timeoutMs = Number(argv[++i])
+      if (!(timeoutMs > 0)) {
+        process.stderr.write('doctor: --timeout needs a positive number of milliseconds\n')
+        return 2
+      }
+    } else rest.push(a)
+  }
+  const rows: Row[] = []
+  let cfg: Config
+  try {
+    cfg = parseConfigArgs(rest)
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e
+    rows.push({ outcome: 'FAIL', name: 'config', detail: e.message })
+    print(rows)
+    return 2
+  }
+  rows.push({ outcome: 'PASS', name: 'config', detail: configSource(rest) })
+  const rules = await checkRules(cfg, rows)
+  await checkBroker(cfg, rules, timeoutMs, rows)
+  await checkModel(cfg, rows)
+  checkNative(rows)
+  print(rows)
+  return rows.some((r) => r.outcome === 'FAIL') ? 1 : 0
+}
+
+function configSource(argv: string[]): string {
+  const i = argv.findIndex((a) => a === '--config' || a.startsWith('--config='))
+  if (i >= 0) return argv[i] === '--config' ? argv[i + 1]! : argv[i]!.slice('--config='.length)
+  return existsSync('/etc/flashcheck/config.json') ? '/etc/flashcheck/config.json' : 'built-in defaults (no config file)'
+}
+
+function print(rows: Row[]): void {
+  const w = Math.max(...rows.map((r) => r.name.length))
+  for (const r of rows) process.stdout.write(`${r.outcome}  ${r.name.padEnd(w)}  ${r.detail}\n`)
+  const n = (o: Outcome) => rows.filter((r) => r.outcome === o).length
+  process.stdout.write(`doctor: ${n('PASS')} pass, ${n('WARN')} warn, ${n('FAIL')} fail\n`)
+}
+
+async function checkRules(cfg: Config, rows: Row[]): Promise<RuleSet | undefined> {
+  const dir = cfg.rules.dir
+  if (!existsSync(dir)) {
+    rows.push({ outcome: 'FAIL', name: 'rules', detail: `${dir}: no such directory (rules.dir)` })
+    return undefined
+  }
+  try {
+    const res = await loadRuleDir(dir, { defaultBudgetMs: cfg.budget.defaultMs })
+    if (!res.ok) {
+      const first = res.errors.slice(0, 3).map((e) => `${e.file}:${e.line}:${e.col}: ${e.message}`).join(' | ')
+      rows.push({ outcome: 'FAIL', name: 'rules', detail: `${res.errors.length} error(s): ${first}` })
+      return undefined
+    }
+    const n = res.set.rules.length
+    // An empty set is valid (the daemon answers UNKNOWN_INSPECTION) but is rarely what a gateway wants.
+    rows.push({ outcome: n > 0 ? 'PASS' : 'WARN', name: 'rules', detail: `${n} rule(s), revision ${res.set.rev}, ${dir}` })
+    return res.set
+  } catch (e) {
+    rows.push({ outcome: 'FAIL', name: 'rules', detail: `${dir}: ${(e as Error).message}` })
+    return undefined
+  }
+}
+
+// CONNACK codes that mean "your credentials are wrong", 3.1.1 and MQTT 5.
+const AUTH_CODES: Record<number, string> = {
+  4: 'bad user name or password',
+  5: 'not authorized',
+  134: 'bad user name or password',
+  135: 'not authorized',
+  140: 'bad authentication method',
+}
+
+async function checkBroker(cfg: Config, rules: RuleSet | undefined, timeoutMs: number, rows: Row[]): Promise<void> {
+  if (cfg.mqtt.url === 'embedded') {
+    rows.push({ outcome: 'PASS', name: 'broker', detail: `embedded broker (started by run on 127.0.0.1:${cfg.mqtt.embeddedPort})` })
+    return
+  }
+  const version = cfg.mqtt.protocolVersion
+  let opts: IClientOptions
+  try {
+    opts = clientOptions(cfg, version)
+  } catch (e) {
+    rows.push({ outcome: 'FAIL', name: 'broker', detail: (e as Error).message })
+    return
+  }
+  // Its own client id (the daemon's would be kicked off the broker) and no will: an "offline" will from the
+  // doctor would overwrite the running daemon's retained presence.
+  opts = { ...opts, clientId: `${cfg.mqtt.clientId}-doctor-${process.pid}`, will: undefined, connectTimeout: timeoutMs }
+  const who = cfg.mqtt.username ? `user ${cfg.mqtt.username}` : 'anonymous'
+  const client = mqtt.connect(cfg.mqtt.url, opts)
+  const outcome = await new Promise<{ ok: true } | { ok: false; detail: string }>((resolve) => {
+    const timer = setTimeout(() => resolve({ ok: false, detail: `no CONNACK from ${cfg.mqtt.url} within ${timeoutMs} ms` }), timeoutMs)
+    client.once('connect', () => { clearTimeout(timer); resolve({ ok: true }) })
+    client.once('error', (err: Error & { code?: string | number }) => {
+      clearTimeout(timer)
+      if (typeof err.code === 'number') {
+        const why = AUTH_CODES[err.code]
+        resolve({ ok: false, detail: why ? `authentication failed (${who}): CONNACK ${err.code} ${why}` : `broker refused the connection: CONNACK ${err.code} ${err.message}` })
+      } else {
+        resolve({ ok: false, detail: `unreachable: ${err.message}` })
+      }
+    })
+  })
+  if (!outcome.ok) {
+    client.end(true)
+    rows.push({ outcome: 'FAIL', name: 'broker', detail: outcome.detail })
+    return
+  }
+  rows.push({ outcome: 'PASS', name: 'broker', detail: `connected to ${cfg.mqtt.url} (MQTT ${version === 5 ? '5' : '3.1.1'}, ${who})` })
+
+  // The daemon's subscriptions, as the broker's ACL grants them (mosquitto answers a denied filter with a
+  // failure code in SUBACK rather than refusing the connection).
+  const filters = desiredFilters(rules, cfg.mqtt.requestFilter)
+  const granted = await new Promise<ISubscriptionGrant[] | Error>((resolve) => {
+    const timer = setTimeout(() => resolve(new Error(`no SUBACK within ${timeoutMs} ms`)), timeoutMs)
+    client.subscribe(filters, { qos: cfg.mqtt.qos as 0 | 1 | 2 }, (err, g) => { clearTimeout(timer); resolve(err ?? g ?? []) })
+  })
+  if (granted instanceof Error) {
+    rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscribing ${filters.join(', ')}: ${granted.message}` })
+  } else {
+    const denied = granted.filter((g) => g.qos >= 0x80).map((g) => g.topic)
+    if (denied.length) rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscription denied: ${denied.join(', ')}` })
+    else rows.push({ outcome: 'PASS', name: 'broker-acl', detail: `may subscribe ${filters.join(', ')}` })
+    if (!denied.length) await new Promise<void>((resolve) => client.unsubscribe(filters, () => resolve()))
+  }
+  await client.endAsync()
+}
+
+async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
+  const dir = cfg.model.dir
+  if (!dir) {
+    rows.push({ outcome: 'PASS', name: 'model', detail: 'none configured (model.dir empty; rules with reason steps are refused)' })
+    return
+  }
+  if (!existsSync(dir)) {
+    rows.push({ outcome: 'FAIL', name: 'model', detail: `${dir}: no such directory (model.dir)` })
+    return
+  }
+  let archBytes: number | undefined
+  try {
+    const arch = archFromConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'))
+    archBytes = estimate(arch).bytesBf16
+    rows.push({ outcome: 'PASS', name: 'model-config', detail: `${join(dir, 'config.json')}: ${arch.layout}, ${arch.layers} layers, hidden ${arch.hidden}` })
+  } catch (e) {
+    rows.push({ outcome: 'FAIL', name: 'model-config', detail: (e as NodeJS.ErrnoException).code === 'ENOENT' ? `${join(dir, 'config.json')} missing` : (e as Error).message })
+  }
+  let weightBytes: number | undefined
+  if (cfg.model.backend === 'onnx') {
+    const onnx = readdirSync(dir).filter((f) => f.endsWith('.onnx'))
+    rows.push(onnx.length
+      ? { outcome: 'PASS', name: 'model-weights', detail: `onnx backend: ${onnx.join(', ')}` }
+      : { outcome: 'FAIL', name: 'model-weights', detail: `onnx backend: no *.onnx file in ${dir}` })
+  } else {
+    try {
+      const h = await readCheckpointHeaders(dir)
+      weightBytes = h.dataBytes
+      rows.push({ outcome: 'PASS', name: 'model-weights', detail: `${h.files.length} safetensors file(s), ${h.tensors.size} tensors, ${mib(h.dataBytes)}` })
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException
+      rows.push({ outcome: 'FAIL', name: 'model-weights', detail: err.code === 'ENOENT' ? `no model.safetensors (or index) in ${dir}` : err.message })
+    }
+  }
+  const tok = join(dir, 'tokenizer.json')
+  if (!existsSync(tok)) {
+    rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok} missing` })
+  } else {
+    try {
+      const t = JSON.parse(readFileSync(tok, 'utf8')) as { model?: { type?: string; vocab?: object } }
+      if (!t.model || typeof t.model !== 'object') throw new Error('no "model" object')
+      const vocab = t.model.vocab ? Object.keys(t.model.vocab).length : 0
+      const extra = existsSync(join(dir, 'tokenizer_config.json')) ? '' : ' (no tokenizer_config.json)'
+      rows.push({ outcome: extra ? 'WARN' : 'PASS', name: 'tokenizer', detail: `${t.model.type ?? 'unknown'} model, ${vocab} vocab entries${extra}` })
+    } catch (e) {
+      rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok}: ${(e as Error).message}` })
+    }
+  }
+  // Weights are memory-mapped and, on a Jetson, share RAM with the GPU: what matters is what is free now.
+  const need = weightBytes ?? archBytes
+  if (need !== undefined) {
+    const free = freemem()
+    const detail = `model ${mib(need)}, available ${mib(free)} of ${mib(totalmem())}`
+    rows.push({ outcome: need > free ? 'FAIL' : need > 0.8 * free ? 'WARN' : 'PASS', name: 'memory', detail })
+  }
+}
+
+function checkNative(rows: Row[]): void {
+  let addon: { isa?: () => string; sdNotify?: unknown }
+  try {
+    addon = createRequire(import.meta.url)(ADDON_PATH) as typeof addon
+  } catch (e) {
+    rows.push({ outcome: 'FAIL', name: 'addon', detail: `${ADDON_PATH} does not load (run npm ci): ${(e as Error).message.split('\n')[0]}` })
+    return
+  }
+  const notify = typeof addon.sdNotify === 'function'
+  rows.push({ outcome: notify ? 'PASS' : 'FAIL', name: 'addon', detail: notify ? `loads; sd_notify available` : 'loads, but has no sdNotify (stale build: rebuild with npm ci)' })
+  const isa = addon.isa?.() ?? 'unknown'
+  const flags = cpuFlags()
+  const want = process.arch === 'arm64' ? ['asimd', 'fphp', 'asimdhp', 'asimddp'] : ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw']
+  const have = want.filter((f) => flags.has(f))
+  const missing = want.filter((f) => !flags.has(f))
+  // "generic" means the scalar fallback: correct, several times slower than the vector kernels.
+  rows.push({
+    outcome: isa === 'generic' || isa === 'unknown' ? 'WARN' : 'PASS',
+    name: 'cpu',
+    detail: `kernel ${isa} on ${process.arch}; cpu has ${have.join(' ') || 'none of the vector features'}${missing.length ? `; lacks ${missing.join(' ')}` : ''}`,
+  })
+}
+
+function cpuFlags(): Set<string> {
+  try {
+    const text = readFileSync('/proc/cpuinfo', 'utf8')
+    const m = /^(?:flags|Features)\s*:\s*(.*)$/m.exec(text)
+    return new Set(m ? m[1].trim().split(/\s+/) : [])
+  } catch {
+    return new Set()
+  }
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`
+}
