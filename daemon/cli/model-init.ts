@@ -7,10 +7,12 @@ import { type Arch, archFromConfig, ConfigError } from '../model/arch.js'
 import { estimate, stateBytesAt } from '../model/estimate.js'
 import { DEFAULT_SHARD_BYTES, initCheckpoint, type WeightDType } from '../model/init.js'
 import { findPreset, PRESETS } from '../model/presets.js'
+import { writeTokenizer } from '../model/tokenizer-init.js'
 
 const INIT_USAGE =
   'usage: flashcheck model init --config <preset|config.json|checkpoint dir> --out DIR [--seed N] [--dtype f32|bf16] ' +
-  '[--shard-size SIZE] [--force] | --config X --dry-run [--json]'
+  '[--shard-size SIZE] [--tokenizer] [--force] | --config X --dry-run [--json]\n' +
+  '  --tokenizer also writes a small byte-level BPE tokenizer.json and a tokenizer_config.json with a chat template'
 
 class UsageError extends Error {}
 
@@ -122,7 +124,7 @@ export async function modelInit(argv: string[]): Promise<number> {
   let dtype: WeightDType
   let shardBytes = DEFAULT_SHARD_BYTES
   try {
-    flags = parseFlags(argv, { config: 'value', out: 'value', seed: 'value', dtype: 'value', 'shard-size': 'value', 'dry-run': 'bool', json: 'bool', force: 'bool', help: 'bool' })
+    flags = parseFlags(argv, { config: 'value', out: 'value', seed: 'value', dtype: 'value', 'shard-size': 'value', 'dry-run': 'bool', json: 'bool', force: 'bool', tokenizer: 'bool', help: 'bool' })
     if (flags.has('help')) {
       process.stdout.write(INIT_USAGE + '\n')
       return 0
@@ -184,6 +186,10 @@ export async function modelInit(argv: string[]): Promise<number> {
       `wrote ${out}: ${r.files.length === 1 ? r.files[0] : `${r.files.length} shards + model.safetensors.index.json`}, ` +
         `${r.tensors} tensors, ${fmtCount(r.params)} parameters, ${dtype}, seed ${seed}, ${fmtBytes(r.fileBytes)}\n`,
     )
+    if (flags.has('tokenizer')) {
+      const t = await writeTokenizer(out, loaded.arch.vocab)
+      process.stdout.write(`wrote ${out}: tokenizer.json (byte-level BPE, ${t.size} tokens), tokenizer_config.json (chat template)\n`)
+    }
     return 0
   } catch (e) {
     process.stderr.write(`flashcheck model init: writing ${out} failed: ${(e as Error).message}\n`)

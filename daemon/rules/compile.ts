@@ -8,7 +8,7 @@ import { FileErrors, valueTextOffset } from './validate.js'
 import { ruleEnvironment, SIGNAL_FUNCTIONS, SignalRef } from './functions.js'
 import { DURATION_HELP, parseDuration } from './duration.js'
 import { Scalar, LineCounter } from 'yaml'
-import { RuleImpl, type CompiledCheck, type ReasonPart } from './rule.js'
+import { RuleImpl, type CompiledCheck, type CompiledReason, type PromptPart, type ReasonPart } from './rule.js'
 
 const CEL_TYPE = { number: 'double', string: 'string', bool: 'bool', any: 'dyn' } as const
 
@@ -29,8 +29,17 @@ export function compileRule(doc: RuleDoc, src: string, lines: LineCounter): { ru
     const cc = compileCheck(c, doc, env, errs, src)
     if (cc) checks.push(cc)
   }
+  let reason: CompiledReason | undefined
+  if (doc.reason) {
+    const declared = doc.inputs.some((i) => i.name === 'checks') || doc.signals.some((s) => s.name === 'checks')
+    const penv = ruleEnvironment()
+    for (const i of doc.inputs) penv.registerVariable(i.name, CEL_TYPE[i.type])
+    for (const s of doc.signals) penv.registerVariable(s.name, 'Signal')
+    if (!declared) penv.registerVariable('checks', 'string')
+    reason = compileReasonStep(doc, penv, errs, src)
+  }
   if (errs.list.length > 0) return { errors: errs.list }
-  return { rule: new RuleImpl(doc, checks, refs), errors: [] }
+  return { rule: new RuleImpl(doc, checks, refs, reason), errors: [] }
 }
 
 type Evaluable = ((ctx: Record<string, unknown>) => unknown) & { ast: ASTNode; check(): { valid: boolean; type?: string; error?: unknown } }
@@ -186,4 +195,92 @@ function compileReason(c: CheckDoc, doc: RuleDoc, errs: FileErrors, src: string)
   }
   if (last < text.length) parts.push(text.slice(last))
   return ok ? parts : undefined
+}
+
+/**
+ * Splits a reason prompt into literal text and `{expression}` placeholders (CEL over inputs, signals and
+ * `checks`, the rendered check results); `{{` and `}}` stand for literal braces.
+ */
+export function splitPrompt(text: string): { parts: ({ text: string } | { expr: string; at: number })[]; problem?: { at: number; message: string } } {
+  const parts: ({ text: string } | { expr: string; at: number })[] = []
+  let lit = ''
+  let i = 0
+  while (i < text.length) {
+    const c = text[i]!
+    if (c === '{' && text[i + 1] === '{') { lit += '{'; i += 2; continue }
+    if (c === '}' && text[i + 1] === '}') { lit += '}'; i += 2; continue }
+    if (c === '}') return { parts, problem: { at: i, message: "unmatched '}' (write '}}' for a literal brace)" } }
+    if (c !== '{') { lit += c; i++; continue }
+    // Find the closing brace, skipping string literals so `{avg(vib, "2s")}` and `{x + "}"}` work.
+    let j = i + 1
+    let quote = ''
+    for (; j < text.length; j++) {
+      const d = text[j]!
+      if (quote) {
+        if (d === '\\') j++
+        else if (d === quote) quote = ''
+      } else if (d === '"' || d === "'") quote = d
+      else if (d === '}') break
+      else if (d === '{') return { parts, problem: { at: j, message: "'{' inside a placeholder (write '{{' for a literal brace)" } }
+    }
+    if (j >= text.length) return { parts, problem: { at: i, message: "placeholder '{' is not closed with '}'" } }
+    const expr = text.slice(i + 1, j)
+    if (expr.trim() === '') return { parts, problem: { at: i, message: 'empty placeholder {}' } }
+    if (lit) parts.push({ text: lit })
+    lit = ''
+    parts.push({ expr, at: i + 1 })
+    i = j + 1
+  }
+  if (lit) parts.push({ text: lit })
+  return { parts }
+}
+
+function compileReasonStep(doc: RuleDoc, env: Environment, errs: FileErrors, src: string): CompiledReason | undefined {
+  const r = doc.reason!
+  const at = (i: number): number => exprOffset(r.promptNode, i, src)
+  const split = splitPrompt(r.prompt)
+  if (split.problem) {
+    errs.at(at(split.problem.at), `reason: prompt: ${split.problem.message}`)
+    return undefined
+  }
+  const parts: PromptPart[] = []
+  let ok = true
+  for (const p of split.parts) {
+    if ('text' in p) {
+      parts.push(p.text)
+      continue
+    }
+    let fn: Evaluable
+    try {
+      fn = env.parse(p.expr) as unknown as Evaluable
+    } catch (e) {
+      errs.at(at(p.at + rangeStart(e)), `reason: prompt {${p.expr}}: syntax error: ${summary(e)}`)
+      ok = false
+      continue
+    }
+    const res = fn.check()
+    if (!res.valid) {
+      errs.at(at(p.at + rangeStart(res.error)), `reason: prompt {${p.expr}}: ${explain(res.error, doc)}`)
+      ok = false
+      continue
+    }
+    parts.push({ fn, source: p.expr })
+  }
+  if (!ok) return undefined
+  const first = parts.findIndex((p) => typeof p !== 'string')
+  const staticPrefix = first === -1 ? parts.join('') : parts.slice(0, first).join('')
+  const ex = r.explain
+  return {
+    parts,
+    step: {
+      system: r.system,
+      staticPrefix,
+      template: r.prompt,
+      choices: r.choices,
+      minConfidence: r.minConfidence,
+      fallback: r.fallback,
+      combine: r.combine,
+      explain: ex ? { maxTokens: ex.maxTokens, topic: ex.topic.source, render: (params) => ex.topic.render(params) } : undefined,
+    },
+  }
 }

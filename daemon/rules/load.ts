@@ -12,7 +12,13 @@ import type { RuleImpl } from './rule.js'
 
 export const RULE_FILE = /\.ya?ml$/i
 
-export async function loadRuleDir(dir: string, opts: { defaultBudgetMs: number }): Promise<LoadResult> {
+export interface LoadOptions {
+  defaultBudgetMs: number
+  /** Whether a model is configured (model.dir); rules with a reason step are refused without one. */
+  model?: boolean
+}
+
+export async function loadRuleDir(dir: string, opts: LoadOptions): Promise<LoadResult> {
   let names: string[]
   try {
     const ents = await readdir(dir, { withFileTypes: true })
@@ -44,7 +50,7 @@ export async function loadRuleDir(dir: string, opts: { defaultBudgetMs: number }
 /** Validates and compiles rule sources (file label + text); used by loadRuleDir and by tests. */
 export function compileSources(
   files: { file: string; src: string }[],
-  opts: { defaultBudgetMs: number },
+  opts: LoadOptions,
 ): { rules?: RuleImpl[]; signals: SignalSpec[]; errors: RuleError[] } {
   const errors: RuleError[] = []
   const rules: RuleImpl[] = []
@@ -54,6 +60,9 @@ export function compileSources(
     errors.push(...parsed.errors)
     if (!parsed.doc) continue
     docs.push(parsed.doc) // for the cross-file checks, even when the file has errors of its own
+    if (parsed.doc.reason && opts.model === false) {
+      errors.push({ ...parsed.doc.reason.pos, message: `rule '${parsed.doc.id}' has a reason: step, which needs the decoder, but no model is configured: set model.dir (config key model.dir, --model-dir or FLASHCHECK_MODEL_DIR)` })
+    }
     if (!parsed.doc.declsOk) continue
     const c = compileRule(parsed.doc, f.src, parsed.lines)
     errors.push(...c.errors)

@@ -1,6 +1,6 @@
 // A compiled rule and its evaluation: resolve inputs, bind signals to the request's topic levels, run every
 // check, and apply the verdict policy. Never throws: problems become verdict ERROR with a code.
-import type { CheckResult, CompiledRule, InspectionRequest, InspectionResult, SignalReader, VerdictError } from './types.js'
+import type { CheckResult, CompiledRule, InspectionRequest, InspectionResult, ReasonStep, SignalReader, VerdictError } from './types.js'
 import type { InputDoc, RuleDoc } from './validate.js'
 import { typeMatches } from './validate.js'
 import { resolvePath } from './path.js'
@@ -8,6 +8,14 @@ import { SignalError, type SignalRef } from './functions.js'
 import type { TopicFilter, TopicTemplate } from './topic.js'
 
 export type ReasonPart = string | { input: string }
+
+/** A piece of a reason prompt: literal text or a compiled placeholder expression. */
+export type PromptPart = string | { fn: (ctx: Record<string, unknown>) => unknown; source: string }
+
+export interface CompiledReason {
+  parts: PromptPart[]
+  step: ReasonStep
+}
 
 export interface CompiledCheck {
   id: string
@@ -43,6 +51,9 @@ export class RuleImpl implements CompiledRule {
   readonly budgetMs: number
   readonly verdicts: string[]
   readonly topicFilter: TopicFilter
+  readonly reason?: ReasonStep
+  /** An input or signal named `checks` shadows the rendered check results in prompts. */
+  private readonly checksDeclared: boolean
   private readonly severity: Map<string, number>
   private readonly inputs: InputDoc[]
   private readonly templates: TopicTemplate[]
@@ -53,7 +64,10 @@ export class RuleImpl implements CompiledRule {
     doc: RuleDoc,
     private readonly checks: CompiledCheck[],
     private readonly refs: SignalRef[],
+    private readonly compiledReason?: CompiledReason,
   ) {
+    this.reason = compiledReason?.step
+    this.checksDeclared = doc.inputs.some((i) => i.name === 'checks') || doc.signals.some((s) => s.name === 'checks')
     this.id = doc.id
     this.file = doc.file
     this.mode = doc.mode
@@ -157,7 +171,29 @@ export class RuleImpl implements CompiledRule {
       }
     }
     if (error) return this.fail(inputs, results, error)
-    return { inspection: this.id, verdict: worstLabel, checks: results, inputs }
+    const out: InspectionResult = { inspection: this.id, verdict: worstLabel, checks: results, inputs }
+    if (this.compiledReason) this.renderPrompt(out, ctx, results)
+    return out
+  }
+
+  /** Renders the reason prompt with the same bindings the checks saw; a failing placeholder skips the model. */
+  private renderPrompt(out: InspectionResult, ctx: Record<string, unknown>, results: CheckResult[]): void {
+    if (!this.checksDeclared) ctx.checks = describeChecks(results)
+    for (let k = 0; k < this.refs.length; k++) this.refs[k]!.values = {}
+    let s = ''
+    for (const p of this.compiledReason!.parts) {
+      if (typeof p === 'string') {
+        s += p
+        continue
+      }
+      try {
+        s += formatPromptValue(p.fn(ctx))
+      } catch (e) {
+        out.promptError = `prompt {${p.source}}: ${e instanceof SignalError ? e.message : firstLine(e)}`
+        return
+      }
+    }
+    out.prompt = s
   }
 
   private render(parts: ReasonPart[], inputs: Record<string, unknown>): string {
@@ -165,6 +201,19 @@ export class RuleImpl implements CompiledRule {
     for (const p of parts) s += typeof p === 'string' ? p : formatValue(inputs[p.input])
     return s
   }
+}
+
+/** `{checks}` in a prompt: one clause per check, e.g. "torque-in-spec pass; angle-window fail (REWORK: ...)". */
+export function describeChecks(results: CheckResult[]): string {
+  return results
+    .map((r) => (r.ok ? `${r.id} pass` : `${r.id} fail (${r.on_fail}${r.reason ? `: ${r.reason}` : ''})`))
+    .join('; ')
+}
+
+/** Prompt values: numbers to at most 6 significant digits (tokens are the model's cost), the rest as in reasons. */
+export function formatPromptValue(v: unknown): string {
+  if (typeof v === 'number' && Number.isFinite(v) && !Number.isInteger(v)) return String(Number(v.toPrecision(6)))
+  return formatValue(v)
 }
 
 function firstLine(e: unknown): string {

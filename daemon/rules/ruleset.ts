@@ -5,6 +5,7 @@ import type { RuleImpl } from './rule.js'
 
 export class RuleSetImpl implements RuleSet {
   readonly rules: CompiledRule[]
+  readonly reasonRules: CompiledRule[]
   private readonly requests: RuleImpl[]
   private readonly triggers: RuleImpl[]
 
@@ -15,6 +16,7 @@ export class RuleSetImpl implements RuleSet {
     readonly signals: SignalSpec[],
   ) {
     this.rules = rules
+    this.reasonRules = rules.filter((r) => r.reason !== undefined)
     // Most specific filter first, so a literal level wins over {name}/+ and those over #.
     this.requests = rules.filter((r) => r.mode === 'request').sort((a, b) => compareSpecificity(a.topicFilter, b.topicFilter))
     this.triggers = rules.filter((r) => r.mode === 'stream')

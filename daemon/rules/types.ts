@@ -43,6 +43,24 @@ export interface InspectionResult {
   checks: CheckResult[]
   inputs: Record<string, unknown>
   error?: VerdictError
+  /** Rules with a reason step: the rendered user prompt (not part of the response). */
+  prompt?: string
+  /** Rules with a reason step: why the prompt could not be rendered (the model is then skipped). */
+  promptError?: string
+}
+
+/** A rule's `reason:` step, compiled: what the verdict engine needs to ask the decoder. */
+export interface ReasonStep {
+  system?: string
+  /** The prompt template's text before its first placeholder: shared by every request (prefix cache). */
+  staticPrefix: string
+  /** The template as written (for logs and cache keys). */
+  template: string
+  choices: string[]
+  minConfidence: number
+  fallback: string
+  combine: 'max' | 'model'
+  explain?: { maxTokens: number; topic: string; render(params: Record<string, string>): string }
 }
 
 /** What a request or trigger message brings to evaluation. */
@@ -70,6 +88,8 @@ export interface CompiledRule {
   publishTopic?(params: Record<string, string>): string
   budgetMs: number
   verdicts: string[]
+  /** Present when the rule asks the decoder (`reason:`). */
+  reason?: ReasonStep
   /** Match a concrete topic; null when it does not match, else the bound names. */
   match(topic: string): Record<string, string> | null
   evaluate(req: InspectionRequest, signals: SignalReader): InspectionResult
@@ -113,6 +133,8 @@ export interface SignalSpec {
 }
 
 export interface RuleSet {
+  /** Rules with a reason step (prefix caches are built for these). */
+  readonly reasonRules?: CompiledRule[]
   /** Content hash of the whole set (sha256 hex, first 12 chars), reported as rules_rev. */
   rev: string
   dir: string

@@ -35,6 +35,19 @@ export interface CheckDoc {
   reasonNode?: Scalar
 }
 
+/** The rule's `reason:` step: ask the decoder to choose among labels. */
+export interface ReasonDoc {
+  pos: { file: string; line: number; col: number }
+  prompt: string
+  promptNode: Scalar
+  system?: string
+  choices: string[]
+  minConfidence: number
+  fallback: string
+  combine: 'max' | 'model'
+  explain?: { maxTokens: number; topic: TopicTemplate }
+}
+
 export interface RuleDoc {
   file: string
   id: string
@@ -49,6 +62,7 @@ export interface RuleDoc {
   inputs: InputDoc[]
   signals: SignalDoc[]
   checks: CheckDoc[]
+  reason?: ReasonDoc
   /** False when an input or signal failed validation: expressions then are not compiled (their names would look unknown). */
   declsOk: boolean
 }
@@ -62,7 +76,9 @@ const RESERVED = new Set([
   'true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if',
   'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while',
 ])
-const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks']
+const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks', 'reason']
+const REASON_KEYS = ['prompt', 'system', 'choices', 'min_confidence', 'fallback', 'combine', 'explain']
+const EXPLAIN_KEYS = ['max_tokens', 'topic']
 const INPUT_KEYS = ['from', 'type', 'default', 'description']
 const SIGNAL_KEYS = ['topic', 'value', 'keep', 'description']
 const CHECK_KEYS = ['id', 'expr', 'on_fail', 'reason', 'description']
@@ -266,12 +282,15 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
     }
   }
 
+  const rsp = top.get('reason')
+  const reason = rsp ? parseReason(rsp, verdicts, filter, errs, file, lines) : undefined
+
   // With errors elsewhere the doc still comes back, so expression errors are reported in the same run.
   if (id === undefined || filter === undefined || topicText === undefined) return { errors: errs.list, lines }
   const posOf = (n: Node): { file: string; line: number; col: number } => ({ file, ...lines.linePos(n.range?.[0] ?? 0) })
   return {
     lines,
-    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, budgetMs, verdicts, inputs, signals, checks, declsOk },
+    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, budgetMs, verdicts, inputs, signals, checks, reason, declsOk },
     errors: errs.list,
   }
 }
@@ -457,4 +476,104 @@ function parseCheck(n: Node, verdicts: string[], errs: FileErrors): CheckDoc | u
   // A check with a bad on_fail or reason is still returned so its expression gets compiled and reported too.
   if (id === undefined || expr === undefined) return undefined
   return { id, expr, exprNode: ep!.value as Scalar, onFail: onFail ?? '', reason, reasonNode: rp?.value as Scalar | undefined }
+}
+
+function parseReason(p: Pair, verdicts: string[], filter: TopicFilter | undefined, errs: FileErrors, file: string, lines: LineCounter): ReasonDoc | undefined {
+  const v = p.value as Node | null
+  if (!isMap(v)) {
+    errs.node(v ?? (p.key as Node), `reason must be a mapping {prompt, choices, fallback, ...}, got ${describe(v)}`, keyPos(p))
+    return undefined
+  }
+  const m = entries(v, REASON_KEYS, 'reason', errs)
+  const start = v.range?.[0] ?? keyPos(p)
+  const before = errs.list.length
+  const pp = m.get('prompt')
+  let prompt: string | undefined
+  if (!pp) errs.at(start, "reason: missing required key 'prompt' (a template over inputs, signals and {checks})")
+  else prompt = str(pp, 'reason: prompt', errs, start)
+  let system: string | undefined
+  const sp = m.get('system')
+  if (sp) system = str(sp, 'reason: system', errs, start)
+
+  const label = (n: Node, what: string): string | undefined => {
+    const l = isScalar(n) && typeof n.value === 'string' ? n.value : undefined
+    if (l === undefined || !verdicts.includes(l)) {
+      errs.node(n, `reason: ${what} must be one of the verdicts [${verdicts.join(', ')}], got ${describe(n)}`)
+      return undefined
+    }
+    return l
+  }
+  const choices: string[] = []
+  const cp = m.get('choices')
+  if (!cp) errs.at(start, "reason: missing required key 'choices' (the labels the model chooses among)")
+  else {
+    const cv = cp.value as Node
+    if (!isSeq(cv) || cv.items.length < 2) errs.node(cv ?? (cp.key as Node), `reason: choices must be a list of at least two verdict labels, got ${describe(cv)}`)
+    else for (const it of cv.items as Node[]) {
+      const l = label(it, 'each choice')
+      if (l === undefined) continue
+      if (choices.includes(l)) errs.node(it, `reason: choice '${l}' is listed twice`)
+      else choices.push(l)
+    }
+  }
+  let minConfidence = 0
+  const mp = m.get('min_confidence')
+  if (mp) {
+    const mv = mp.value as Node
+    if (isScalar(mv) && typeof mv.value === 'number' && mv.value >= 0 && mv.value <= 1) minConfidence = mv.value
+    else errs.node(mv ?? (mp.key as Node), `reason: min_confidence must be a number from 0 to 1, got ${describe(mv)}`)
+  }
+  let fallback: string | undefined
+  const fp = m.get('fallback')
+  if (!fp) errs.at(start, "reason: missing required key 'fallback' (the verdict used when the model is below min_confidence or out of time)")
+  else fallback = label(fp.value as Node, 'fallback')
+  let combine: 'max' | 'model' = 'max'
+  const kp = m.get('combine')
+  if (kp) {
+    const kv = kp.value as Node
+    if (isScalar(kv) && (kv.value === 'max' || kv.value === 'model')) combine = kv.value
+    else errs.node(kv ?? (kp.key as Node), `reason: combine must be 'max' (the more severe of checks and model) or 'model', got ${describe(kv)}`)
+  }
+  let explain: ReasonDoc['explain']
+  const ep = m.get('explain')
+  if (ep) {
+    const ev = ep.value as Node
+    if (!isMap(ev)) errs.node(ev ?? (ep.key as Node), `reason: explain must be a mapping {max_tokens, topic}, got ${describe(ev)}`)
+    else {
+      const em = entries(ev, EXPLAIN_KEYS, 'reason: explain', errs)
+      const estart = ev.range?.[0] ?? start
+      let maxTokens = 64
+      const mt = em.get('max_tokens')
+      if (mt) {
+        const n = mt.value as Node
+        if (isScalar(n) && Number.isInteger(n.value) && (n.value as number) >= 1 && (n.value as number) <= 4096) maxTokens = n.value as number
+        else errs.node(n ?? (mt.key as Node), `reason: explain.max_tokens must be an integer from 1 to 4096, got ${describe(n)}`)
+      }
+      const tp = em.get('topic')
+      let topic: TopicTemplate | undefined
+      if (!tp) errs.at(estart, "reason: explain: missing required key 'topic'")
+      else {
+        const text = str(tp, 'reason: explain.topic', errs, estart)
+        if (text !== undefined) {
+          const r = parseFilter(text)
+          if ('problem' in r) errs.at(valueTextOffset(tp.value as Scalar, r.problem.offset), `reason: explain.topic: ${r.problem.message}`)
+          else if (checkTemplate(r.levels, filter, tp, 'reason: explain.topic', errs)) topic = new TopicTemplate(text, r.levels)
+        }
+      }
+      if (topic) explain = { maxTokens, topic }
+    }
+  }
+  if (errs.list.length > before || prompt === undefined || fallback === undefined) return undefined
+  // A block scalar (`prompt: |`) keeps its final newline; the prompt means the text without it.
+  return {
+    pos: { file, ...lines.linePos(keyPos(p)) },
+    prompt: prompt.replace(/\n+$/, ''),
+    promptNode: pp!.value as Scalar,
+    system,
+    choices,
+    minConfidence,
+    fallback,
+    combine,
+    explain,
+  }
 }
