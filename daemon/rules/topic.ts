@@ -96,8 +96,11 @@ export class TopicFilter {
       if (k === 0) {
         const text = this.texts[i]!
         if (end - pos !== text.length || !topic.startsWith(text, pos)) return false
-      } else if (k === 1 && params !== null) {
-        params[this.texts[i]!] = topic.slice(pos, end)
+      } else if (k === 1) {
+        // A bound value is spliced into other topics (signal and publish templates): it must be one whole,
+        // non-empty level without wildcards, so that it can never widen or redirect them.
+        if (!safeLevel(topic, pos, end)) return false
+        if (params !== null) params[this.texts[i]!] = topic.slice(pos, end)
       }
       pos = end + 1
     }
@@ -132,11 +135,12 @@ export class TopicTemplate {
     return this.parts.filter((_, i) => i % 2 === 1)
   }
 
+  /** Throws TopicBindingError when a value is not one safe level (see bindingProblem). */
   render(params: Record<string, string>): string {
     const p = this.parts
     if (p.length === 1) return p[0]!
     let s = p[0]!
-    for (let i = 1; i < p.length; i += 2) s += (params[p[i]!] ?? '') + p[i + 1]!
+    for (let i = 1; i < p.length; i += 2) s += checkedValue(p[i]!, params[p[i]!]) + p[i + 1]!
     return s
   }
 }
@@ -153,7 +157,34 @@ export function compareSpecificity(a: TopicFilter, b: TopicFilter): number {
   return 0
 }
 
-/** Renders a `{name}` template with bound names; unknown names render empty. Prefer CompiledRule.publishTopic on hot paths (pre-split). */
+/** Renders a `{name}` template with bound names; every value must be a safe level. Prefer CompiledRule.publishTopic on hot paths (pre-split). */
 export function renderTopic(template: string, params: Record<string, string>): string {
-  return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => params[n] ?? '')
+  return template.replace(/\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, n: string) => checkedValue(n, params[n]))
+}
+
+/** A `{name}` value that would change the shape of a topic: empty, '+', '#', '/' or NUL inside. */
+export class TopicBindingError extends Error {
+  override readonly name = 'TopicBindingError'
+}
+
+/** Why `value` cannot stand for one topic level, or undefined when it can. */
+export function bindingProblem(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return 'is empty'
+  if (!safeLevel(value, 0, value.length)) return "contains '+', '#', '/' or NUL"
+  return undefined
+}
+
+function checkedValue(name: string, value: string | undefined): string {
+  const problem = bindingProblem(value)
+  if (problem !== undefined) throw new TopicBindingError(`topic level {${name}} ${problem}; refused`)
+  return value!
+}
+
+function safeLevel(s: string, from: number, to: number): boolean {
+  if (to <= from) return false
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i)
+    if (c === 43 /* + */ || c === 35 /* # */ || c === 47 /* / */ || c === 0) return false
+  }
+  return true
 }

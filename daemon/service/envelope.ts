@@ -36,12 +36,13 @@ export function addPayloadEnvelope(env: Envelope, payload: Record<string, unknow
 
 export function dedupeKey(env: Envelope): string | undefined {
   if (!env.replyTo) return undefined
-  if (env.correlationData) return `${env.replyTo}\u0000d${env.correlationData.toString('base64')}`
+  // Empty correlation data tells requests apart no better than none; keying on it would drop real requests.
+  if (env.correlationData && env.correlationData.length > 0) return `${env.replyTo}\u0000d${env.correlationData.toString('base64')}`
   if (env.correlationId !== undefined) return `${env.replyTo}\u0000i${env.correlationId}`
   return undefined
 }
 
-/** A reply topic must be a plain topic (no wildcards) to be publishable. */
+/** A reply topic must be a plain topic (no wildcards) outside the broker's reserved `$` space. */
 export function validReplyTopic(t: string): boolean {
-  return t.length > 0 && t.length < 65536 && !t.includes('+') && !t.includes('#') && !t.includes('\u0000')
+  return t.length > 0 && t.length < 65536 && t.charCodeAt(0) !== 36 && !t.includes('+') && !t.includes('#') && !t.includes('\u0000')
 }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { compareSpecificity, parseFilter, renderTopic, TopicFilter, TopicTemplate } from '../../daemon/rules/topic.js'
+import { bindingProblem, compareSpecificity, parseFilter, renderTopic, TopicFilter, TopicTemplate } from '../../daemon/rules/topic.js'
 
 t.test('named levels bind, + matches without binding, trailing # matches the rest', async (t) => {
   const f = TopicFilter.parse('flashcheck/inspect/{station}/torque')
@@ -9,7 +9,7 @@ t.test('named levels bind, + matches without binding, trailing # matches the res
   t.equal(f.match('flashcheck/inspect/st3/angle'), null)
   t.equal(f.match('flashcheck/inspect/st3/torque/x'), null, 'extra level')
   t.equal(f.match('flashcheck/inspect/st3'), null, 'missing level')
-  t.same(f.match('flashcheck/inspect//torque'), { station: '' }, 'an empty level is a level')
+  t.equal(f.match('flashcheck/inspect//torque'), null, 'an empty level never binds a name')
 
   const g = TopicFilter.parse('plant/+/{line}/#')
   t.equal(g.mqtt, 'plant/+/+/#')
@@ -45,4 +45,21 @@ t.test('templates render bound names', async (t) => {
 t.test('specificity: literal levels before named ones before #', async (t) => {
   const fs = ['a/#', 'a/{x}/c', 'a/b/c', 'a/{x}/{y}'].map((s) => TopicFilter.parse(s))
   t.same(fs.sort(compareSpecificity).map((f) => f.source), ['a/b/c', 'a/{x}/c', 'a/{x}/{y}', 'a/#'])
+})
+
+t.test('bound values can never widen or redirect a topic: +, #, / and empty are refused', async (t) => {
+  const f = TopicFilter.parse('plant/{station}/press/+/cycle')
+  for (const bad of ['+', '#', 'a+', 'b#c', 'x\u0000y', '']) t.equal(f.match(`plant/${bad}/press/p1/cycle`), null, `station ${JSON.stringify(bad)} does not bind`)
+  t.same(f.match('plant/st 1/press/p1/cycle'), { station: 'st 1' }, 'spaces and unicode are plain characters')
+  t.same(f.match('plant/工位/press/p1/cycle'), { station: '工位' })
+  const r = parseFilter('flashcheck/verdict/{line}/press')
+  if ('problem' in r) throw new Error('unexpected')
+  const tpl = new TopicTemplate('flashcheck/verdict/{line}/press', r.levels)
+  for (const bad of ['+', '#', '/', 'a/b', '', '\u0000']) {
+    t.throws(() => tpl.render({ line: bad }), { name: 'TopicBindingError' }, `render refuses ${JSON.stringify(bad)}`)
+    t.throws(() => renderTopic('a/{x}/b', { x: bad }), { name: 'TopicBindingError' })
+    t.ok(bindingProblem(bad), `bindingProblem(${JSON.stringify(bad)})`)
+  }
+  t.throws(() => tpl.render({}), /\{line\} is empty/, 'an unbound name is refused, not rendered empty')
+  t.equal(bindingProblem('L1'), undefined)
 })
