@@ -33,6 +33,22 @@ convict.addFormat({
   },
 })
 
+function positiveInt(v: unknown): void {
+  if (!Number.isInteger(v) || (v as number) < 1) throw new Error('must be a positive integer')
+}
+
+// onnxruntime execution providers, highest priority first (model.onnx.providers); a comma list from env/flags.
+convict.addFormat({
+  name: 'onnx-providers',
+  validate(value: unknown) {
+    const known = ['tensorrt', 'cuda', 'cpu']
+    if (!Array.isArray(value) || value.length === 0) throw new Error(`must be a non-empty list of ${known.join(', ')}`)
+    for (const v of value) if (!known.includes(v as string)) throw new Error(`unknown provider ${JSON.stringify(v)} (known: ${known.join(', ')})`)
+    if (new Set(value).size !== value.length) throw new Error('lists a provider twice')
+  },
+  coerce: (v: unknown) => (typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : v),
+})
+
 function key(path: string): { env: string; arg: string } {
   return { env: 'FLASHCHECK_' + path.replace(/\./g, '_').replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase(), arg: path.replace(/\./g, '-').replace(/([a-z])([A-Z])/g, '$1-$2').toLowerCase() }
 }
@@ -69,6 +85,18 @@ export const schemaDefinition = {
     dir: { doc: 'Checkpoint directory (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) for rules with a reason: step; empty = no model (such rules are refused).', format: String, default: '', ...key('model.dir') },
     backend: { doc: 'Decoder implementation: native (the C++ kernel) or onnx (onnxruntime).', format: ['native', 'onnx'], default: 'native', ...key('model.backend') },
     threads: { doc: 'Compute threads of the decoder; 0 = one per core.', format: 'nat', default: 0, ...key('model.threads') },
+    onnx: {
+      providers: { doc: 'onnx backend: execution providers, highest priority first (tensorrt, cuda, cpu); one that fails to load is dropped with a warning.', format: 'onnx-providers', default: ['cpu'], ...key('model.onnx.providers') },
+      graphs: { doc: 'onnx backend: directory written by `flashcheck model export-onnx`; empty = export into a temporary directory at every start (fine for small models).', format: String, default: '', ...key('model.onnx.graphs') },
+      runtimePath: { doc: 'onnx backend: onnxruntime-node package to load, a module name or its directory (e.g. a TensorRT-enabled build, deploy/JETSON.md); empty = the bundled CPU build.', format: String, default: '', ...key('model.onnx.runtimePath') },
+      trtEngineCachePath: { doc: 'tensorrt provider: directory of cached engines (and timing cache), reused across restarts; empty = build engines at every start.', format: String, default: '', ...key('model.onnx.trtEngineCachePath') },
+      trtFp16: { doc: 'tensorrt provider: allow FP16 kernels.', format: Boolean, default: false, ...key('model.onnx.trtFp16') },
+      trtMaxWorkspaceBytes: { doc: 'tensorrt provider: builder workspace limit in bytes; 0 = TensorRT\'s default.', format: 'nat', default: 0, ...key('model.onnx.trtMaxWorkspaceBytes') },
+    },
+    guardMs: { doc: 'Margin before a deadline at which the fallback verdict is published if the model has not answered.', format: 'nat', default: 5, ...key('model.guardMs') },
+    queueMax: { doc: 'Most requests waiting for the decoder; beyond it requests get their fallback verdict at once.', format: 'nat', default: 32, ...key('model.queueMax') },
+    chunkTokens: { doc: 'Prefill chunk in tokens; the remaining budget is re-checked between chunks.', format: positiveInt, default: 64, ...key('model.chunkTokens') },
+    prefixCache: { doc: 'Prefill each reason rule\'s static prompt prefix once and reuse it per request.', format: Boolean, default: true, ...key('model.prefixCache') },
   },
   metrics: {
     port: { doc: 'Port of the Prometheus /metrics endpoint; 0 = off.', format: 'port', default: 0, ...key('metrics.port') },
@@ -104,8 +132,18 @@ export interface Config {
   rules: { dir: string; watch: boolean }
   budget: { defaultMs: number }
   limits: { maxPayloadBytes: number; dedupeWindowS: number }
-  model: { dir: string; backend: 'native' | 'onnx'; threads: number }
+  model: { dir: string; backend: 'native' | 'onnx'; threads: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
   metrics: { port: number; host: string }
   log: { level: string }
   node: { id: string }
+}
+
+/** model.onnx.*: the onnx backend's settings. */
+export interface ModelOnnxConfig {
+  providers: ('tensorrt' | 'cuda' | 'cpu')[]
+  graphs: string
+  runtimePath: string
+  trtEngineCachePath: string
+  trtFp16: boolean
+  trtMaxWorkspaceBytes: number
 }

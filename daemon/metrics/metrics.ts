@@ -16,6 +16,12 @@ export class Metrics {
   readonly rulesActive = new Gauge({ name: 'flashcheck_rules_active', help: 'Rules in the active set', registers: [this.registry] })
   readonly signalSamples = new Counter({ name: 'flashcheck_signal_messages_total', help: 'Messages received on signal topics', registers: [this.registry] })
   readonly connected = new Gauge({ name: 'flashcheck_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] })
+  readonly modelLatency = new Histogram({ name: 'flashcheck_model_latency_seconds', help: 'Request arrival to scored model choice, by inspection', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })
+  readonly modelQueueDepth = new Gauge({ name: 'flashcheck_model_queue_depth', help: 'Verdict requests waiting for the decoder', registers: [this.registry] })
+  readonly modelFallbacks = new Counter({ name: 'flashcheck_model_fallbacks_total', help: 'Model steps that did not give a choice (status skipped or aborted), by reason; the rule fallback went out instead', labelNames: ['inspection', 'status', 'reason'] as const, registers: [this.registry] })
+  readonly modelPrefixCache = new Counter({ name: 'flashcheck_model_prefix_cache_total', help: 'Model requests by prefix-cache result (hit or miss)', labelNames: ['result'] as const, registers: [this.registry] })
+  readonly modelPrefixBuilds = new Counter({ name: 'flashcheck_model_prefix_builds_total', help: 'Prompt prefixes prefilled at load or reload', registers: [this.registry] })
+  readonly modelExplains = new Counter({ name: 'flashcheck_model_explanations_total', help: 'Explanations by result (published, dropped under load, failed)', labelNames: ['result'] as const, registers: [this.registry] })
   readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
 
   constructor() {

@@ -12,12 +12,13 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
 import { loadRuleDir } from '../rules/load.js'
-import type { CompiledRule, ErrorCode, LoadResult, RuleError, RuleSet } from '../rules/types.js'
+import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, RuleSet } from '../rules/types.js'
+import { VerdictEngine, type ModelOutcome } from '../verdict/engine.js'
 import { SignalStore } from '../signals/store.js'
 import { Dedupe } from './dedupe.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
 import { RuleReloader } from './reloader.js'
-import { errorResult, ms, type Response } from './response.js'
+import { errorResult, ms, type ModelReport, type Response } from './response.js'
 import { compileFilter, desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
 
@@ -46,6 +47,8 @@ export class Daemon extends EventEmitter {
   private readonly dedupe: Dedupe
   private readonly isRequestTopic: (topic: string) => boolean
   private client?: MqttClient
+  /** The decoder for reason rules; present when model.dir is configured. */
+  private engine?: VerdictEngine
   private broker?: EmbeddedBroker
   private metricsServer?: Server
   private reloader?: RuleReloader
@@ -85,8 +88,19 @@ export class Daemon extends EventEmitter {
 
   /** Loads the rules (refusing to start on any error), then connects; connection failures are retried forever. */
   async start(): Promise<void> {
-    const res = await loadRuleDir(this.cfg.rules.dir, { defaultBudgetMs: this.cfg.budget.defaultMs })
+    const loadOpts = { defaultBudgetMs: this.cfg.budget.defaultMs, model: this.cfg.model.dir !== '' }
+    const res = await loadRuleDir(this.cfg.rules.dir, loadOpts)
     if (!res.ok) throw new RulesInvalidError(res.errors)
+    if (this.cfg.model.dir !== '') {
+      const m = this.cfg.model
+      this.engine = await VerdictEngine.load(
+        { dir: m.dir, backend: m.backend, threads: m.threads, guardMs: m.guardMs, queueMax: m.queueMax, chunkTokens: m.chunkTokens, prefixCache: m.prefixCache },
+        this.metrics,
+        this.log,
+      )
+      await this.engine.prepare(res.set.rules)
+      this.log.info({ dir: m.dir, backend: m.backend, layout: this.engine.backend.config.layout, params: this.engine.backend.config.param_count }, 'model loaded')
+    }
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
 
@@ -94,7 +108,7 @@ export class Daemon extends EventEmitter {
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
     this.pruneTimer.unref()
 
-    this.reloader = new RuleReloader(this.cfg.rules.dir, this.cfg.budget.defaultMs, (r, reason) => this.onReload(r, reason))
+    this.reloader = new RuleReloader(this.cfg.rules.dir, loadOpts, (r, reason) => this.onReload(r, reason))
     if (this.cfg.rules.watch) this.reloader.watch()
 
     if (this.cfg.metrics.port > 0) {
@@ -120,6 +134,8 @@ export class Daemon extends EventEmitter {
     clearTimeout(this.reconnectTimer)
     clearInterval(this.pruneTimer)
     this.reloader?.close()
+    // Waiting model requests get their fallbacks published before the connection closes.
+    if (this.engine) await this.engine.close()
     const client = this.client
     if (client) {
       if (client.connected) {
@@ -140,7 +156,15 @@ export class Daemon extends EventEmitter {
     return this.rules !== before
   }
 
-  private onReload(res: LoadResult, reason: string): void {
+  private async onReload(res: LoadResult, reason: string): Promise<void> {
+    if (res.ok && this.engine && res.set.rev !== this.rules?.rev) {
+      // Prefix caches are built before the swap, so the new set serves cached from its first request.
+      try {
+        await this.engine.prepare(res.set.rules)
+      } catch (e) {
+        res = { ok: false, errors: [{ file: this.cfg.model.dir, line: 1, col: 1, message: `preparing the model prompts failed: ${(e as Error).message}` }] }
+      }
+    }
     if (!res.ok) {
       this.metrics.reloads.inc({ result: 'rejected' })
       for (const e of res.errors) this.log.error({ reason }, `rule reload rejected: ${e.file}:${e.line}:${e.col}: ${e.message}`)
@@ -278,10 +302,13 @@ export class Daemon extends EventEmitter {
         this.log.debug({ topic }, 'duplicate request dropped')
         return
       }
-      outcome = match
-        ? match.rule.evaluate({ topic, params: match.params, payload: parsed.body, now }, this.signals)
-        : errorResult(null, { code: 'UNKNOWN_INSPECTION', message: `no inspection is served on topic ${topic}` })
-      this.respond(set, rule, env, env.replyTo!, outcome, t0, now)
+      if (!match) {
+        outcome = errorResult(null, { code: 'UNKNOWN_INSPECTION', message: `no inspection is served on topic ${topic}` })
+        this.respond(set, rule, env, env.replyTo!, outcome, t0, now)
+        return
+      }
+      const result = match.rule.evaluate({ topic, params: match.params, payload: parsed.body, now }, this.signals)
+      this.finish(set, match.rule, match.params, env, env.replyTo!, result, t0, now)
       return
     }
     if (!this.answerable(env, topic)) return
@@ -316,19 +343,108 @@ export class Daemon extends EventEmitter {
     } else {
       // A bare value on a trigger topic is offered to rules as {value: x}, the usual sensor convention.
       const body = isObject(parsed.body) ? parsed.body : { value: parsed.body }
-      outcome = rule.evaluate({ topic, params, payload: body, now }, this.signals)
+      const result = rule.evaluate({ topic, params, payload: body, now }, this.signals)
+      this.finish(set, rule, params, {}, rule.publishTopic!(params), result, t0, now, topic)
+      return
     }
     this.respond(set, rule, {}, rule.publishTopic!(params), { ...outcome, trigger_topic: topic }, t0, now)
   }
 
-  private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number): void {
-    let deadline = now + (rule?.budgetMs ?? this.cfg.budget.defaultMs)
-    if (env.deadlineMs !== undefined && env.deadlineMs < deadline) deadline = env.deadlineMs
+  /** Responds to an evaluated inspection; a rule with a reason step first asks the decoder, within the deadline. */
+  private finish(
+    set: RuleSet,
+    rule: CompiledRule,
+    params: Record<string, string>,
+    env: Envelope,
+    to: string,
+    result: InspectionResult,
+    t0: number,
+    now: number,
+    triggerTopic?: string,
+  ): void {
+    const { prompt, promptError, ...base } = result
+    const outcome: Outcome = triggerTopic === undefined ? base : { ...base, trigger_topic: triggerTopic }
+    const step = rule.reason
+    if (!step || !this.engine || base.verdict === 'ERROR') {
+      this.respond(set, rule, env, to, outcome, t0, now)
+      return
+    }
+    const sev = (v: string) => rule.verdicts.indexOf(v)
+    if (step.combine === 'max' && sev(base.verdict) >= Math.max(sev(step.fallback), ...step.choices.map(sev))) {
+      const detail = `the checks give ${base.verdict}; no choice could make the verdict more severe`
+      this.respond(set, rule, env, to, { ...outcome, model: { status: 'skipped', reason: 'decided', detail, ms: 0 } }, t0, now)
+      return
+    }
+    if (prompt === undefined) {
+      const model: ModelOutcome = { status: 'skipped', reason: 'prompt', detail: promptError ?? 'no prompt', ms: 0 }
+      this.metrics.modelFallbacks.inc({ inspection: rule.id, status: 'skipped', reason: 'prompt' })
+      this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now)
+      return
+    }
+    const deadline = this.deadlineOf(rule, env, now)
+    const explain = step.explain
+    this.engine
+      .judge(rule, prompt, {
+        deadline: t0 + (deadline - now),
+        onExplain: explain
+          ? (e) => this.publishExplain(explain.render(params), env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(triggerTopic ? { trigger_topic: triggerTopic } : {}) })
+          : undefined,
+      })
+      .then(
+        (model) => {
+          // Out of time means the model missed its deadline even though the verdict itself is on time.
+          const missed = model.status !== 'ok' && model.reason !== 'prompt' && model.reason !== 'decoder_error'
+          this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now, missed)
+        },
+        (err: unknown) => {
+          this.log.error({ err, inspection: rule.id }, 'internal error in the model step')
+          const model: ModelOutcome = { status: 'aborted', reason: 'decoder_error', detail: String((err as Error)?.message ?? err), ms: 0 }
+          this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now)
+        },
+      )
+  }
+
+  /** The verdict with the model's part: its choice (or the fallback) combined with the checks' verdict. */
+  private withModel(rule: CompiledRule, outcome: Outcome, model: ModelOutcome): Outcome {
+    const step = rule.reason!
+    let label = step.fallback
+    let report: ModelReport = model
+    let fallback = true
+    if (model.status === 'ok') {
+      if (model.confidence >= step.minConfidence) {
+        label = model.choice
+        fallback = false
+      } else report = { ...model, below_min_confidence: true }
+    }
+    let verdict = label
+    if (step.combine === 'max' && rule.verdicts.indexOf(outcome.verdict) > rule.verdicts.indexOf(label)) verdict = outcome.verdict
+    return fallback ? { ...outcome, verdict, model: report, fallback: true } : { ...outcome, verdict, model: report }
+  }
+
+  private publishExplain(topic: string, env: Envelope, body: Record<string, unknown>): void {
+    if (!this.client) return
+    if (env.correlationId !== undefined) body.correlation_id = env.correlationId
+    const opts: IClientPublishOptions = { qos: this.cfg.mqtt.qos }
+    if (this.protocolVersion === 5) {
+      opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
+    }
+    this.client.publish(topic, JSON.stringify(body), opts)
+  }
+
+  /** Epoch ms by which the verdict must be out: the rule's budget, or the requester's earlier deadline. */
+  private deadlineOf(rule: CompiledRule | undefined, env: Envelope, now: number): number {
+    const deadline = now + (rule?.budgetMs ?? this.cfg.budget.defaultMs)
+    return env.deadlineMs !== undefined && env.deadlineMs < deadline ? env.deadlineMs : deadline
+  }
+
+  private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number, modelMissed = false): void {
+    const deadline = this.deadlineOf(rule, env, now)
     const latency = performance.now() - t0
+    const late = now + latency > deadline
     const res: Response = {
       ...outcome,
       latency_ms: ms(latency),
-      deadline_missed: now + latency > deadline,
+      deadline_missed: modelMissed || late,
       rules_rev: set.rev,
       node: this.cfg.node.id,
     }
@@ -341,7 +457,7 @@ export class Daemon extends EventEmitter {
     const inspection = res.inspection ?? '(unknown)'
     this.metrics.requests.inc({ inspection, verdict: res.verdict })
     this.metrics.latency.observe({ inspection }, latency / 1000)
-    if (res.deadline_missed) this.metrics.deadlineMissed.inc({ inspection })
+    if (late) this.metrics.deadlineMissed.inc({ inspection })
     if (res.error) {
       this.metrics.errors.inc({ code: res.error.code })
       this.limitedLog(res.error.code, { inspection, code: res.error.code, to }, res.error.message)

@@ -1,7 +1,7 @@
 // Reloads the rule directory on SIGHUP and on file changes. Reloads are serialised and coalesced: a burst
 // of editor writes produces one load of the final state, never two loads racing each other.
 import { watch, type FSWatcher } from 'node:fs'
-import { loadRuleDir } from '../rules/load.js'
+import { loadRuleDir, type LoadOptions } from '../rules/load.js'
 import type { LoadResult } from '../rules/types.js'
 
 export class RuleReloader {
@@ -12,8 +12,8 @@ export class RuleReloader {
 
   constructor(
     private readonly dir: string,
-    private readonly defaultBudgetMs: number,
-    private readonly onResult: (res: LoadResult, reason: string) => void,
+    private readonly loadOpts: LoadOptions,
+    private readonly onResult: (res: LoadResult, reason: string) => void | Promise<void>,
     private readonly debounceMs = 150,
   ) {}
 
@@ -37,8 +37,8 @@ export class RuleReloader {
         let next: string | undefined = reason
         while (next !== undefined) {
           this.pending = undefined
-          const res = await loadRuleDir(this.dir, { defaultBudgetMs: this.defaultBudgetMs })
-          this.onResult(res, next)
+          const res = await loadRuleDir(this.dir, this.loadOpts)
+          await this.onResult(res, next)
           next = this.pending
         }
       } finally {
