@@ -1,16 +1,18 @@
 // Loads a rules directory as a whole: either every file is valid and a complete RuleSet comes back, or
 // every error of every file does. Pure apart from reading the files; swapping sets is the caller's job.
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
 import type { LoadResult, RuleError, SignalSpec } from './types.js'
 import { parseRuleFile, type RuleDoc } from './validate.js'
 import { compileRule, signalKey } from './compile.js'
 import { resolvePath } from './path.js'
+import { filtersOverlap } from './topic.js'
 import { RuleSetImpl } from './ruleset.js'
 import type { RuleImpl } from './rule.js'
 
 export const RULE_FILE = /\.ya?ml$/i
+export const MAX_RULE_FILE_BYTES = 1 << 20
 
 export interface LoadOptions {
   defaultBudgetMs: number
@@ -32,6 +34,12 @@ export async function loadRuleDir(dir: string, opts: LoadOptions): Promise<LoadR
   for (const name of names) {
     const path = join(dir, name)
     try {
+      // Parsing runs on the daemon's event loop during a reload; a runaway file must not stall verdicts.
+      const size = (await stat(path)).size
+      if (size > MAX_RULE_FILE_BYTES) {
+        errors.push({ file: path, line: 1, col: 1, message: `rule file is ${size} bytes; the limit is ${MAX_RULE_FILE_BYTES} (split it)` })
+        continue
+      }
       files.push({ name, path, src: await readFile(path, 'utf8') })
     } catch (e) {
       errors.push({ file: path, line: 1, col: 1, message: `cannot read: ${(e as Error).message}` })
@@ -81,6 +89,7 @@ function crossFileErrors(docs: RuleDoc[]): RuleError[] {
     const first = ids.get(d.id)
     if (first) errors.push({ ...d.idPos, message: `duplicate rule id '${d.id}' (also in ${first.file}:${first.idPos.line}:${first.idPos.col})` })
     else ids.set(d.id, d)
+    errors.push(...publishConflicts(d, docs))
     if (d.mode !== 'request') continue
     const other = topics.get(d.filter.mqtt)
     if (other) {
@@ -88,6 +97,27 @@ function crossFileErrors(docs: RuleDoc[]): RuleError[] {
     } else topics.set(d.filter.mqtt, d)
   }
   return errors
+}
+
+/**
+ * A streaming rule's verdicts must not land on a topic the daemon itself consumes: on a trigger topic they
+ * would trigger rules again (a loop through the broker), on a request topic they would be taken as requests,
+ * on a signal topic they would be mixed into sensor histories.
+ */
+function publishConflicts(d: RuleDoc, docs: RuleDoc[]): RuleError[] {
+  if (!d.publish || !d.publishPos) return []
+  const pub = d.publish.source
+  const at = (o: RuleDoc) => `${o.file}:${o.topicPos.line}:${o.topicPos.col}`
+  for (const o of docs) {
+    if (filtersOverlap(pub, o.filter.mqtt)) {
+      const what = o.mode === 'stream' ? `trigger topic ${o.topic} of rule '${o.id}' (${at(o)}): its verdicts would trigger ${o === d ? 'it' : 'that rule'} again` : `request topic ${o.topic} of rule '${o.id}' (${at(o)}): its verdicts would be taken as requests`
+      return [{ ...d.publishPos, message: `publish topic ${pub} overlaps the ${what}` }]
+    }
+    for (const s of o.signals) {
+      if (filtersOverlap(pub, s.filter)) return [{ ...d.publishPos, message: `publish topic ${pub} overlaps signal topic ${s.filter} of rule '${o.id}' (${at(o)}): its verdicts would be read as sensor samples` }]
+    }
+  }
+  return []
 }
 
 /** One spec per (filter, value path); the longest keep any rule asks for. */

@@ -188,3 +188,21 @@ function safeLevel(s: string, from: number, to: number): boolean {
   }
   return true
 }
+
+/** True when some concrete topic matches both MQTT filters (`{name}` levels count as `+`). */
+export function filtersOverlap(a: string, b: string): boolean {
+  const x = a.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '+').split('/')
+  const y = b.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '+').split('/')
+  for (let i = 0; ; i++) {
+    const p = x[i]
+    const q = y[i]
+    if (p === '#' || q === '#') {
+      // '#' at the first level matches no $ topic.
+      const other = p === '#' ? q : p
+      return !(i === 0 && other !== undefined && other.startsWith('$'))
+    }
+    if (p === undefined || q === undefined) return p === q
+    if (i === 0 && ((p === '+' && q.startsWith('$')) || (q === '+' && p.startsWith('$')))) return false
+    if (p !== '+' && q !== '+' && p !== q) return false
+  }
+}

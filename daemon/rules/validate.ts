@@ -57,6 +57,7 @@ export interface RuleDoc {
   topic: string
   filter: TopicFilter
   publish?: TopicTemplate
+  publishPos?: { file: string; line: number; col: number }
   budgetMs: number
   verdicts: string[]
   inputs: InputDoc[]
@@ -290,7 +291,7 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
   const posOf = (n: Node): { file: string; line: number; col: number } => ({ file, ...lines.linePos(n.range?.[0] ?? 0) })
   return {
     lines,
-    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, budgetMs, verdicts, inputs, signals, checks, reason, declsOk },
+    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, publishPos: publish && pub ? posOf(pub.value as Node) : undefined, budgetMs, verdicts, inputs, signals, checks, reason, declsOk },
     errors: errs.list,
   }
 }
