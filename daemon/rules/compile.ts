@@ -61,30 +61,9 @@ function compileCheck(c: CheckDoc, doc: RuleDoc, env: Environment, errs: FileErr
     if (n.op === 'id') {
       const name = n.args as string
       if (doc.inputs.some((i) => i.name === name)) inputNames.add(name)
-    } else if (n.op === 'call') {
-      const [name, args] = n.args as [string, ASTNode[]]
-      const sig = SIGNAL_FUNCTIONS[name]
-      if (!sig) return
-      const s = args[0]?.op === 'id' ? doc.signals.find((x) => x.name === args[0]!.args) : undefined
-      if (args.length !== (sig.windowed ? 2 : 1) || !s) {
-        const names = doc.signals.map((x) => x.name).join(', ') || 'none declared'
-        errs.at(at(n.range.start), `${where}: use ${sig.usage} with a signal name as its first argument (signals: ${names})`)
-        return
-      }
-      if (sig.windowed) {
-        const w = args[1]!
-        if (w.op !== 'value' || typeof w.args !== 'string') {
-          errs.at(at(w.range.start), `${where}: the window of ${name}() must be a string literal, ${DURATION_HELP}`)
-          return
-        }
-        const ms = parseDuration(w.args)
-        if (ms === undefined) errs.at(at(w.range.start), `${where}: invalid window "${w.args}": use ${DURATION_HELP}`)
-        else if (ms > s.keepMs) {
-          errs.at(at(w.range.start), `${where}: window "${w.args}" is longer than signal ${s.name}'s keep (${fmtMs(s.keepMs)}); raise keep`)
-        }
-      }
     }
   })
+  checkSignalCalls(fn.ast, doc, errs, at, where)
   if (errs.list.length > before) return undefined
 
   const r = fn.check()
@@ -99,6 +78,34 @@ function compileCheck(c: CheckDoc, doc: RuleDoc, env: Environment, errs: FileErr
   const reason = c.reason === undefined ? undefined : compileReason(c, doc, errs, src)
   if (c.reason !== undefined && reason === undefined) return undefined
   return { id: c.id, onFail: c.onFail, fn, inputNames: [...inputNames], reason }
+}
+
+/** Signal functions need a declared signal first and a literal window no longer than the signal's keep. */
+function checkSignalCalls(ast: ASTNode, doc: RuleDoc, errs: FileErrors, at: (i: number) => number, where: string): void {
+  walk(ast, (n) => {
+    if (n.op !== 'call') return
+    const [name, args] = n.args as [string, ASTNode[]]
+    const sig = SIGNAL_FUNCTIONS[name]
+    if (!sig) return
+    const s = args[0]?.op === 'id' ? doc.signals.find((x) => x.name === args[0]!.args) : undefined
+    if (args.length !== (sig.windowed ? 2 : 1) || !s) {
+      const names = doc.signals.map((x) => x.name).join(', ') || 'none declared'
+      errs.at(at(n.range.start), `${where}: use ${sig.usage} with a signal name as its first argument (signals: ${names})`)
+      return
+    }
+    if (sig.windowed) {
+      const w = args[1]!
+      if (w.op !== 'value' || typeof w.args !== 'string') {
+        errs.at(at(w.range.start), `${where}: the window of ${name}() must be a string literal, ${DURATION_HELP}`)
+        return
+      }
+      const ms = parseDuration(w.args)
+      if (ms === undefined) errs.at(at(w.range.start), `${where}: invalid window "${w.args}": use ${DURATION_HELP}`)
+      else if (ms > s.keepMs) {
+        errs.at(at(w.range.start), `${where}: window "${w.args}" is longer than signal ${s.name}'s keep (${fmtMs(s.keepMs)}); raise keep`)
+      }
+    }
+  })
 }
 
 function walk(n: unknown, visit: (n: ASTNode) => void): void {
@@ -255,6 +262,12 @@ function compileReasonStep(doc: RuleDoc, env: Environment, errs: FileErrors, src
       fn = env.parse(p.expr) as unknown as Evaluable
     } catch (e) {
       errs.at(at(p.at + rangeStart(e)), `reason: prompt {${p.expr}}: syntax error: ${summary(e)}`)
+      ok = false
+      continue
+    }
+    const before = errs.list.length
+    checkSignalCalls(fn.ast, doc, errs, (i) => at(p.at + i), `reason: prompt {${p.expr}}`)
+    if (errs.list.length > before) {
       ok = false
       continue
     }

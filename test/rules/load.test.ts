@@ -9,7 +9,7 @@ t.test('each kind of error is reported at its file:line:col', async (t) => {
   const cases: [string, string, string][] = [
     ['YAML syntax', 'id: r\nrequest: [a\n', 'f.yaml:3:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['not a mapping', '- a\n- b\n', 'f.yaml:1:1: a rule file must be a mapping with id, request or trigger, inputs and checks; got a list'],
-    ['unknown key', rule('colour: red\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), "f.yaml:3:1: rule: unknown key 'colour' (allowed: id, description, request, trigger, publish, budget_ms, verdicts, inputs, signals, checks)"],
+    ['unknown key', rule('colour: red\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), "f.yaml:3:1: rule: unknown key 'colour' (allowed: id, description, request, trigger, publish, budget_ms, verdicts, inputs, signals, checks, reason)"],
     ['duplicate key', 'id: r\nid: s\nrequest: a\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n', 'f.yaml:2:1: YAML: Map keys must be unique'],
     ['missing checks', rule(''), "f.yaml:1:1: rule: missing required key 'checks' (a list of {id, expr, on_fail})"],
     ['wrong type', rule('budget_ms: fast\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), 'f.yaml:3:12: budget_ms must be a positive number of milliseconds, got string "fast"'],

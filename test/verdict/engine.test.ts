@@ -1,0 +1,212 @@
+// The verdict engine on the real native kernel and a real (tiny, random) checkpoint with its tokenizer:
+// prefix-cached scores against a full recompute, multi-token labels, determinism, deadlines and shedding.
+import t from 'tap'
+import { performance } from 'node:perf_hooks'
+import { compileSources } from '../../daemon/rules/load.js'
+import type { CompiledRule } from '../../daemon/rules/types.js'
+import { Model } from '../../daemon/model/kernel.js'
+import { Metrics } from '../../daemon/metrics/metrics.js'
+import { VerdictEngine, type EngineOptions, type ModelOutcome } from '../../daemon/verdict/engine.js'
+import { ChatTokenizer } from '../../daemon/verdict/tokenizer.js'
+import { jointRule, modelFixture, type ModelFixture } from '../helpers/model.js'
+
+let fx: ModelFixture
+const engines: VerdictEngine[] = []
+
+t.before(async () => {
+  fx = await modelFixture()
+})
+t.teardown(async () => {
+  for (const e of engines) await e.close()
+  fx?.cleanup()
+})
+
+function rule(src: string): CompiledRule {
+  const r = compileSources([{ file: 'r.yaml', src }], { defaultBudgetMs: 50, model: true })
+  if (!r.rules) throw new Error(JSON.stringify(r.errors))
+  return r.rules[0]!
+}
+
+async function engine(o: Partial<EngineOptions> = {}, metrics = new Metrics()): Promise<VerdictEngine> {
+  const e = await VerdictEngine.load({ dir: fx.model, backend: 'native', threads: 2, guardMs: 5, queueMax: 32, chunkTokens: 64, prefixCache: true, ...o }, metrics)
+  engines.push(e)
+  return e
+}
+
+/** Independent reference: the whole prompt prefilled from scratch, each label scored in double precision. */
+async function reference(r: CompiledRule, prompt: string): Promise<Record<string, number>> {
+  const tok = await ChatTokenizer.load(fx.model)
+  const m = Model.load(fx.model, { threads: 2 })
+  try {
+    const V = m.config.vocab_size
+    const s = m.newState()
+    const last = m.prefill(s, tok.encode(tok.render(r.reason!.system, prompt)))
+    const lsm = (row: Float32Array, off: number, id: number) => {
+      let max = -Infinity
+      for (let i = 0; i < V; i++) max = Math.max(max, row[off + i]!)
+      let z = 0
+      for (let i = 0; i < V; i++) z += Math.exp(row[off + i]! - max)
+      return row[off + id]! - max - Math.log(z)
+    }
+    const out: Record<string, number> = {}
+    for (const label of r.reason!.choices) {
+      const ids = tok.encode(label)
+      let lp = lsm(last, 0, ids[0]!)
+      if (ids.length > 1) {
+        const c = s.clone()
+        const rows = m.prefill(c, ids.slice(0, -1), { allLogits: true })
+        for (let j = 1; j < ids.length; j++) lp += lsm(rows, (j - 1) * V, ids[j]!)
+        c.dispose()
+      }
+      out[label] = lp
+    }
+    s.dispose()
+    return out
+  } finally {
+    m.dispose()
+  }
+}
+
+const PROMPT = 'Screw joint at station st3: torque 11.2 Nm, angle 700 deg. Checks: torque-in-spec pass. Verdict?'
+const soon = (ms: number) => performance.now() + ms
+
+function ok(o: ModelOutcome): Extract<ModelOutcome, { status: 'ok' }> {
+  if (o.status !== 'ok') throw new Error(`expected a scored choice, got ${JSON.stringify(o)}`)
+  return o
+}
+
+t.test('prefix-cached scores equal a full recompute, and so do uncached ones', async (t) => {
+  const r = rule(jointRule())
+  const ref = await reference(r, PROMPT)
+  for (const prefixCache of [true, false]) {
+    const e = await engine({ prefixCache })
+    await e.prepare([r])
+    const o = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+    t.equal(o.prefix_cached, prefixCache, `prefix_cached with prefixCache=${prefixCache}`)
+    if (prefixCache) t.ok(o.tokens.cached > 20 && o.tokens.cached < o.tokens.prompt, `most of the static prefix is cached (${o.tokens.cached}/${o.tokens.prompt})`)
+    else t.equal(o.tokens.cached, 0)
+    const tok = await ChatTokenizer.load(fx.model)
+    const extra = r.reason!.choices.reduce((a, c) => a + tok.encode(c).length - 1, 0)
+    t.equal(o.tokens.computed, o.tokens.prompt - o.tokens.cached + extra, 'the prompt suffix plus label tokens after the first are computed')
+    for (const label of r.reason!.choices) {
+      t.ok(Math.abs(o.scores[label]! - ref[label]!) <= 1e-4, `${label}: ${o.scores[label]} vs recompute ${ref[label]} (cache ${prefixCache})`)
+    }
+    const best = Object.entries(ref).sort((a, b) => b[1] - a[1])[0]![0]
+    t.equal(o.choice, best, 'the choice is the label with the highest log-probability')
+    const z = Object.values(ref).reduce((a, v) => a + Math.exp(v - ref[best]!), 0)
+    t.ok(Math.abs(o.confidence - 1 / z) < 1e-4, `confidence is the softmax over label log-probabilities (${o.confidence} vs ${1 / z})`)
+  }
+})
+
+t.test('multi-token labels are scored over all their tokens', async (t) => {
+  const r = rule(jointRule({ verdicts: '[ACCEPTABLE_JOINT, NEEDS_RETORQUE, SCRAP_ASSEMBLY]', choices: '[ACCEPTABLE_JOINT, NEEDS_RETORQUE, SCRAP_ASSEMBLY]', fallback: 'NEEDS_RETORQUE' }).replace('on_fail: FAIL', 'on_fail: SCRAP_ASSEMBLY'))
+  const tok = await ChatTokenizer.load(fx.model)
+  const lens = r.reason!.choices.map((c) => tok.encode(c).length)
+  t.ok(lens.every((n) => n > 1), `labels are several tokens each (${lens.join(', ')})`)
+  const e = await engine()
+  await e.prepare([r])
+  const o = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+  const ref = await reference(r, PROMPT)
+  for (const label of r.reason!.choices) t.ok(Math.abs(o.scores[label]! - ref[label]!) <= 1e-4, `${label}: ${o.scores[label]} vs ${ref[label]}`)
+  t.equal(o.tokens.computed, o.tokens.prompt - o.tokens.cached + lens.reduce((a, n) => a + n - 1, 0), 'label tokens after the first are run through the decoder')
+  const sum = Object.values(o.scores).reduce((a, v) => a + Math.exp(v), 0)
+  t.ok(sum < 1, 'label sequence probabilities are proper (sum below 1)')
+})
+
+t.test('the same request gives the same verdict and confidence', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine()
+  await e.prepare([r])
+  const a = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+  const b = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+  t.same(b.scores, a.scores)
+  t.equal(b.confidence, a.confidence)
+  t.equal(b.choice, a.choice)
+  const other = ok(await e.judge(r, PROMPT.replace('11.2', '11.9'), { deadline: soon(10_000) }))
+  t.not(other.scores.PASS, a.scores.PASS, 'a different request gives different scores')
+})
+
+t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine()
+  await e.prepare([r])
+  const t0 = performance.now()
+  const o = await e.judge(r, PROMPT, { deadline: t0 + 3 })
+  t.equal(o.status, 'skipped')
+  t.equal(o.status !== 'ok' && o.reason, 'budget')
+  t.ok(performance.now() - t0 < 3, 'answered before the budget ends')
+})
+
+t.test('a job that overruns is settled at the deadline minus the guard', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine({ chunkTokens: 1 })
+  await e.prepare([r])
+  // Pretend decoder calls are nearly free so admission lets the job in; real calls then overrun.
+  e.cost.set(0.001, 0.0001)
+  const deadline = soon(12)
+  const o = await e.judge(r, PROMPT + ' Consider the angle window and the spindle vibration too.', { deadline })
+  const at = performance.now()
+  t.equal(o.status, 'aborted', JSON.stringify(o))
+  t.ok(o.status !== 'ok' && (o.reason === 'budget' || o.reason === 'deadline'), `reason ${o.status !== 'ok' && o.reason}`)
+  t.ok(at <= deadline, `settled ${(deadline - at).toFixed(2)} ms before the deadline`)
+  // The engine keeps working afterwards.
+  e.cost.set(2, 0.1)
+  t.equal((await e.judge(r, PROMPT, { deadline: soon(10_000) })).status, 'ok')
+})
+
+t.test('overload sheds to fallbacks instead of queueing past deadlines', async (t) => {
+  const r = rule(jointRule())
+  const metrics = new Metrics()
+  const e = await engine({ queueMax: 8 }, metrics)
+  await e.prepare([r])
+  const deadline = soon(60)
+  let maxDepth = 0
+  const outs = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => {
+      const p = e.judge(r, PROMPT.replace('11.2', String(10 + i / 100)), { deadline }).then((o) => ({ o, at: performance.now() }))
+      maxDepth = Math.max(maxDepth, e.queueDepth)
+      return p
+    }),
+  )
+  const byStatus = (s: string) => outs.filter((x) => x.o.status === s).length
+  t.ok(byStatus('ok') >= 1, `some requests were scored (${byStatus('ok')})`)
+  t.ok(byStatus('skipped') >= 1, `the rest were shed (${byStatus('skipped')} skipped, ${byStatus('aborted')} aborted)`)
+  t.ok(maxDepth <= 8, `queue stayed within queueMax (max ${maxDepth})`)
+  t.ok(outs.every((x) => x.at <= deadline), 'every outcome was settled before the deadline')
+  const reasons = new Set(outs.map((x) => (x.o.status === 'ok' ? 'ok' : x.o.reason)))
+  t.ok(reasons.has('overload') || reasons.has('queue_full'), `shedding reasons: ${[...reasons].join(', ')}`)
+  const text = await metrics.registry.getSingleMetricAsString('flashcheck_model_fallbacks_total')
+  t.match(text, /reason="(overload|queue_full)"/, 'fallbacks are counted by reason')
+})
+
+t.test('explain: greedy text after the verdict, within max_tokens', async (t) => {
+  const r = rule(jointRule({ extra: '  explain: { max_tokens: 6, topic: "flashcheck/explain/{station}/joint" }' }))
+  const e = await engine()
+  await e.prepare([r])
+  const got = new Promise<{ text: string; tokens: number }>((resolve) => {
+    void e.judge(r, PROMPT, { deadline: soon(10_000), onExplain: resolve })
+  })
+  const ex = await got
+  t.ok(ex.tokens >= 1 && ex.tokens <= 6, `generated ${ex.tokens} tokens`)
+  // A random model may emit special tokens, which the text leaves out; the text is never longer than the tokens allow.
+  t.type(ex.text, 'string')
+  t.ok(Buffer.byteLength(ex.text) <= ex.tokens * 32, `text: ${JSON.stringify(ex.text)}`)
+})
+
+t.test('prepare() rebuilds only prefixes that changed', async (t) => {
+  const metrics = new Metrics()
+  const e = await engine({}, metrics)
+  const builds = async () => (await metrics.registry.getSingleMetric('flashcheck_model_prefix_builds_total')!.get()).values[0]?.value ?? 0
+  const a = rule(jointRule())
+  await e.prepare([a])
+  t.equal(await builds(), 1)
+  await e.prepare([rule(jointRule())])
+  t.equal(await builds(), 1, 'an unchanged prefix is reused')
+  const b = rule(jointRule({ prefix: 'Bolted joint inspection at assembly station' }))
+  await e.prepare([b])
+  t.equal(await builds(), 2, 'a changed prefix is prefilled again')
+  const o = ok(await e.judge(b, PROMPT.replace('Screw joint at station', 'Bolted joint inspection at assembly station'), { deadline: soon(10_000) }))
+  t.equal(o.prefix_cached, true)
+  const ref = await reference(b, PROMPT.replace('Screw joint at station', 'Bolted joint inspection at assembly station'))
+  for (const l of b.reason!.choices) t.ok(Math.abs(o.scores[l]! - ref[l]!) <= 1e-4, `${l} after reload equals a recompute`)
+})
