@@ -22,6 +22,14 @@ convict.addFormat({
 })
 
 convict.addFormat({
+  name: 'share-group',
+  validate(value: unknown) {
+    // The group name is one topic level of the $share filter: it must not carry wildcards or separators.
+    if (typeof value !== 'string' || /[/+#\u0000]/.test(value)) throw new Error("must be a name without '/', '+', '#'")
+  },
+})
+
+convict.addFormat({
   name: 'mqtt-filter',
   validate(value: unknown) {
     if (typeof value !== 'string' || value === '') throw new Error('must be a non-empty MQTT topic filter')
@@ -69,6 +77,10 @@ export const schemaDefinition = {
     reconnectMinMs: { doc: 'First reconnect delay; doubles per failed attempt.', format: 'nat', default: 250, ...key('mqtt.reconnectMinMs') },
     reconnectMaxMs: { doc: 'Largest reconnect delay.', format: 'nat', default: 15000, ...key('mqtt.reconnectMaxMs') },
     requestFilter: { doc: 'Catch-all filter for requests, so that requests for unknown inspections get an error verdict.', format: 'mqtt-filter', default: 'flashcheck/inspect/#', ...key('mqtt.requestFilter') },
+    clean: { doc: 'Start a clean session on every connect. false (default) keeps the session in the broker, so requests sent while the daemon is away are delivered when it is back.', format: Boolean, default: false, ...key('mqtt.clean') },
+    sessionExpiryS: { doc: 'MQTT 5 session expiry: how long the broker keeps the session (subscriptions, queued requests) while the daemon is disconnected.', format: 'nat', default: 3600, ...key('mqtt.sessionExpiryS') },
+    shareGroup: { doc: 'Share the request topics with other instances through $share/<group>/ subscriptions (load split and failover); empty = not shared. Signal and trigger topics are never shared.', format: 'share-group', default: '', ...key('mqtt.shareGroup') },
+    receiveMaximum: { doc: 'MQTT 5 receive maximum: QoS 1/2 requests the broker may have in flight to the daemon; the rest wait in the broker.', format: 'nat', default: 1000, ...key('mqtt.receiveMaximum') },
   },
   rules: {
     dir: { doc: 'Directory of rule files (*.yaml).', format: String, default: '/etc/flashcheck/rules', ...key('rules.dir') },
@@ -80,6 +92,15 @@ export const schemaDefinition = {
   limits: {
     maxPayloadBytes: { doc: 'Largest request payload inspected; larger ones get a TOO_LARGE error verdict.', format: 'nat', default: 65536, ...key('limits.maxPayloadBytes') },
     dedupeWindowS: { doc: 'How long a request correlation is remembered to answer QoS 1 redeliveries once.', format: 'nat', default: 60, ...key('limits.dedupeWindowS') },
+    dedupeEntries: { doc: 'Capacity of the redelivery memory (rounded up to a power of two); size it above requests/s x dedupeWindowS.', format: 'nat', default: 262144, ...key('limits.dedupeEntries') },
+    outboxSize: { doc: 'Verdicts kept while the broker is away, flushed in order on reconnect; when full the oldest are dropped and counted.', format: 'nat', default: 10000, ...key('limits.outboxSize') },
+    maxAgeFactor: { doc: 'A request whose age on arrival (sent-at user property or sent_at field) exceeds its budget times this factor is answered at once with an OVERLOADED error instead of a late verdict; 0 = off.', format: Number, default: 1, ...key('limits.maxAgeFactor') },
+  },
+  state: {
+    dir: { doc: 'Directory for state kept across restarts (the redelivery memory); systemd StateDirectory. Empty = keep nothing.', format: String, default: '/var/lib/flashcheck', ...key('state.dir') },
+  },
+  security: {
+    allowRoot: { doc: 'Allow running as root (refused by default).', format: Boolean, default: false, ...key('security.allowRoot') },
   },
   model: {
     dir: { doc: 'Checkpoint directory (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) for rules with a reason: step; empty = no model (such rules are refused).', format: String, default: '', ...key('model.dir') },
@@ -128,10 +149,16 @@ export interface Config {
     reconnectMinMs: number
     reconnectMaxMs: number
     requestFilter: string
+    clean: boolean
+    sessionExpiryS: number
+    shareGroup: string
+    receiveMaximum: number
   }
   rules: { dir: string; watch: boolean }
   budget: { defaultMs: number }
-  limits: { maxPayloadBytes: number; dedupeWindowS: number }
+  limits: { maxPayloadBytes: number; dedupeWindowS: number; dedupeEntries: number; outboxSize: number; maxAgeFactor: number }
+  state: { dir: string }
+  security: { allowRoot: boolean }
   model: { dir: string; backend: 'native' | 'onnx'; threads: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
   metrics: { port: number; host: string }
   log: { level: string }

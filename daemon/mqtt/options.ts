@@ -26,13 +26,17 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
   const opts: IClientOptions = {
     clientId: m.clientId,
     protocolVersion,
-    clean: true,
+    // A kept session makes the broker queue requests for the daemon while it is away (restart, crash).
+    clean: m.clean,
     keepalive: m.keepaliveS,
     // Reconnects are scheduled by the daemon with exponential backoff; subscriptions are restored by it too.
     reconnectPeriod: 0,
     resubscribe: false,
     connectTimeout: 10_000,
     will: { topic: statusTopic(cfg.node.id), payload: Buffer.from('offline'), qos: 1, retain: true },
+  }
+  if (protocolVersion === 5) {
+    opts.properties = { sessionExpiryInterval: m.clean ? 0 : m.sessionExpiryS, receiveMaximum: Math.max(1, Math.min(m.receiveMaximum, 65535)) }
   }
   if (m.username) opts.username = m.username
   if (m.passwordFile) opts.password = readFileFor('mqtt.passwordFile', m.passwordFile).toString('utf8').split(/\r?\n/)[0]

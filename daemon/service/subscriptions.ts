@@ -2,14 +2,32 @@
 // dropped: brokers may deliver a message once per matching subscription, which would double the work.
 import type { RuleSet } from '../rules/types.js'
 
-export function desiredFilters(set: RuleSet | undefined, catchAll: string): string[] {
-  const all = new Set<string>([catchAll])
+//
+// With a share group, request filters become `$share/<group>/<filter>` so that the broker hands each request
+// to one instance of the group; signal and trigger filters stay plain, so that every instance keeps full
+// signal state and sees every trigger.
+export function desiredFilters(set: RuleSet | undefined, catchAll: string, shareGroup = ''): string[] {
+  const requests = new Set<string>([catchAll])
+  const plain = new Set<string>()
   if (set) {
-    for (const r of set.rules) all.add(r.filter)
-    for (const s of set.signals) all.add(s.filter)
+    for (const r of set.rules) (r.mode === 'request' ? requests : plain).add(r.filter)
+    for (const s of set.signals) plain.add(s.filter)
   }
-  const list = [...all]
+  if (shareGroup === '') return minimal([...requests, ...plain])
+  // A plain filter covered by a request filter must stay: the shared subscription reaches one instance only.
+  return [...minimal([...requests]).map((f) => `$share/${shareGroup}/${f}`), ...minimal([...plain])].sort()
+}
+
+function minimal(filters: string[]): string[] {
+  const list = [...new Set(filters)]
   return list.filter((f) => !list.some((g) => g !== f && covers(g, f))).sort()
+}
+
+/** The topic filter inside a `$share/<group>/<filter>` subscription; other filters unchanged. */
+export function unshared(filter: string): string {
+  if (!filter.startsWith('$share/')) return filter
+  const i = filter.indexOf('/', 7)
+  return i < 0 ? filter : filter.slice(i + 1)
 }
 
 /** True when every topic matched by `specific` is also matched by `general`. */
