@@ -1,4 +1,5 @@
-// The package root, found from this file whether it runs from source (daemon/) or compiled (dist/daemon/).
+// The package root, found from this file whether it runs from source (daemon/) or compiled (dist/daemon/),
+// in a checkout or installed.
 import { existsSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -6,7 +7,8 @@ import { fileURLToPath } from 'node:url'
 function findRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url))
   for (;;) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'daemon'))) return dir
+    // An installed package (deploy/install.sh) ships dist/ without the daemon/ sources.
+    if (existsSync(join(dir, 'package.json')) && (existsSync(join(dir, 'daemon')) || existsSync(join(dir, 'dist', 'daemon')))) return dir
     const up = dirname(dir)
     if (up === dir) throw new Error('flashcheck package root not found')
     dir = up
