@@ -10,6 +10,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 # build is compiled and run over the golden cases too.
 need=()
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+# openssl makes the certificates of the TLS tests; mosquitto_passwd (package mosquitto) their password file.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 if [ "${#need[@]}" -gt 0 ]; then

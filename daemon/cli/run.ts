@@ -34,6 +34,15 @@ export function configFromArgs(argv: string[]): Config | null {
   }
 }
 
+/**
+ * A daemon that parses input from the network has no business running as root: a bug would own the gateway.
+ * The systemd unit runs it as its own user; root must be asked for explicitly.
+ */
+export function rootRefusal(cfg: Config, uid: number | undefined): string | undefined {
+  if (uid !== 0 || cfg.security.allowRoot) return undefined
+  return 'config error: refusing to run as root; run as an unprivileged user (the systemd unit does), or set security.allowRoot (--security-allow-root true, FLASHCHECK_SECURITY_ALLOW_ROOT=true) to accept the risk'
+}
+
 function fail(msg: string): null {
   process.stderr.write(`flashcheck: ${msg}\n`)
   return null
@@ -49,6 +58,8 @@ export async function printConfig(argv: string[]): Promise<number> {
 export async function run(argv: string[]): Promise<number> {
   const cfg = configFromArgs(argv)
   if (!cfg) return 2
+  const refusal = rootRefusal(cfg, process.getuid?.())
+  if (refusal) return fail(refusal) ?? 2
   const log = createLogger(cfg.log.level)
   log.info({ config: redactedConfig(cfg) }, 'starting flashcheck')
   let daemon: Daemon

@@ -80,7 +80,9 @@ export function flatArgs(): Record<string, string> {
 
 /** Config as safe to log: secrets and file contents never appear, only whether they are set. */
 export function redactedConfig(cfg: Config): Record<string, unknown> {
-  return { ...cfg, mqtt: { ...cfg.mqtt, passwordFile: cfg.mqtt.passwordFile ? '(set)' : '', key: cfg.mqtt.key ? '(set)' : '' } }
+  // A password written into the URL (mqtt://user:pw@host) is a secret too.
+  const url = cfg.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')
+  return { ...cfg, mqtt: { ...cfg.mqtt, url, passwordFile: cfg.mqtt.passwordFile ? '(set)' : '', key: cfg.mqtt.key ? '(set)' : '' } }
 }
 
 function firstLine(e: unknown): string {

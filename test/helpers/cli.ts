@@ -5,6 +5,10 @@ import { PACKAGE_ROOT } from '../../daemon/paths.js'
 
 export const CLI = join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js')
 
+// `flashcheck run` refuses root unless allowed; test machines and CI run as root. Tests of the refusal itself
+// set the variable to false in their own env.
+process.env.FLASHCHECK_SECURITY_ALLOW_ROOT ??= 'true'
+
 export interface CliResult {
   code: number | null
   stdout: string

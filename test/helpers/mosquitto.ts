@@ -32,34 +32,56 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
+export interface MosquittoOptions {
+  port?: number
+  /** Keep sessions and queued messages on disk (saved on SIGTERM and after every change). */
+  persistence?: boolean
+  /** Listener settings after `listener PORT 127.0.0.1` (e.g. cafile/certfile/keyfile/require_certificate). */
+  listener?: string[]
+  /** Replaces `allow_anonymous true` (e.g. password_file, acl_file, allow_anonymous false). */
+  auth?: string[]
+  /** Further lines at the end of the configuration. */
+  extra?: string[]
+}
+
 export class Mosquitto {
   private proc?: ChildProcess
-  private readonly dir = mkdtempSync(join(tmpdir(), 'flashcheck-mosq-'))
+  readonly dir = mkdtempSync(join(tmpdir(), 'flashcheck-mosq-'))
   output = ''
 
-  private constructor(readonly port: number) {}
+  private constructor(readonly port: number, private readonly opts: MosquittoOptions) {}
 
   get url(): string {
     return `mqtt://127.0.0.1:${this.port}`
   }
 
-  static async start(port?: number): Promise<Mosquitto> {
-    const m = new Mosquitto(port ?? (await freePort()))
+  get pid(): number | undefined {
+    return this.proc?.pid
+  }
+
+  static async start(portOrOpts?: number | MosquittoOptions): Promise<Mosquitto> {
+    const opts = typeof portOrOpts === 'number' ? { port: portOrOpts } : portOrOpts ?? {}
+    const m = new Mosquitto(opts.port ?? (await freePort()), opts)
     await m.startProcess()
     return m
   }
 
   async startProcess(): Promise<void> {
     const conf = join(this.dir, 'mosquitto.conf')
+    const o = this.opts
     writeFileSync(conf, [
       `listener ${this.port} 127.0.0.1`,
-      'allow_anonymous true',
-      'persistence false',
+      ...(o.listener ?? []),
+      ...(o.auth ?? ['allow_anonymous true']),
+      ...(o.persistence
+        ? ['persistence true', `persistence_location ${this.dir}/`, 'autosave_on_changes true', 'autosave_interval 1']
+        : ['persistence false']),
       'set_tcp_nodelay true',
       'max_queued_messages 100000',
       'log_dest stderr',
       'log_type error',
       'log_type warning',
+      ...(o.extra ?? []),
       '',
     ].join('\n'))
     const proc = spawn(mosquittoBinary(), ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -70,12 +92,13 @@ export class Mosquitto {
     await Promise.race([waitForPort(this.port, 10_000), exited])
   }
 
-  async stopProcess(): Promise<void> {
+  /** SIGTERM: mosquitto saves its persistence file and closes connections; SIGKILL: nothing is saved. */
+  async stopProcess(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     const p = this.proc
     if (!p || p.exitCode !== null) return
     await new Promise<void>((resolve) => {
       p.once('exit', () => resolve())
-      p.kill('SIGTERM')
+      p.kill(signal)
     })
     this.proc = undefined
   }
