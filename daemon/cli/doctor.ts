@@ -139,6 +139,8 @@ async function checkBroker(cfg: Config, rules: RuleSet | undefined, timeoutMs: n
       if (typeof err.code === 'number') {
         const why = AUTH_CODES[err.code]
         resolve({ ok: false, detail: why ? `authentication failed (${who}): CONNACK ${err.code} ${why}` : `broker refused the connection: CONNACK ${err.code} ${err.message}` })
+      } else if (/CERT|TLS|SSL/.test(String(err.code ?? ''))) {
+        resolve({ ok: false, detail: `TLS handshake failed: ${err.message}` })
       } else {
         resolve({ ok: false, detail: `unreachable: ${err.message}` })
       }
@@ -151,21 +153,27 @@ async function checkBroker(cfg: Config, rules: RuleSet | undefined, timeoutMs: n
   }
   rows.push({ outcome: 'PASS', name: 'broker', detail: `connected to ${cfg.mqtt.url} (MQTT ${version === 5 ? '5' : '3.1.1'}, ${who})` })
 
-  // The daemon's subscriptions, as the broker's ACL grants them (mosquitto answers a denied filter with a
-  // failure code in SUBACK rather than refusing the connection).
+  // The daemon's subscriptions, as the broker grants them. Brokers that check subscriptions against their
+  // ACL answer a denied filter with a failure code in SUBACK; mosquitto's acl_file grants every filter and
+  // drops denied messages at delivery instead, which no client can see without publishing.
   const filters = desiredFilters(rules, cfg.mqtt.requestFilter)
-  const granted = await new Promise<ISubscriptionGrant[] | Error>((resolve) => {
-    const timer = setTimeout(() => resolve(new Error(`no SUBACK within ${timeoutMs} ms`)), timeoutMs)
-    client.subscribe(filters, { qos: cfg.mqtt.qos as 0 | 1 | 2 }, (err, g) => { clearTimeout(timer); resolve(err ?? g ?? []) })
-  })
-  if (granted instanceof Error) {
-    rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscribing ${filters.join(', ')}: ${granted.message}` })
-  } else {
-    const denied = granted.filter((g) => g.qos >= 0x80).map((g) => g.topic)
-    if (denied.length) rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscription denied: ${denied.join(', ')}` })
-    else rows.push({ outcome: 'PASS', name: 'broker-acl', detail: `may subscribe ${filters.join(', ')}` })
-    if (!denied.length) await new Promise<void>((resolve) => client.unsubscribe(filters, () => resolve()))
+  // One filter at a time: mqtt.js turns a failure code in SUBACK into an error for the whole call.
+  const denied: string[] = []
+  for (const f of filters) {
+    const res = await new Promise<ISubscriptionGrant[] | Error>((resolve) => {
+      const timer = setTimeout(() => resolve(new Error(`no SUBACK within ${timeoutMs} ms`)), timeoutMs)
+      client.subscribe(f, { qos: cfg.mqtt.qos as 0 | 1 | 2 }, (err, g) => { clearTimeout(timer); resolve(err ?? g ?? []) })
+    })
+    if (res instanceof Error && /SUBACK within/.test(res.message)) {
+      rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscribing ${f}: ${res.message}` })
+      client.end(true)
+      return
+    }
+    if (res instanceof Error || res.some((g) => g.qos >= 0x80)) denied.push(f)
+    else await new Promise<void>((resolve) => client.unsubscribe(f, () => resolve()))
   }
+  if (denied.length) rows.push({ outcome: 'FAIL', name: 'broker-acl', detail: `subscription denied: ${denied.join(', ')}` })
+  else rows.push({ outcome: 'PASS', name: 'broker-acl', detail: `subscriptions granted: ${filters.join(', ')}` })
   await client.endAsync()
 }
 

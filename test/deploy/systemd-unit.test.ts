@@ -2,7 +2,7 @@
 // `systemd-analyze verify` on the unit alone and with the shipped drop-ins, the exposure score of
 // `systemd-analyze security --offline=true` (recorded in deploy/README.md), the settings the daemon relies
 // on, and the sysusers.d/tmpfiles.d entries applied to a scratch root.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -20,7 +20,7 @@ function have(cmd: string): boolean {
 const SKIP = have('systemd-analyze') ? false : 'systemd-analyze not installed (apt-get install systemd)'
 
 /** A copy of the unit whose ExecStart names this machine's node (verify checks the binary exists). */
-function stage(t: Tap.Test, dropIns: string[] = []): string {
+function stage(t: Test, dropIns: string[] = []): string {
   const dir = mkdtempSync(join(tmpdir(), 'flashcheck-unit-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   writeFileSync(join(dir, 'flashcheck.service'), readFileSync(UNIT, 'utf8').replaceAll('/usr/bin/node', process.execPath))
