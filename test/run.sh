@@ -14,6 +14,10 @@ command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || need+=(g++-aarch64-linux-gnu)
 command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
+# The deployment tests: systemd-analyze/systemd-sysusers/systemd-tmpfiles offline (no running systemd
+# needed); python3 (node-gyp's too) runs an independent sd_notify listener.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing ${need[*]} (apt-get)"
   SUDO=""
