@@ -1,11 +1,12 @@
-// `flashcheck model check DIR [--threads N]`: runs one golden case directory (layout of ../shared/golden/*:
-// config.json + model.safetensors, inputs.json, expected.json, logits_full.f32, logits_decode.f32) through the
-// native kernel. Compares the full forward (all positions), prefill (last position) and prefill-then-step
+// `flashcheck model check DIR [--threads N] [--backend native|onnx]`: runs one golden case directory (layout of
+// ../shared/golden/*: config.json + model.safetensors, inputs.json, expected.json, logits_full.f32,
+// logits_decode.f32) through the native kernel, or through graphs exported for onnxruntime (CPU provider). Compares the full forward (all positions), prefill (last position) and prefill-then-step
 // logits with the references and the greedy tokens with expected.json. Last stdout line: max_rel_err=<x>.
 // Exit 0 only when max_rel_err <= 1e-4 (and <= the case's own tolerance) and the greedy tokens are identical.
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Model } from '../model/kernel.js'
+import type { BackendKind } from '../model/backend.js'
+import { loadBackend } from '../model/load-backend.js'
 
 const LIMIT = 1e-4
 
@@ -68,14 +69,15 @@ export interface CaseResult {
   ok: boolean
 }
 
-/** Runs one golden case directory through the kernel (async API, the addon's own threads). */
-export async function checkCase(dir: string, opts: { threads?: number } = {}): Promise<CaseResult> {
+/** Runs one golden case directory through a decoder backend (native: the addon's own threads; onnx: graphs
+ *  exported into a temporary directory, onnxruntime's CPU provider in a worker thread). */
+export async function checkCase(dir: string, opts: { threads?: number; backend?: BackendKind } = {}): Promise<CaseResult> {
   for (const f of ['inputs.json', 'expected.json', 'logits_full.f32', 'logits_decode.f32']) {
     if (!existsSync(join(dir, f))) throw new Error(`${join(dir, f)} is missing (not a golden case directory?)`)
   }
   const inputs = JSON.parse(readFileSync(join(dir, 'inputs.json'), 'utf8')) as Inputs
   const expected = JSON.parse(readFileSync(join(dir, 'expected.json'), 'utf8')) as Expected
-  const model = await Model.loadAsync(dir, opts.threads ? { threads: opts.threads } : undefined)
+  const model = await loadBackend(opts.backend ?? 'native', dir, { threads: opts.threads ?? 0, onnx: { providers: ['cpu'] } })
   try {
     const lines: string[] = []
     const c = model.config
@@ -91,20 +93,22 @@ export async function checkCase(dir: string, opts: { threads?: number } = {}): P
     )
 
     // 1. full forward, every position
-    const full = await model.prefillAsync(model.newState(), inputs.tokens, { allLogits: true })
+    const s0 = await model.newState()
+    const full = await model.prefill(s0, Int32Array.from(inputs.tokens), { allLogits: true })
+    s0.dispose()
     const eFull = maxRelErr(full, fullRef, T, V)
     lines.push(`full forward (${T} positions): max_rel_err=${fmt(eFull)}`)
 
     // 2. prefill (last position only), then one step per greedy token
-    const state = model.newState()
-    const last = await model.prefillAsync(state, inputs.tokens)
+    const state = await model.newState()
+    const last = await model.prefill(state, Int32Array.from(inputs.tokens))
     const ePrefill = maxRelErr(last, fullRef.subarray((T - 1) * V), 1, V)
     lines.push(`prefill (last position): max_rel_err=${fmt(ePrefill)}`)
     const greedy = [argmax(last)]
     const dec = new Float32Array(steps * V)
     for (let i = 0; i < steps; i++) {
       const tok = expected.greedy_tokens[i] ?? greedy[i]
-      const row = await model.stepAsync(state, tok)
+      const row = await model.prefill(state, Int32Array.of(tok))
       dec.set(row, i * V)
       greedy.push(argmax(row))
     }
@@ -117,21 +121,30 @@ export async function checkCase(dir: string, opts: { threads?: number } = {}): P
     if (!same) lines.push(`expected tokens:            (${want.join(' ')})`)
     const worst = Math.max(eFull, ePrefill, eDecode)
     const ok = worst <= limit && same
+    state.dispose()
     lines.push(`${ok ? 'PASS' : 'FAIL'} (limit ${fmt(limit)})`)
     return { lines, full: eFull, prefill: ePrefill, decode: eDecode, maxRelErr: worst, greedy, greedyIdentical: same, limit, ok }
   } finally {
-    model.dispose()
+    await model.dispose()
   }
 }
 
-const USAGE = 'usage: flashcheck model check DIR [--threads N]\n'
+const USAGE = 'usage: flashcheck model check DIR [--threads N] [--backend native|onnx]\n'
 
 export async function modelCheck(argv: string[]): Promise<number> {
   let dir: string | undefined
   let threads = 0
+  let backend: BackendKind = 'native'
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    if (a === '--threads') {
+    if (a === '--backend') {
+      const b = argv[++i]
+      if (b !== 'native' && b !== 'onnx') {
+        process.stderr.write('model check: --backend needs native or onnx\n')
+        return 2
+      }
+      backend = b
+    } else if (a === '--threads') {
       threads = Number(argv[++i])
       if (!Number.isInteger(threads) || threads < 1) {
         process.stderr.write('model check: --threads needs a positive integer\n')
@@ -152,7 +165,7 @@ export async function modelCheck(argv: string[]): Promise<number> {
   }
   let res: CaseResult
   try {
-    res = await checkCase(dir, { threads })
+    res = await checkCase(dir, { threads, backend })
   } catch (err) {
     process.stderr.write(`model check: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1

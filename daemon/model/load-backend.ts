@@ -1,10 +1,28 @@
 // Picks the decoder implementation named by model.backend. Each backend is imported only when chosen, so
 // a native-only gateway never loads onnxruntime and an onnx one does not need the addon's threads.
+import type { Config } from '../config/schema.js'
 import type { BackendKind, DecoderBackend } from './backend.js'
+import type { OnnxOptions } from './onnx/backend.js'
 
 export interface BackendOptions {
   /** Compute threads; 0 = one per core. */
   threads?: number
+  /** onnx backend only: providers, exported graphs, TensorRT options, runtime module (model.onnx.*). */
+  onnx?: Omit<OnnxOptions, 'threads'>
+}
+
+/** The options loadBackend takes, from the daemon's model.* configuration. */
+export function backendOptions(model: Config['model']): BackendOptions {
+  const o = model.onnx
+  return {
+    threads: model.threads,
+    onnx: {
+      providers: o.providers,
+      graphs: o.graphs,
+      runtime: o.runtimePath,
+      trt: { engineCachePath: o.trtEngineCachePath, fp16: o.trtFp16, maxWorkspaceSize: o.trtMaxWorkspaceBytes },
+    },
+  }
 }
 
 export async function loadBackend(kind: BackendKind, dir: string, opts: BackendOptions = {}): Promise<DecoderBackend> {
@@ -13,7 +31,9 @@ export async function loadBackend(kind: BackendKind, dir: string, opts: BackendO
       const { NativeBackend } = await import('./native-backend.js')
       return NativeBackend.load(dir, opts.threads ?? 0)
     }
-    case 'onnx':
-      throw new Error('model.backend onnx is not available in this build')
+    case 'onnx': {
+      const { OnnxBackend } = await import('./onnx/backend.js')
+      return OnnxBackend.load(dir, { ...opts.onnx, threads: opts.threads ?? 0 })
+    }
   }
 }
