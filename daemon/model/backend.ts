@@ -9,6 +9,11 @@ export type BackendKind = 'native' | 'onnx'
 export interface DecoderState {
   /** Tokens consumed so far. */
   readonly position: number
+  /**
+   * ms the last prefill on this state took where it ran (pool thread, worker), excluding the wait for the
+   * event loop to take its result; undefined when the backend cannot tell (callers then time the call).
+   */
+  readonly lastMs?: number
   /** Frees the state now. Idempotent. */
   dispose(): void
 }

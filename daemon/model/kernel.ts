@@ -45,6 +45,8 @@ export interface ModelConfig {
 export interface LoadOptions {
   /** Size of the model's compute pool; default = number of cores. */
   threads?: number
+  /** Lower the compute threads' priority by this nice increment (Linux), so the event loop preempts them. */
+  nice?: number
 }
 
 export interface PrefillOptions {
@@ -68,6 +70,7 @@ export class KernelError extends Error {
 interface NativeStateHandle {
   clone(): NativeStateHandle
   position(): number
+  lastMs(): number
   busy(): boolean
   dispose(): void
 }
@@ -79,8 +82,8 @@ interface NativeModelHandle {
   dispose(): void
 }
 interface NativeAddon {
-  load(dir: string, threads: number): NativeModelHandle
-  loadAsync(dir: string, threads: number): Promise<NativeModelHandle>
+  load(dir: string, threads: number, nice: number): NativeModelHandle
+  loadAsync(dir: string, threads: number, nice: number): Promise<NativeModelHandle>
   isa(): string
 }
 
@@ -134,6 +137,12 @@ function threadsOf(opts?: LoadOptions): number {
   return t
 }
 
+function niceOf(opts?: LoadOptions): number {
+  const n = opts?.nice ?? 0
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new RangeError(`nice must be an integer from 0 to 19, got ${n}`)
+  return n
+}
+
 /** Decode state of one sequence: Mamba conv/SSM states, SWA windows and the (shared) full-attention K/V. */
 export class State {
   /** @internal */
@@ -143,6 +152,15 @@ export class State {
   get position(): number {
     try {
       return this.handle.position()
+    } catch (err) {
+      throw convert(err)
+    }
+  }
+
+  /** Wall ms of the last prefill on this state, measured on the compute thread (excludes event-loop waits). */
+  get lastMs(): number {
+    try {
+      return this.handle.lastMs()
     } catch (err) {
       throw convert(err)
     }
@@ -182,7 +200,7 @@ export class Model {
   static load(dir: string, opts?: LoadOptions): Model {
     const threads = threadsOf(opts)
     try {
-      return new Model(native().load(dir, threads))
+      return new Model(native().load(dir, threads, niceOf(opts)))
     } catch (err) {
       throw convert(err)
     }
@@ -191,7 +209,7 @@ export class Model {
   static async loadAsync(dir: string, opts?: LoadOptions): Promise<Model> {
     const threads = threadsOf(opts)
     try {
-      return new Model(await native().loadAsync(dir, threads))
+      return new Model(await native().loadAsync(dir, threads, niceOf(opts)))
     } catch (err) {
       throw convert(err)
     }

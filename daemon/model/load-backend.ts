@@ -7,6 +7,8 @@ import type { OnnxOptions } from './onnx/backend.js'
 export interface BackendOptions {
   /** Compute threads; 0 = one per core. */
   threads?: number
+  /** native backend: priority decrement (nice) of the compute threads, below the event loop's. */
+  nice?: number
   /** onnx backend only: providers, exported graphs, TensorRT options, runtime module (model.onnx.*). */
   onnx?: Omit<OnnxOptions, 'threads'>
 }
@@ -16,6 +18,7 @@ export function backendOptions(model: Config['model']): BackendOptions {
   const o = model.onnx
   return {
     threads: model.threads,
+    nice: model.nice,
     onnx: {
       providers: o.providers,
       graphs: o.graphs,
@@ -29,7 +32,7 @@ export async function loadBackend(kind: BackendKind, dir: string, opts: BackendO
   switch (kind) {
     case 'native': {
       const { NativeBackend } = await import('./native-backend.js')
-      return NativeBackend.load(dir, opts.threads ?? 0)
+      return NativeBackend.load(dir, opts.threads ?? 0, opts.nice ?? 0)
     }
     case 'onnx': {
       const { OnnxBackend } = await import('./onnx/backend.js')

@@ -8,6 +8,9 @@ class NativeDecoderState implements DecoderState {
   get position(): number {
     return this.state.position
   }
+  get lastMs(): number {
+    return this.state.lastMs
+  }
   dispose(): void {
     if (this.disposed) return
     this.disposed = true
@@ -23,8 +26,8 @@ export class NativeBackend implements DecoderBackend {
     this.config = model.config
   }
 
-  static async load(dir: string, threads = 0): Promise<NativeBackend> {
-    return new NativeBackend(await Model.loadAsync(dir, { threads }))
+  static async load(dir: string, threads = 0, nice = 0): Promise<NativeBackend> {
+    return new NativeBackend(await Model.loadAsync(dir, { threads, nice }))
   }
 
   private unwrap(s: DecoderState): State {

@@ -14,6 +14,7 @@ import { setNoDelay } from '../mqtt/nodelay.js'
 import { loadRuleDir } from '../rules/load.js'
 import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { VerdictEngine, type ModelOutcome } from '../verdict/engine.js'
+import { backendOptions } from '../model/load-backend.js'
 import { SignalStore } from '../signals/store.js'
 import { Dedupe } from './dedupe.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
@@ -94,7 +95,7 @@ export class Daemon extends EventEmitter {
     if (this.cfg.model.dir !== '') {
       const m = this.cfg.model
       this.engine = await VerdictEngine.load(
-        { dir: m.dir, backend: m.backend, threads: m.threads, guardMs: m.guardMs, queueMax: m.queueMax, chunkTokens: m.chunkTokens, prefixCache: m.prefixCache },
+        { dir: m.dir, backend: m.backend, backendOptions: backendOptions(m), threads: m.threads, nice: m.nice, guardMs: m.guardMs, queueMax: m.queueMax, chunkTokens: m.chunkTokens, prefixCache: m.prefixCache },
         this.metrics,
         this.log,
       )
@@ -258,6 +259,7 @@ export class Daemon extends EventEmitter {
     const t0 = performance.now()
     const now = Date.now()
     const set = this.rules! // the set this message is handled with, whatever reloads happen meanwhile
+    this.engine?.expireDue()
     try {
       const req = set.matchRequest(topic)
       if (req || this.isRequestTopic(topic)) {
@@ -383,25 +385,20 @@ export class Daemon extends EventEmitter {
     }
     const deadline = this.deadlineOf(rule, env, now)
     const explain = step.explain
-    this.engine
-      .judge(rule, prompt, {
-        deadline: t0 + (deadline - now),
-        onExplain: explain
-          ? (e) => this.publishExplain(explain.render(params), env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(triggerTopic ? { trigger_topic: triggerTopic } : {}) })
-          : undefined,
-      })
-      .then(
-        (model) => {
-          // Out of time means the model missed its deadline even though the verdict itself is on time.
-          const missed = model.status !== 'ok' && model.reason !== 'prompt' && model.reason !== 'decoder_error'
-          this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now, missed)
-        },
-        (err: unknown) => {
-          this.log.error({ err, inspection: rule.id }, 'internal error in the model step')
-          const model: ModelOutcome = { status: 'aborted', reason: 'decoder_error', detail: String((err as Error)?.message ?? err), ms: 0 }
-          this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now)
-        },
-      )
+    const onExplain = explain
+      ? (e: { text: string; tokens: number; ms: number }) =>
+          this.publishExplain(explain.render(params), env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(triggerTopic ? { trigger_topic: triggerTopic } : {}) })
+      : undefined
+    this.engine.judge(rule, prompt, { deadline: t0 + (deadline - now), onExplain }, (model) => {
+      try {
+        // Out of time means the model missed its deadline even though the verdict itself is on time.
+        const missed = model.status !== 'ok' && model.reason !== 'prompt' && model.reason !== 'decoder_error'
+        this.respond(set, rule, env, to, this.withModel(rule, outcome, model), t0, now, missed)
+      } catch (err) {
+        this.log.error({ err, inspection: rule.id }, 'internal error while answering a model verdict')
+        this.metrics.errors.inc({ code: 'INTERNAL' })
+      }
+    })
   }
 
   /** The verdict with the model's part: its choice (or the fallback) combined with the checks' verdict. */

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import type { BackendKind, DecoderBackend, DecoderState } from '../model/backend.js'
-import { loadBackend } from '../model/load-backend.js'
+import { loadBackend, type BackendOptions } from '../model/load-backend.js'
 import type { CompiledRule, ReasonStep } from '../rules/types.js'
 import { CostModel } from './cost.js'
 import { argmaxRow, choose, logProbAt } from './score.js'
@@ -17,6 +17,10 @@ export interface EngineOptions {
   dir: string
   backend: BackendKind
   threads: number
+  /** Priority decrement of the decoder threads (see model.nice). */
+  nice?: number
+  /** Backend-specific options (onnx providers, graphs, TensorRT); threads and nice above take precedence. */
+  backendOptions?: BackendOptions
   /** Margin before a deadline at which a fallback is published if the model is not done. */
   guardMs: number
   /** Most verdict jobs waiting; beyond it requests get their fallback at once. */
@@ -62,6 +66,10 @@ export interface JudgeOptions {
 interface PrefixEntry {
   key: string
   tokens: Int32Array
+  /** Characters of the rendered prompt those tokens spell; -1 when they do not map back exactly. */
+  chars: number
+  /** The text those characters are. */
+  text: string
   state?: DecoderState
   users: number
   retired: boolean
@@ -71,6 +79,8 @@ interface RulePlan {
   step: ReasonStep
   entry: PrefixEntry
   labels: Int32Array[]
+  /** The chat template rendered around the user prompt, when it inserts the prompt verbatim. */
+  frame?: { before: string; after: string }
 }
 
 interface Job {
@@ -133,7 +143,7 @@ export class VerdictEngine {
 
   static async load(opts: EngineOptions, metrics?: Metrics, log?: Logger): Promise<VerdictEngine> {
     const tokenizer = await ChatTokenizer.load(opts.dir)
-    const backend = await loadBackend(opts.backend, opts.dir, { threads: opts.threads })
+    const backend = await loadBackend(opts.backend, opts.dir, { ...opts.backendOptions, threads: opts.threads, nice: opts.nice ?? 0 })
     const e = new VerdictEngine(backend, tokenizer, opts, metrics, log)
     await e.calibrate()
     return e
@@ -156,13 +166,13 @@ export class VerdictEngine {
       await this.backend.prefill(s, toks)
       let t = performance.now()
       await this.backend.prefill(s, toks)
-      const t32 = performance.now() - t
+      const t32 = s.lastMs ?? performance.now() - t
       await this.backend.prefill(s, toks.subarray(0, 1))
       const ones: number[] = []
       for (let i = 0; i < 3; i++) {
         t = performance.now()
         await this.backend.prefill(s, toks.subarray(i, i + 1))
-        ones.push(performance.now() - t)
+        ones.push(s.lastMs ?? performance.now() - t)
       }
       ones.sort((a, b) => a - b)
       const one = ones[1]!
@@ -186,13 +196,15 @@ export class VerdictEngine {
       const key = `${step.system ?? ''}\u0000${prefixText}`
       let entry = next.get(key) ?? this.entries.get(key)
       if (!entry) {
-        const tokens = Int32Array.from(this.stablePrefix(prefixText))
-        entry = { key, tokens, users: 0, retired: false }
+        const stable = this.stablePrefix(prefixText)
+        const text = this.tokenizer.decodeRaw(stable)
+        const tokens = Int32Array.from(stable)
+        entry = { key, tokens, chars: prefixText.startsWith(text) ? text.length : -1, text, users: 0, retired: false }
         if (this.opts.prefixCache && tokens.length > 0) {
           const s = await this.backend.newState()
           const t = performance.now()
           await this.backend.prefill(s, tokens)
-          this.cost.observe(tokens.length, performance.now() - t)
+          this.cost.observe(tokens.length, s.lastMs ?? performance.now() - t)
           entry.state = s
         }
         this.metrics?.modelPrefixBuilds.inc()
@@ -202,7 +214,7 @@ export class VerdictEngine {
       labels.forEach((l, i) => {
         if (l.length === 0) throw new Error(`rule ${rule.id}: choice '${step.choices[i]}' encodes to no tokens`)
       })
-      this.plans.set(step, { step, entry, labels })
+      this.plans.set(step, { step, entry, labels, frame: this.frame(step) })
     }
     for (const [key, entry] of this.entries) {
       if (next.get(key) === entry) continue
@@ -219,6 +231,52 @@ export class VerdictEngine {
     return at < 0 ? '' : full.slice(0, at)
   }
 
+  /** Splits the rendered chat around the user prompt, so requests concatenate instead of rendering Jinja. */
+  private frame(step: ReasonStep): { before: string; after: string } | undefined {
+    const full = this.tokenizer.render(step.system, SENTINEL)
+    const at = full.indexOf(SENTINEL)
+    if (at < 0) return undefined
+    const f = { before: full.slice(0, at), after: full.slice(at + SENTINEL.length) }
+    // Templates that transform the content (trim, escaping) must be rendered per request.
+    const probe = ' Probe: {x} 1.5\n'
+    return this.tokenizer.render(step.system, probe) === f.before + probe + f.after ? f : undefined
+  }
+
+  /**
+   * The request's prompt tokens. With a cached prefix only the text after it is tokenized: the cached tokens
+   * end where no continuation changes them (see stablePrefix), so this equals tokenizing the whole text.
+   */
+  promptTokens(rule: CompiledRule, prompt: string): { tokens: Int32Array; cached: number } {
+    return this.tokensOf(this.planOf(rule), prompt)
+  }
+
+  private planOf(rule: CompiledRule): RulePlan {
+    const step = rule.reason!
+    let plan = this.plans.get(step)
+    if (!plan) {
+      // A rule outside the prepared set (should not happen): run uncached rather than fail.
+      const labels = step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
+      plan = { step, entry: { key: '', tokens: new Int32Array(0), chars: -1, text: '', users: 0, retired: true }, labels }
+    }
+    return plan
+  }
+
+  private tokensOf(plan: RulePlan, prompt: string): { tokens: Int32Array; cached: number } {
+    const step = plan.step
+    const text = plan.frame ? plan.frame.before + prompt + plan.frame.after : this.tokenizer.render(step.system, prompt)
+    const e = plan.entry
+    if (e.state && e.chars >= 0 && text.length > e.chars && text.startsWith(e.text)) {
+      const rest = this.tokenizer.encode(text.slice(e.chars))
+      const tokens = new Int32Array(e.tokens.length + rest.length)
+      tokens.set(e.tokens)
+      tokens.set(rest, e.tokens.length)
+      return { tokens, cached: rest.length > 0 ? e.tokens.length : 0 }
+    }
+    const tokens = Int32Array.from(this.tokenizer.encode(text))
+    const cached = e.state && e.tokens.length < tokens.length && startsWith(tokens, e.tokens) ? e.tokens.length : 0
+    return { tokens, cached }
+  }
+
   /** Tokens of `text` that stay the same whatever text follows (BPE merges can cross the boundary). */
   private stablePrefix(text: string): number[] {
     if (text === '') return []
@@ -232,23 +290,22 @@ export class VerdictEngine {
     return common
   }
 
-  /** Asks the decoder to choose among the rule's labels; resolves by the deadline (minus guard) in every case. */
-  judge(rule: CompiledRule, prompt: string, o: JudgeOptions): Promise<ModelOutcome> {
+  /**
+   * Asks the decoder to choose among the rule's labels. `done` is called exactly once, by the deadline (minus
+   * guard) in every case, and synchronously when the request is shed at once (no promise turn: a burst of
+   * shed requests must not wait behind each other's microtasks).
+   */
+  judge(rule: CompiledRule, prompt: string, o: JudgeOptions, done: (o: ModelOutcome) => void): void {
     const t0 = performance.now()
     const step = rule.reason!
-    let plan = this.plans.get(step)
-    if (!plan) {
-      // A rule outside the prepared set (should not happen): run uncached rather than fail.
-      const labels = step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
-      plan = { step, entry: { key: '', tokens: new Int32Array(0), users: 0, retired: true }, labels }
-    }
-    const tokens = Int32Array.from(this.tokenizer.encode(this.tokenizer.render(step.system, prompt)))
+    const plan = this.planOf(rule)
+    this.expireDue()
+    const { tokens, cached } = this.tokensOf(plan, prompt)
     const e = plan.entry
-    let cached = 0
-    if (e.state && e.tokens.length < tokens.length && startsWith(tokens, e.tokens)) cached = e.tokens.length
     this.metrics?.modelPrefixCache.inc({ result: cached > 0 ? 'hit' : 'miss' })
 
-    return new Promise<ModelOutcome>((resolve) => {
+    {
+      const resolve = done
       const job: Job = {
         seq: this.seq++,
         inspection: rule.id,
@@ -295,7 +352,7 @@ export class VerdictEngine {
       this.metrics?.modelQueueDepth.set(this.queue.length)
       // A running explanation yields at its next token: verdicts come first.
       this.pump()
-    })
+    }
   }
 
   /** Predicted ms of the job's decoder work. */
@@ -332,6 +389,18 @@ export class VerdictEngine {
 
   private skip(job: Job, reason: SkipReason, detail: string): ModelOutcome {
     return { status: 'skipped', reason, detail, ms: round(performance.now() - job.t0) }
+  }
+
+  /**
+   * Settles requests whose publish time has come even when their timers cannot fire because the event loop
+   * is busy with a burst of messages; the daemon calls it per message, judge() per request. O(1) when idle.
+   */
+  expireDue(): void {
+    const now = performance.now()
+    const g = this.opts.guardMs
+    while (this.queue.length > 0 && this.queue[0]!.deadline - g <= now) this.onDeadline(this.queue[0]!)
+    const r = this.running
+    if (r && !r.done && r.deadline - g <= now) this.onDeadline(r)
   }
 
   private onDeadline(job: Job): void {
@@ -390,7 +459,7 @@ export class VerdictEngine {
   private async timed(state: DecoderState, tokens: Int32Array, all: boolean): Promise<Float32Array> {
     const t = performance.now()
     const out = await this.backend.prefill(state, tokens, all ? { allLogits: true } : undefined)
-    this.cost.observe(tokens.length, performance.now() - t)
+    this.cost.observe(tokens.length, state.lastMs ?? performance.now() - t)
     return out
   }
 

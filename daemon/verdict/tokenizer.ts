@@ -90,6 +90,11 @@ export class ChatTokenizer {
     return this.tok.decode(ids, { skip_special_tokens: true })
   }
 
+  /** The exact text of ids, special tokens included (to map cached tokens back to prompt characters). */
+  decodeRaw(ids: number[]): string {
+    return this.tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false })
+  }
+
   /** The prompt the model sees: the chat template with a generation prompt, or system + user as plain text. */
   render(system: string | undefined, user: string): string {
     if (!this.template) return system ? `${system}\n\n${user}\n` : `${user}\n`

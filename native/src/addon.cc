@@ -1,6 +1,7 @@
 // Node-API binding. JS sees two classes, NativeModel and NativeState; daemon/model/kernel.ts wraps them.
 // Async calls run on one executor thread per model (not libuv's pool); the compute itself fans out on
 // the model's own worker pool. Results come back to the JS thread through a thread-safe function.
+#include <chrono>
 #include <napi.h>
 
 #include <condition_variable>
@@ -19,7 +20,10 @@ namespace {
 // One thread running queued jobs in order.
 class Executor {
  public:
-  Executor() : th_([this] { loop(); }) {}
+  explicit Executor(int nice = 0) : th_([this, nice] {
+    fc::lower_thread_priority(nice);
+    loop();
+  }) {}
   ~Executor() {
     {
       std::lock_guard<std::mutex> g(m_);
@@ -159,7 +163,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
     return info.Env().Undefined();
   }
   Executor& executor() {
-    if (!executor_) executor_ = std::make_unique<Executor>();
+    if (!executor_) executor_ = std::make_unique<Executor>(model_ ? model_->nice() : 0);
     return *executor_;
   }
   std::shared_ptr<Model> model_;
@@ -177,6 +181,7 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
                                        InstanceMethod("position", &NativeState::Position),
                                        InstanceMethod("dispose", &NativeState::Dispose),
                                        InstanceMethod("busy", &NativeState::Busy),
+                                       InstanceMethod("lastMs", &NativeState::LastMs),
                                    });
     ctor = Napi::Persistent(f);
     exports.Set("NativeState", f);
@@ -208,6 +213,9 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
   }
   Napi::Value Position(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(state(info.Env())->pos));
+  }
+  Napi::Value LastMs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), state(info.Env())->last_ms);
   }
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), state_ && state_->busy.load());
@@ -290,7 +298,9 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   Napi::Float32Array out = Napi::Float32Array::New(env, n);
   acquire(env, *s);
   try {
+    auto t0 = std::chrono::steady_clock::now();
     m->forward(*s, toks.data(), int64_t(toks.size()), all, out.Data());
+    s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   } catch (const std::invalid_argument& e) {
     s->busy = false;
     throw make_error(env, e.what(), "E_INVALID_ARGUMENT");
@@ -317,7 +327,9 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
       env, executor(),
       [m, s, toks, all, out, V](AsyncJob&) {
         out->resize(size_t(all ? int64_t(toks->size()) * V : V));
+        auto t0 = std::chrono::steady_clock::now();
         m->forward(*s, toks->data(), int64_t(toks->size()), all, out->data());
+        s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       },
       [out](Napi::Env env) -> Napi::Value {
         Napi::Float32Array a = Napi::Float32Array::New(env, out->size());
@@ -334,8 +346,9 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "load(dir, threads): dir must be a string");
   std::string dir = info[0].As<Napi::String>();
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   try {
-    return NativeModel::Wrap(env, Model::load(dir, threads));
+    return NativeModel::Wrap(env, Model::load(dir, threads, nice));
   } catch (const LoadError& e) {
     throw make_error(env, e.what(), "E_MODEL_LOAD");
   } catch (const std::exception& e) {
@@ -348,12 +361,13 @@ Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "loadAsync(dir, threads): dir must be a string");
   std::string dir = info[0].As<Napi::String>();
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+  int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   auto result = std::make_shared<std::shared_ptr<Model>>();
   return run_async(
       env, loader_executor(),
-      [dir, threads, result](AsyncJob&) {
+      [dir, threads, nice, result](AsyncJob&) {
         try {
-          *result = Model::load(dir, threads);
+          *result = Model::load(dir, threads, nice);
         } catch (const LoadError&) {
           throw;
         } catch (const std::exception& e) {

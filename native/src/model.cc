@@ -323,7 +323,7 @@ void Model::bind_weights(const std::string& dir) {
   else weight_dtype = "mixed";
 }
 
-std::shared_ptr<Model> Model::load(const std::string& dir, int threads) {
+std::shared_ptr<Model> Model::load(const std::string& dir, int threads, int nice) {
   std::string cfgp = dir + "/config.json";
   if (!file_exists(cfgp)) throw LoadError("no config.json in " + dir);
   std::shared_ptr<Model> m(new Model());
@@ -333,7 +333,8 @@ std::shared_ptr<Model> Model::load(const std::string& dir, int threads) {
     unsigned hc = std::thread::hardware_concurrency();
     threads = hc ? int(hc) : 1;
   }
-  m->pool_ = std::make_unique<ThreadPool>(threads);
+  m->nice_ = nice;
+  m->pool_ = std::make_unique<ThreadPool>(threads, nice);
   m->kern_ = &kernels();
   m->arena_ = std::make_unique<Arena>();
   return m;

@@ -82,12 +82,17 @@ struct State {
   int64_t pos = 0;
   std::vector<LayerState> layers;
   std::atomic<bool> busy{false};
+  // Wall time of the last forward on this state, measured on the thread that ran it: what the call cost,
+  // without the wait for the JS thread to pick up its result (schedulers learn from this).
+  double last_ms = 0;
   std::unique_ptr<State> clone() const;
 };
 
 class Model : public std::enable_shared_from_this<Model> {
  public:
-  static std::shared_ptr<Model> load(const std::string& dir, int threads);
+  // nice > 0 lowers the pool threads' priority by that much (see lower_thread_priority).
+  static std::shared_ptr<Model> load(const std::string& dir, int threads, int nice = 0);
+  int nice() const { return nice_; }
   ~Model();
 
   const Config& config() const { return cfg_; }
@@ -119,6 +124,7 @@ class Model : public std::enable_shared_from_this<Model> {
   Vec final_w_, final_b_;
   std::vector<LayerW> layers_;
   std::unique_ptr<ThreadPool> pool_;
+  int nice_ = 0;
   std::unique_ptr<Arena> arena_;  // scratch buffers reused across chunks and steps
   const Kernels* kern_ = nullptr;
   std::mutex compute_mu_;

@@ -10,13 +10,36 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace fc {
 
+// Lowers the calling thread's scheduling priority by `nice` (Linux: per-thread nice values). Compute threads
+// run below the JS event loop so that timers and MQTT I/O preempt them when every core is busy. Raising a
+// nice value needs no privilege; failure is ignored (priority is an optimisation, not a requirement).
+inline void lower_thread_priority(int nice) {
+#if defined(__linux__)
+  if (nice > 0) {
+    pid_t tid = pid_t(syscall(SYS_gettid));
+    int cur = getpriority(PRIO_PROCESS, id_t(tid));
+    (void)setpriority(PRIO_PROCESS, id_t(tid), cur + nice > 19 ? 19 : cur + nice);
+  }
+#else
+  (void)nice;
+#endif
+}
+
 class ThreadPool {
  public:
-  explicit ThreadPool(int nthreads) : n_(nthreads < 1 ? 1 : nthreads) {
-    for (int i = 1; i < n_; i++) th_.emplace_back([this] { worker(); });
+  explicit ThreadPool(int nthreads, int nice = 0) : n_(nthreads < 1 ? 1 : nthreads) {
+    for (int i = 1; i < n_; i++) th_.emplace_back([this, nice] {
+      lower_thread_priority(nice);
+      worker();
+    });
   }
   ~ThreadPool() {
     {

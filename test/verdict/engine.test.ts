@@ -6,7 +6,7 @@ import { compileSources } from '../../daemon/rules/load.js'
 import type { CompiledRule } from '../../daemon/rules/types.js'
 import { Model } from '../../daemon/model/kernel.js'
 import { Metrics } from '../../daemon/metrics/metrics.js'
-import { VerdictEngine, type EngineOptions, type ModelOutcome } from '../../daemon/verdict/engine.js'
+import { VerdictEngine, type EngineOptions, type JudgeOptions, type ModelOutcome } from '../../daemon/verdict/engine.js'
 import { ChatTokenizer } from '../../daemon/verdict/tokenizer.js'
 import { jointRule, modelFixture, type ModelFixture } from '../helpers/model.js'
 
@@ -25,6 +25,11 @@ function rule(src: string): CompiledRule {
   const r = compileSources([{ file: 'r.yaml', src }], { defaultBudgetMs: 50, model: true })
   if (!r.rules) throw new Error(JSON.stringify(r.errors))
   return r.rules[0]!
+}
+
+/** judge() as a promise (the daemon uses the callback so that shed requests are answered synchronously). */
+function judge(e: VerdictEngine, r: CompiledRule, prompt: string, o: JudgeOptions): Promise<ModelOutcome> {
+  return new Promise((resolve) => e.judge(r, prompt, o, resolve))
 }
 
 async function engine(o: Partial<EngineOptions> = {}, metrics = new Metrics()): Promise<VerdictEngine> {
@@ -81,7 +86,7 @@ t.test('prefix-cached scores equal a full recompute, and so do uncached ones', a
   for (const prefixCache of [true, false]) {
     const e = await engine({ prefixCache })
     await e.prepare([r])
-    const o = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+    const o = ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
     t.equal(o.prefix_cached, prefixCache, `prefix_cached with prefixCache=${prefixCache}`)
     if (prefixCache) t.ok(o.tokens.cached > 20 && o.tokens.cached < o.tokens.prompt, `most of the static prefix is cached (${o.tokens.cached}/${o.tokens.prompt})`)
     else t.equal(o.tokens.cached, 0)
@@ -98,6 +103,30 @@ t.test('prefix-cached scores equal a full recompute, and so do uncached ones', a
   }
 })
 
+t.test('tokenizing only the text after the cached prefix gives the tokens of the whole prompt', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine()
+  await e.prepare([r])
+  const tok = await ChatTokenizer.load(fx.model)
+  const words = ['st3', '11.25', ' Nm', 'é', '\n', '  ', '{x}', '<|end|>', 'REWORK', '-0.5', 'ü', '??', "'s", 'joint', '0']
+  let seed = 1
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+  let hits = 0
+  for (let i = 0; i < 300; i++) {
+    let p = 'Screw joint at station'
+    const n = 1 + Math.floor(rnd() * 8)
+    for (let k = 0; k < n; k++) p += (rnd() < 0.5 ? ' ' : '') + words[Math.floor(rnd() * words.length)]
+    const got = e.promptTokens(r, p)
+    const want = tok.encode(tok.render(r.reason!.system, p))
+    if (got.cached > 0) hits++
+    if (JSON.stringify([...got.tokens]) !== JSON.stringify(want)) {
+      t.fail(`tokens differ for ${JSON.stringify(p)}`)
+      return
+    }
+  }
+  t.equal(hits, 300, 'every prompt used the cached prefix')
+})
+
 t.test('multi-token labels are scored over all their tokens', async (t) => {
   const r = rule(jointRule({ verdicts: '[ACCEPTABLE_JOINT, NEEDS_RETORQUE, SCRAP_ASSEMBLY]', choices: '[ACCEPTABLE_JOINT, NEEDS_RETORQUE, SCRAP_ASSEMBLY]', fallback: 'NEEDS_RETORQUE' }).replace('on_fail: FAIL', 'on_fail: SCRAP_ASSEMBLY'))
   const tok = await ChatTokenizer.load(fx.model)
@@ -105,7 +134,7 @@ t.test('multi-token labels are scored over all their tokens', async (t) => {
   t.ok(lens.every((n) => n > 1), `labels are several tokens each (${lens.join(', ')})`)
   const e = await engine()
   await e.prepare([r])
-  const o = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+  const o = ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
   const ref = await reference(r, PROMPT)
   for (const label of r.reason!.choices) t.ok(Math.abs(o.scores[label]! - ref[label]!) <= 1e-4, `${label}: ${o.scores[label]} vs ${ref[label]}`)
   t.equal(o.tokens.computed, o.tokens.prompt - o.tokens.cached + lens.reduce((a, n) => a + n - 1, 0), 'label tokens after the first are run through the decoder')
@@ -117,12 +146,12 @@ t.test('the same request gives the same verdict and confidence', async (t) => {
   const r = rule(jointRule())
   const e = await engine()
   await e.prepare([r])
-  const a = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
-  const b = ok(await e.judge(r, PROMPT, { deadline: soon(10_000) }))
+  const a = ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
+  const b = ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
   t.same(b.scores, a.scores)
   t.equal(b.confidence, a.confidence)
   t.equal(b.choice, a.choice)
-  const other = ok(await e.judge(r, PROMPT.replace('11.2', '11.9'), { deadline: soon(10_000) }))
+  const other = ok(await judge(e, r, PROMPT.replace('11.2', '11.9'), { deadline: soon(10_000) }))
   t.not(other.scores.PASS, a.scores.PASS, 'a different request gives different scores')
 })
 
@@ -131,7 +160,7 @@ t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
   const e = await engine()
   await e.prepare([r])
   const t0 = performance.now()
-  const o = await e.judge(r, PROMPT, { deadline: t0 + 3 })
+  const o = await judge(e, r, PROMPT, { deadline: t0 + 3 })
   t.equal(o.status, 'skipped')
   t.equal(o.status !== 'ok' && o.reason, 'budget')
   t.ok(performance.now() - t0 < 3, 'answered before the budget ends')
@@ -144,14 +173,14 @@ t.test('a job that overruns is settled at the deadline minus the guard', async (
   // Pretend decoder calls are nearly free so admission lets the job in; real calls then overrun.
   e.cost.set(0.001, 0.0001)
   const deadline = soon(12)
-  const o = await e.judge(r, PROMPT + ' Consider the angle window and the spindle vibration too.', { deadline })
+  const o = await judge(e, r, PROMPT + ' Consider the angle window and the spindle vibration too.', { deadline })
   const at = performance.now()
   t.equal(o.status, 'aborted', JSON.stringify(o))
   t.ok(o.status !== 'ok' && (o.reason === 'budget' || o.reason === 'deadline'), `reason ${o.status !== 'ok' && o.reason}`)
   t.ok(at <= deadline, `settled ${(deadline - at).toFixed(2)} ms before the deadline`)
   // The engine keeps working afterwards.
   e.cost.set(2, 0.1)
-  t.equal((await e.judge(r, PROMPT, { deadline: soon(10_000) })).status, 'ok')
+  t.equal((await judge(e, r, PROMPT, { deadline: soon(10_000) })).status, 'ok')
 })
 
 t.test('overload sheds to fallbacks instead of queueing past deadlines', async (t) => {
@@ -163,7 +192,7 @@ t.test('overload sheds to fallbacks instead of queueing past deadlines', async (
   let maxDepth = 0
   const outs = await Promise.all(
     Array.from({ length: 60 }, (_, i) => {
-      const p = e.judge(r, PROMPT.replace('11.2', String(10 + i / 100)), { deadline }).then((o) => ({ o, at: performance.now() }))
+      const p = judge(e, r, PROMPT.replace('11.2', String(10 + i / 100)), { deadline }).then((o) => ({ o, at: performance.now() }))
       maxDepth = Math.max(maxDepth, e.queueDepth)
       return p
     }),
@@ -184,7 +213,7 @@ t.test('explain: greedy text after the verdict, within max_tokens', async (t) =>
   const e = await engine()
   await e.prepare([r])
   const got = new Promise<{ text: string; tokens: number }>((resolve) => {
-    void e.judge(r, PROMPT, { deadline: soon(10_000), onExplain: resolve })
+    e.judge(r, PROMPT, { deadline: soon(10_000), onExplain: resolve }, () => {})
   })
   const ex = await got
   t.ok(ex.tokens >= 1 && ex.tokens <= 6, `generated ${ex.tokens} tokens`)
@@ -205,7 +234,7 @@ t.test('prepare() rebuilds only prefixes that changed', async (t) => {
   const b = rule(jointRule({ prefix: 'Bolted joint inspection at assembly station' }))
   await e.prepare([b])
   t.equal(await builds(), 2, 'a changed prefix is prefilled again')
-  const o = ok(await e.judge(b, PROMPT.replace('Screw joint at station', 'Bolted joint inspection at assembly station'), { deadline: soon(10_000) }))
+  const o = ok(await judge(e, b, PROMPT.replace('Screw joint at station', 'Bolted joint inspection at assembly station'), { deadline: soon(10_000) }))
   t.equal(o.prefix_cached, true)
   const ref = await reference(b, PROMPT.replace('Screw joint at station', 'Bolted joint inspection at assembly station'))
   for (const l of b.reason!.choices) t.ok(Math.abs(o.scores[l]! - ref[l]!) <= 1e-4, `${l} after reload equals a recompute`)
