@@ -4,7 +4,7 @@
 // MONOTONIC_USEC then READY=1 around SIGHUP, STOPPING=1 on SIGTERM, abstract-namespace sockets, WATCHDOG_PID.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -33,8 +33,8 @@ function startCli(args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = [
   return { proc, output: () => out, exited }
 }
 
-function runArgs(port: number): string[] {
-  return ['run', '--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', RULES, '--node-id', 'notify-test', '--mqtt-reconnect-min-ms', '100', '--mqtt-reconnect-max-ms', '300']
+function runArgs(port: number, rules = RULES): string[] {
+  return ['run', '--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', rules, '--rules-watch', 'false', '--node-id', 'notify-test', '--mqtt-reconnect-min-ms', '100', '--mqtt-reconnect-max-ms', '300']
 }
 
 function sleep(ms: number): Promise<void> {
@@ -81,12 +81,15 @@ t.test('sd_notify sender: formatting, errno, no-op without NOTIFY_SOCKET', async
 t.test('flashcheck run under a notify socket: READY after connect, STATUS, WATCHDOG, reload, stop', async (t) => {
   const l = await NotifyListener.start()
   const port = await freePort()
-  const d = startCli(runArgs(port), { NOTIFY_SOCKET: l.address, WATCHDOG_USEC: '600000' })
+  const rules = mkdtempSync(join(tmpdir(), 'flashcheck-notify-rules-'))
+  cpSync(RULES, rules, { recursive: true })
+  const d = startCli(runArgs(port, rules), { NOTIFY_SOCKET: l.address, WATCHDOG_USEC: '600000' })
   let broker: Mosquitto | undefined
   t.teardown(async () => {
     if (d.proc.exitCode === null) d.proc.kill('SIGKILL')
     await broker?.stop()
     await l.stop()
+    rmSync(rules, { recursive: true, force: true })
   })
 
   // The broker is not there yet: the rules load, the watchdog pings, but READY must wait.
@@ -125,6 +128,14 @@ t.test('flashcheck run under a notify socket: READY after connect, STATUS, WATCH
   const mono = Number(reloading.fields.MONOTONIC_USEC) / 1e6
   t.ok(Math.abs(mono - reloading.t) < 1, `MONOTONIC_USEC ${mono} is CLOCK_MONOTONIC (listener saw ${reloading.t})`)
   t.match(reloaded.fields.STATUS, /^rules [0-9a-f]{12}; broker connected; p99 <= [0-9.]+ ms; 1 verdicts$/)
+
+  // A rejected reload ends with READY=1 too (the old set keeps serving), and the status says so.
+  writeFileSync(join(rules, 'broken.yaml'), 'id: broken\nrequest: flashcheck/inspect/{station}/broken\nchecks:\n  - id: c\n    expr: this is not CEL ((\n    on_fail: FAIL\n')
+  const beforeBad = l.messages.length
+  d.proc.kill('SIGHUP')
+  await l.waitFor('RELOADING', { from: beforeBad })
+  const rejected = await l.waitFor('READY', { from: beforeBad })
+  t.match(rejected.fields.STATUS, /^rules [0-9a-f]{12}; broker connected; .*; last reload rejected \(\d+ errors\)$/)
 
   const stopAt = l.messages.length
   d.proc.kill('SIGTERM')
