@@ -52,6 +52,7 @@ done
 case "$prefix" in /*) ;; *) die "--prefix must be absolute: $prefix" ;; esac
 [ -z "$destdir" ] || destdir="$(mkdir -p "$destdir" && cd "$destdir" && pwd)"
 prefix="${prefix%/}"
+[ -n "$prefix" ] || die "--prefix / is not a package directory"
 
 etc=/etc/flashcheck
 state=/var/lib/flashcheck
@@ -74,6 +75,11 @@ remove_if_default() {
     say "kept $target (edited or added locally)"
   fi
 }
+
+# The prefix is replaced and removed whole, so it must be flashcheck's own directory: empty, absent, or
+# holding a flashcheck package.json. This keeps `--prefix /usr` from deleting /usr/bin.
+is_ours() { [ ! -e "$1" ] || [ -z "$(ls -A "$1")" ] || grep -qs '"name": "flashcheck"' "$1/package.json"; }
+is_ours "$(D "$prefix")" || die "$prefix exists and holds no flashcheck package; refusing to replace it"
 
 if [ "$uninstall" = 1 ]; then
   if live && systemctl list-unit-files flashcheck.service >/dev/null 2>&1; then

@@ -4,7 +4,7 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
@@ -140,4 +140,10 @@ t.test('--prefix and option errors', { skip: built ? false : 'not built (npm ci)
   t.notOk(existsSync(join(root, 'opt')), 'nothing under the default prefix')
   t.equal(install(['--destdir', root, '--bogus']).status, 2, 'unknown option')
   t.equal(install(['--destdir', root, '--prefix', 'relative/path']).status, 2, 'relative prefix refused')
+  // A prefix that is not flashcheck's own directory is never replaced or removed.
+  mkdirSync(join(root, 'usr', 'bin'), { recursive: true })
+  writeFileSync(join(root, 'usr', 'bin', 'precious'), 'x')
+  t.equal(install(['--destdir', root, '--prefix', '/usr']).status, 2, 'foreign prefix refused')
+  t.equal(install(['--destdir', root, '--prefix', '/usr', '--uninstall']).status, 2, 'foreign prefix not uninstalled')
+  t.ok(existsSync(join(root, 'usr', 'bin', 'precious')), 'its files untouched')
 })
