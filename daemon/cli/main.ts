@@ -12,7 +12,9 @@ usage:
                                                        send one request (MQTT 5 request/response) and print the response
   flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
   flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16]
-  flashcheck model check DIR                           run a golden case against the kernel
+  flashcheck model check DIR [--backend native|onnx]   run a golden case against the kernel (or exported ONNX graphs)
+  flashcheck model export-onnx DIR --out OUTDIR [--external-above BYTES]
+                                                       write ONNX prefill/decode graphs for model.backend onnx
   flashcheck model presets                             list model presets
   flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]
                                                        check config, broker, rules, model files, memory, CPU (PASS/WARN/FAIL)
@@ -36,6 +38,7 @@ async function main(argv: string[]): Promise<number> {
     case 'model':
       if (sub === 'init') return (await import('./model-init.js')).modelInit(rest)
       if (sub === 'check') return (await import('./model-check.js')).modelCheck(rest)
+      if (sub === 'export-onnx') return (await import('./model-export-onnx.js')).modelExportOnnx(rest)
       if (sub === 'presets') return (await import('./model-init.js')).modelPresets(rest)
       break
     case '--version':

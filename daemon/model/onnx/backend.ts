@@ -39,6 +39,8 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 class OnnxState implements DecoderState {
   position = 0
+  /** ms the last prefill took in the worker (without the wait for the event loop to take the result). */
+  lastMs: number | undefined
   busy = false
   disposed = false
   constructor(readonly backend: OnnxBackend, readonly id: number) {}
@@ -215,6 +217,7 @@ export class OnnxBackend implements DecoderBackend {
     try {
       const r = await this.call({ op: 'run', state: s.id, tokens: Int32Array.from(tokens), all: opts?.allLogits === true })
       s.position += tokens.length
+      s.lastMs = r.ms
       return r.logits!
     } finally {
       s.busy = false

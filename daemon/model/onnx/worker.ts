@@ -29,7 +29,7 @@ export type Request =
   | { id: number; op: 'close' }
 
 export type Reply =
-  | { id: number; ok: true; state?: number; logits?: Float32Array }
+  | { id: number; ok: true; state?: number; logits?: Float32Array; ms?: number }
   | { id: number; ok: false; error: string }
 
 /** providers: those the sessions were created with; dropped: providers that failed to load, with why. */
@@ -139,11 +139,13 @@ async function main(): Promise<void> {
             const st = get(m.state)
             // run on a copy so that a failed run leaves the state as it was
             const next = { ...st }
+            const t0 = performance.now()
             const logits = await run(next, m.tokens, m.all)
+            const ms = performance.now() - t0
             Object.assign(st, next)
             // a logits view may share its buffer with ORT's output arena: copy when it does not own it
             const own = logits.byteOffset === 0 && logits.byteLength === logits.buffer.byteLength ? logits : logits.slice()
-            port.postMessage({ id: m.id, ok: true, logits: own } satisfies Reply, [own.buffer as ArrayBuffer])
+            port.postMessage({ id: m.id, ok: true, logits: own, ms } satisfies Reply, [own.buffer as ArrayBuffer])
             break
           }
           case 'close':
