@@ -1,9 +1,9 @@
 // `flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]`: checks what operators get wrong
 // on a gateway — the configuration, broker reachability, credentials and ACL, the rules, model files and the
-// memory they need, the native addon and the CPU features its kernel uses — and prints one row per check:
+// memory they need, the state directory, the native addon and the CPU features its kernel uses — and prints one row per check:
 // `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
 // (as `flashcheck run`).
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -63,6 +63,7 @@ export async function doctor(argv: string[]): Promise<number> {
   const rules = await checkRules(cfg, rows)
   await checkBroker(cfg, rules, timeoutMs, rows)
   await checkModel(cfg, rows)
+  checkState(cfg, rows)
   checkNative(rows)
   print(rows)
   return rows.some((r) => r.outcome === 'FAIL') ? 1 : 0
@@ -231,6 +232,25 @@ async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
     const free = freemem()
     const detail = `model ${mib(need)}, available ${mib(free)} of ${mib(totalmem())}`
     rows.push({ outcome: need > free ? 'FAIL' : need > 0.8 * free ? 'WARN' : 'PASS', name: 'memory', detail })
+  }
+}
+
+function checkState(cfg: Config, rows: Row[]): void {
+  const dir = cfg.state.dir
+  if (!dir) {
+    rows.push({ outcome: 'PASS', name: 'state', detail: 'state.dir empty: nothing kept across restarts' })
+    return
+  }
+  if (!existsSync(dir)) {
+    // Not an error: the unit's StateDirectory= creates it, owned by the service user, at start.
+    rows.push({ outcome: 'WARN', name: 'state', detail: `${dir} missing (systemd's StateDirectory= creates it; outside systemd, create it writable for the daemon)` })
+    return
+  }
+  try {
+    accessSync(dir, constants.W_OK)
+    rows.push({ outcome: 'PASS', name: 'state', detail: `${dir} writable` })
+  } catch {
+    rows.push({ outcome: 'WARN', name: 'state', detail: `${dir} not writable by this user (uid ${process.getuid?.() ?? '?'}); the service user needs to write it` })
   }
 }
 

@@ -45,9 +45,12 @@ function row(t: Test, table: Table, name: string, outcome: string, detail?: RegE
 t.test('good setup: live broker, example rules, no model', async (t) => {
   const broker = await Mosquitto.start()
   t.teardown(() => broker.stop())
-  const d = await doctor(['--mqtt-url', broker.url, '--rules-dir', RULES])
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-doctor-state-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const d = await doctor(['--mqtt-url', broker.url, '--rules-dir', RULES, '--state-dir', state])
   t.equal(d.code, 0, d.text)
-  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'addon', 'cpu'])
+  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'state', 'addon', 'cpu'])
+  row(t, d, 'state', 'PASS', /writable$/)
   for (const r of d.rows.values()) t.not(r.outcome, 'FAIL')
   row(t, d, 'rules', 'PASS', /^4 rule\(s\), revision [0-9a-f]{12}, /)
   row(t, d, 'broker', 'PASS', new RegExp(`connected to ${broker.url} \\(MQTT 5, anonymous\\)`))
@@ -150,9 +153,10 @@ t.test('broken and missing rules', async (t) => {
   row(t, broken, 'broker', 'PASS', /embedded/)
   const none = await doctor(['--mqtt-url', 'embedded', '--rules-dir', join(tmpdir(), 'flashcheck-no-such-rules')])
   row(t, none, 'rules', 'FAIL', /no such directory/)
-  const empty = await doctor(['--mqtt-url', 'embedded', '--rules-dir', join(PACKAGE_ROOT, 'test', 'fixtures', 'rules', 'empty')])
+  const empty = await doctor(['--mqtt-url', 'embedded', '--rules-dir', join(PACKAGE_ROOT, 'test', 'fixtures', 'rules', 'empty'), '--state-dir', join(tmpdir(), 'flashcheck-no-such-state')])
   t.equal(empty.code, 0)
   row(t, empty, 'rules', 'WARN', /^0 rule\(s\)/)
+  row(t, empty, 'state', 'WARN', /missing \(systemd's StateDirectory= creates it/)
 })
 
 t.test('model files: missing, complete, too large for memory', async (t) => {
