@@ -100,6 +100,11 @@ const SAMBAY: { name: string; description: string; sizes: Sizes }[] = [
     sizes: { hidden_size: 256, num_hidden_layers: 16, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 1024, vocab_size: V, sliding_window: 512 },
   },
   {
+    name: 'verdict',
+    description: '~30M parameters: the model-verdict benchmark (bench/verdict)',
+    sizes: { hidden_size: 256, num_hidden_layers: 20, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 1024, vocab_size: V, sliding_window: 512 },
+  },
+  {
     name: 'medium',
     description: '~100M parameters',
     sizes: { hidden_size: 512, num_hidden_layers: 20, num_attention_heads: 8, num_key_value_heads: 4, intermediate_size: 2048, vocab_size: V, sliding_window: 512 },

@@ -44,7 +44,7 @@ export interface TokenCounts {
 
 export type ModelOutcome =
   | { status: 'ok'; choice: string; confidence: number; scores: Record<string, number>; ms: number; prefix_cached: boolean; tokens: TokenCounts }
-  | { status: 'skipped' | 'aborted'; reason: SkipReason; detail: string; ms: number }
+  | { status: 'skipped' | 'aborted'; reason: SkipReason; detail: string; ms: number; tokens?: TokenCounts }
 
 /** decided: the checks' verdict already is the most severe any choice could give (no decoder run). */
 export type SkipReason = 'budget' | 'overload' | 'queue_full' | 'deadline' | 'prompt' | 'decoder_error' | 'shutdown' | 'decided'
@@ -388,7 +388,11 @@ export class VerdictEngine {
   }
 
   private skip(job: Job, reason: SkipReason, detail: string): ModelOutcome {
-    return { status: 'skipped', reason, detail, ms: round(performance.now() - job.t0) }
+    return { status: 'skipped', reason, detail, ms: round(performance.now() - job.t0), tokens: this.counts(job, 0) }
+  }
+
+  private counts(job: Job, computed: number): TokenCounts {
+    return { prompt: job.tokens.length, cached: job.cached, computed }
   }
 
   /**
@@ -413,7 +417,7 @@ export class VerdictEngine {
       job.settle(this.skip(job, 'deadline', 'still waiting for the decoder at the deadline'))
       return
     }
-    job.settle({ status: 'aborted', reason: 'deadline', detail: 'the decoder had not finished at the deadline', ms: round(performance.now() - job.t0) })
+    job.settle({ status: 'aborted', reason: 'deadline', detail: 'the decoder had not finished at the deadline', ms: round(performance.now() - job.t0), tokens: this.counts(job, 0) })
   }
 
   private release(entry: PrefixEntry, users: number): void {
@@ -531,7 +535,7 @@ export class VerdictEngine {
       }
     } catch (e) {
       if (e instanceof Abort) {
-        job.settle({ status: 'aborted', reason: e.reason, detail: e.detail, ms: round(performance.now() - job.t0) })
+        job.settle({ status: 'aborted', reason: e.reason, detail: e.detail, ms: round(performance.now() - job.t0), tokens: this.counts(job, 0) })
       } else {
         this.log?.error({ err: e, inspection: job.inspection }, 'decoder failed')
         job.settle({ status: 'aborted', reason: 'decoder_error', detail: (e as Error).message, ms: round(performance.now() - job.t0) })

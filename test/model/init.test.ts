@@ -120,6 +120,7 @@ t.test('bf16: matrices BF16 = round-to-nearest-even of the f32 values; A_log and
 t.test('presets: sizes as advertised, all-attention twins within 1%', async (t) => {
   const params = (n: string) => estimate(archFromConfig(findPreset(n)!.config)).params
   t.ok(params('small') > 20e6 && params('small') < 30e6, 'small ~25M')
+  t.ok(params('verdict') > 27e6 && params('verdict') < 33e6, 'verdict ~30M')
   t.ok(params('medium') > 90e6 && params('medium') < 110e6, 'medium ~100M')
   t.ok(params('large') > 370e6 && params('large') < 430e6, 'large ~400M')
   t.equal(params('phi4-mini-flash'), 3_852_562_944, 'real config: 3.85B')

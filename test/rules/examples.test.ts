@@ -37,6 +37,22 @@ t.test('the examples validate against rules/schema.json, and the schema rejects 
   t.notOk(validate({ ...base, signals: { v: { topic: 'p/{s}', keep: '10 s' } } }), 'bad duration')
   t.notOk(validate({ ...base, inputs: { x: 'body.x' } }), 'bad source')
   t.notOk(validate({ ...base, verdicts: ['OK', 'ERROR'] }), 'ERROR label')
+  const reason = { prompt: 'x {s}', choices: ['PASS', 'FAIL'], fallback: 'FAIL' }
+  t.ok(validate({ ...base, reason }))
+  t.notOk(validate({ ...base, reason: { ...reason, temperature: 0.1 } }), 'unknown reason key')
+  t.notOk(validate({ ...base, reason: { ...reason, min_confidence: 2 } }), 'min_confidence above 1')
+  t.notOk(validate({ ...base, reason: { prompt: 'x', choices: ['PASS', 'FAIL'] } }), 'reason without fallback')
+})
+
+t.test('the model-assisted example validates and loads when a model is configured, and only then', async (t) => {
+  const dir = EXAMPLES + 'model/'
+  const ajv = new (Ajv2020 as unknown as typeof Ajv2020.default)({ allErrors: true, strict: true, strictRequired: false })
+  const validate = ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')))
+  t.ok(validate(parse(readFileSync(dir + 'torque-joint-ai.yaml', 'utf8'))), JSON.stringify(validate.errors))
+  const ok = await loadRuleDir(dir, { defaultBudgetMs: 50, model: true })
+  t.same(ok.ok ? ok.set.rules.map((r) => [r.id, r.reason?.choices]) : ok.errors, [['torque-joint-ai', ['PASS', 'REWORK', 'FAIL']]])
+  const refused = await loadRuleDir(dir, { defaultBudgetMs: 50, model: false })
+  t.equal(refused.ok, false)
 })
 
 t.test('streaming example: verdict topic rendered from the trigger', async (t) => {

@@ -1,0 +1,233 @@
+// bench/verdict: model-assisted verdicts end to end through a real mosquitto. The daemon runs as its own
+// process with the native decoder on a ~30M-parameter SambaY checkpoint (preset `verdict`, random weights,
+// byte-level BPE tokenizer), one reason rule with a ~512-token static prompt prefix, a ~48-token request
+// suffix and 4 labels. Rounds alternate prefix cache on and off, so machine noise hits both alike.
+//   node dist/bench/verdict/main.js [--rate 10] [--seconds 10] [--rounds 2] [--threads 2] [--budget 50]
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { parseArgs } from 'node:util'
+import mqtt, { type MqttClient } from 'mqtt'
+import { Mosquitto } from '../../test/helpers/mosquitto.js'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
+import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
+import { ChatTokenizer } from '../../daemon/verdict/tokenizer.js'
+import { projectVerdict } from './project.js'
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '10' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '2' },
+    threads: { type: 'string', default: '2' },
+    budget: { type: 'string', default: '50' },
+    out: { type: 'string', default: join(PACKAGE_ROOT, 'bench', 'out', 'verdict') },
+  },
+})
+const rate = Number(values.rate)
+const seconds = Number(values.seconds)
+const rounds = Number(values.rounds)
+const budget = Number(values.budget)
+const OUT = values.out!
+const CLI = join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js')
+const TOPIC = 'flashcheck/inspect/st4/joint'
+
+// Static instructions shared by every request: what the cache holds. Grown to ~512 tokens below.
+const PROCEDURE = [
+  'Inspection procedure for threaded joints on the final assembly line.',
+  'Each joint is fastened by a DC nutrunner that reports the final torque in Nm and the turn angle in degrees.',
+  'A joint in specification has a torque between 10.0 and 12.0 Nm and an angle between 540 and 900 degrees.',
+  'A joint whose torque is low but whose angle is high may have a stripped thread: answer REWORK or FAIL.',
+  'A joint whose torque is high and angle low may be cross-threaded: answer FAIL.',
+  'Spindle vibration above 3.2 mm/s during the rundown suggests a worn socket or a loose fixture: answer WARN.',
+  'When every check passes and the signals are calm, answer PASS.',
+]
+
+function promptPrefix(tok: ChatTokenizer, system: string): string {
+  let text = ''
+  for (let i = 0; ; i++) {
+    text += (i ? ' ' : '') + PROCEDURE[i % PROCEDURE.length]
+    if (tok.encode(tok.render(system, text)).length >= 505) return text + '\n\nJoint report:'
+  }
+}
+
+const SYSTEM = 'You are a quality inspector on a car assembly line. Answer with one word.'
+
+async function prepare(): Promise<{ model: string; rulesDir: string; prefixTokens: number }> {
+  mkdirSync(OUT, { recursive: true })
+  const model = join(OUT, 'model')
+  if (!existsSync(join(model, 'tokenizer.json'))) {
+    // bf16 weights, as the real checkpoint ships: half the bytes per decoder pass.
+    await run(process.execPath, [CLI, 'model', 'init', '--config', 'verdict', '--out', model, '--seed', '1', '--dtype', 'bf16', '--tokenizer', '--force'])
+  }
+  const tok = await ChatTokenizer.load(model)
+  const prefix = promptPrefix(tok, SYSTEM)
+  const rulesDir = join(OUT, 'rules')
+  mkdirSync(rulesDir, { recursive: true })
+  writeFileSync(
+    join(rulesDir, 'joint.yaml'),
+    [
+      'id: joint-ai',
+      'request: flashcheck/inspect/{station}/joint',
+      `budget_ms: ${budget}`,
+      'inputs:',
+      '  station: topic.station',
+      '  serial: { from: payload.serial, type: string }',
+      '  torque: payload.torque_nm',
+      '  angle: payload.angle_deg',
+      '  vib: payload.vib_rms',
+      '  temp: payload.temp_c',
+      'checks:',
+      '  - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }',
+      '  - { id: angle-window, expr: "angle >= 540.0 && angle <= 900.0", on_fail: REWORK }',
+      'reason:',
+      `  system: ${JSON.stringify(SYSTEM)}`,
+      `  prompt: ${JSON.stringify(prefix + ' station {station}: torque {torque} Nm, angle {angle} deg, vibration {vib}, motor {temp} C. Checks: {checks}. Verdict?')}`,
+      '  choices: [PASS, WARN, REWORK, FAIL]',
+      '  fallback: REWORK',
+      '',
+    ].join('\n'),
+  )
+  return { model, rulesDir, prefixTokens: tok.encode(tok.render(SYSTEM, prefix)).length }
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'] })
+    p.once('exit', (c) => (c === 0 ? resolve() : reject(new Error(`${args.join(' ')} exited ${c}`))))
+  })
+}
+
+async function startDaemon(url: string, model: string, rulesDir: string, cache: boolean): Promise<ChildProcess> {
+  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
+  await watcher.subscribeAsync('flashcheck/bench/status')
+  const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
+  const p = spawn(process.execPath, [CLI, 'run', '--mqtt-url', url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench',
+    '--model-dir', model, '--model-threads', String(values.threads), '--model-prefix-cache', String(cache),
+    // Benchmarks run wherever the developer is, containers included; the daemon refuses root otherwise.
+    ...(process.getuid?.() === 0 ? ['--security-allow-root', 'true'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] })
+  await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
+  await watcher.endAsync()
+  return p
+}
+
+interface Sample {
+  rtt: number
+  server: number
+  modelMs?: number
+  status: string
+  fallback: boolean
+  missed: boolean
+  suffix?: number
+  cached?: number
+}
+
+/** Paced requests (open loop) from one MQTT 5 client; each round trip is timed at the client. */
+async function load(client: MqttClient, replyTo: string, n: number): Promise<Sample[]> {
+  const sent = new Map<string, number>()
+  const out: Sample[] = []
+  const onMsg = (_t: string, payload: Buffer, packet: mqtt.IPublishPacket) => {
+    const id = packet.properties?.correlationData?.toString('hex')
+    const t0 = id === undefined ? undefined : sent.get(id)
+    if (t0 === undefined) return
+    sent.delete(id!)
+    const b = JSON.parse(String(payload)) as Record<string, any>
+    out.push({
+      rtt: performance.now() - t0,
+      server: b.latency_ms,
+      modelMs: b.model?.ms,
+      status: b.model?.status === 'ok' ? 'ok' : `${b.model?.status}:${b.model?.reason}`,
+      // tokens are reported for shed requests too, so the suffix length is known either way
+      fallback: b.fallback === true,
+      missed: b.deadline_missed === true,
+      suffix: b.model?.tokens ? b.model.tokens.prompt - b.model.tokens.cached : undefined,
+      cached: b.model?.tokens?.cached,
+    })
+  }
+  client.on('message', onMsg)
+  const start = performance.now()
+  for (let i = 0; i < n; i++) {
+    const due = start + (i * 1000) / rate
+    const wait = due - performance.now()
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+    const corr = randomBytes(8)
+    const body = { serial: `SN-${100000 + i}`, torque_nm: 10.5 + (i % 17) / 10, angle_deg: 600 + (i % 29) * 7, vib_rms: 1.5 + (i % 11) / 7, temp_c: 40 + (i % 13) }
+    sent.set(corr.toString('hex'), performance.now())
+    client.publish(TOPIC, JSON.stringify(body), { qos: 1, properties: { responseTopic: replyTo, correlationData: corr } })
+  }
+  const end = performance.now() + 3000
+  while (sent.size > 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 20))
+  client.off('message', onMsg)
+  for (let i = 0; i < sent.size; i++) out.push({ rtt: Infinity, server: Infinity, status: 'lost', fallback: false, missed: true })
+  return out
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN
+}
+
+function summary(name: string, xs: Sample[]): Record<string, number | string> {
+  const rtt = xs.map((x) => x.rtt)
+  const model = xs.filter((x) => x.modelMs !== undefined && x.status === 'ok').map((x) => x.modelMs!)
+  const f = (x: number) => Math.round(x * 100) / 100
+  return {
+    mode: name,
+    n: xs.length,
+    rtt_p50: f(pct(rtt, 50)),
+    rtt_p99: f(pct(rtt, 99)),
+    rtt_max: f(Math.max(...rtt)),
+    model_ms_p50: f(pct(model, 50)),
+    scored: xs.filter((x) => x.status === 'ok').length,
+    fallbacks: xs.filter((x) => x.fallback).length,
+    deadline_missed: xs.filter((x) => x.missed).length,
+    late: rtt.filter((r) => r > budget).length,
+    outcomes: Object.entries(xs.reduce<Record<string, number>>((a, x) => ((a[x.status] = (a[x.status] ?? 0) + 1), a), {})).map(([k, v]) => `${k} ${v}`).join(', '),
+    suffix_tokens: f(xs.filter((x) => x.suffix !== undefined).reduce((a, x) => a + x.suffix!, 0) / Math.max(1, xs.filter((x) => x.suffix !== undefined).length)),
+  }
+}
+
+async function main(): Promise<void> {
+  const { model, rulesDir, prefixTokens } = await prepare()
+  const broker = await Mosquitto.start()
+  const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, clientId: `bench-verdict-${process.pid}` })
+  setNoDelay(client)
+  const replyTo = `bench/verdict/reply/${process.pid}`
+  await client.subscribeAsync(replyTo, { qos: 1 })
+  const all: Record<'on' | 'off', Sample[]> = { on: [], off: [] }
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of r % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const)) {
+        const d = await startDaemon(broker.url, model, rulesDir, mode === 'on')
+        try {
+          await load(client, replyTo, Math.max(5, Math.round(rate))) // warm-up: page in, settle the cost model
+          const xs = await load(client, replyTo, Math.round(rate * seconds))
+          all[mode].push(...xs)
+          console.log(JSON.stringify({ round: r + 1, ...summary(`cache ${mode}`, xs) }))
+        } finally {
+          d.kill('SIGTERM')
+          await new Promise((res) => d.once('exit', res))
+        }
+      }
+    }
+  } finally {
+    await client.endAsync(true)
+    await broker.stop()
+  }
+  const on = summary('cache on', all.on)
+  const off = summary('cache off', all.off)
+  console.log('\n== totals (client-side round trips through mosquitto, ms)')
+  console.table([on, off])
+  console.log(`static prompt prefix: ${prefixTokens} tokens; mean request suffix: ${on.suffix_tokens} tokens; 4 labels; budget ${budget} ms; ${rate} req/s; threads ${values.threads}`)
+  console.log(`prefix cache on/off: p50 ${(Number(on.rtt_p50) / Number(off.rtt_p50)).toFixed(3)}, p99 ${(Number(on.rtt_p99) / Number(off.rtt_p99)).toFixed(3)}; decoder ms p50 ${(Number(on.model_ms_p50) / Number(off.model_ms_p50)).toFixed(3)}`)
+  console.log(`late verdicts (round trip over ${budget} ms): cache on ${on.late}, cache off ${off.late}; deadline_missed flags: on ${on.deadline_missed}, off ${off.deadline_missed}`)
+  console.log('\n== projection: the real 3.8B Phi-4-mini-flash-reasoning per verdict (cached prefix, bf16 weights)')
+  console.table(projectVerdict({ suffixTokens: Number(on.suffix_tokens), prefixTokens, labels: 4, extraLabelPasses: 0 }))
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
