@@ -17,6 +17,21 @@ checks:
   - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }
 `
 
+// Streaming mode: every finished joint is judged and the verdict published, model included.
+const STREAM = `id: joint-stream
+trigger: plant/{cell}/joint/done
+publish: flashcheck/verdict/{cell}/joint
+inputs:
+  torque: payload.torque_nm
+  cell: topic.cell
+checks:
+  - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }
+reason:
+  prompt: "Joint in cell {cell}: torque {torque} Nm. {checks}. Verdict?"
+  choices: [PASS, REWORK, FAIL]
+  fallback: REWORK
+`
+
 let fx: ModelFixture
 let broker: Mosquitto
 let d: Running
@@ -32,6 +47,7 @@ t.before(async () => {
     'strict.yaml': jointRule({ id: 'joint-strict', topic: 'flashcheck/inspect/{station}/strict', minConfidence: 0.99 }),
     'tight.yaml': jointRule({ id: 'joint-tight', topic: 'flashcheck/inspect/{station}/tight', budgetMs: 4 }),
     'torque.yaml': RULES_ONLY,
+    'stream.yaml': STREAM,
   })
   d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '2']))
   v5 = await Requester.connect(broker.url, 5)
@@ -124,7 +140,7 @@ t.test('reload rebuilds the prefix cache for a changed prompt', async (t) => {
   t.ok(after.model.tokens.cached > before.model.tokens.cached, `longer static prefix cached (${before.model.tokens.cached} → ${after.model.tokens.cached} tokens)`)
   t.not(after.model.scores.PASS, before.model.scores.PASS)
   const metrics = await d.daemon.metrics.registry.getSingleMetricAsString('flashcheck_model_prefix_builds_total')
-  t.match(metrics, /flashcheck_model_prefix_builds_total 2/, 'one build per distinct prefix: the three rules share one at start, one more at reload')
+  t.match(metrics, /flashcheck_model_prefix_builds_total 3/, 'one build per distinct prefix: the three joint rules share one, the stream rule has its own, one more at reload')
 })
 
 t.test('rules-only inspections keep their budget while the decoder is saturated', async (t) => {
@@ -163,6 +179,21 @@ t.test('rules-only inspections keep their budget while the decoder is saturated'
   const lat = only.map((r) => r.body.latency_ms as number).sort((a, b) => a - b)
   t.comment(`rules-only latency with the decoder saturated: median ${lat[20]} ms, max ${lat[lat.length - 1]} ms`)
   t.ok(lat[lat.length - 1]! < 50, 'rules-only verdicts stay within their budget')
+})
+
+t.test('streaming rules with a reason step publish the model verdict', async (t) => {
+  const sub = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
+  t.teardown(() => sub.endAsync(true))
+  const got = new Promise<{ topic: string; body: Record<string, any> }>((resolve) => sub.on('message', (topic, p) => resolve({ topic, body: JSON.parse(String(p)) })))
+  await sub.subscribeAsync('flashcheck/verdict/#', { qos: 1 })
+  await sub.publishAsync('plant/c7/joint/done', JSON.stringify({ torque_nm: 11.1 }), { qos: 1 })
+  const v = await got
+  t.equal(v.topic, 'flashcheck/verdict/c7/joint')
+  t.equal(v.body.inspection, 'joint-stream')
+  t.equal(v.body.trigger_topic, 'plant/c7/joint/done')
+  t.equal(v.body.model.status, 'ok')
+  t.equal(v.body.model.prefix_cached, true)
+  t.equal(v.body.verdict, v.body.model.choice)
 })
 
 t.test('a daemon without model.dir refuses reason rules at start, with file:line:col', async (t) => {
