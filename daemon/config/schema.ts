@@ -105,7 +105,7 @@ export const schemaDefinition = {
   model: {
     dir: { doc: 'Checkpoint directory (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) for rules with a reason: step; empty = no model (such rules are refused).', format: String, default: '', ...key('model.dir') },
     backend: { doc: 'Decoder implementation: native (the C++ kernel) or onnx (onnxruntime).', format: ['native', 'onnx'], default: 'native', ...key('model.backend') },
-    threads: { doc: 'Compute threads of the decoder; 0 = one per core.', format: 'nat', default: 0, ...key('model.threads') },
+    threads: { doc: 'Compute threads of the decoder; 0 = every core but one (left to the event loop and MQTT).', format: 'nat', default: 0, ...key('model.threads') },
     onnx: {
       providers: { doc: 'onnx backend: execution providers, highest priority first (tensorrt, cuda, cpu); one that fails to load is dropped with a warning.', format: 'onnx-providers', default: ['cpu'], ...key('model.onnx.providers') },
       graphs: { doc: 'onnx backend: directory written by `flashcheck model export-onnx`; empty = export into a temporary directory at every start (fine for small models).', format: String, default: '', ...key('model.onnx.graphs') },

@@ -3,6 +3,7 @@
 // one outcome, on time: a scored choice, or `skipped` (never started: no time, overload) or `aborted`
 // (started, could not finish); a per-request timer settles it at deadline - guard whatever the decoder is
 // doing. Decoder calls are asynchronous (native pool threads or the onnx worker): the event loop stays free.
+import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
@@ -143,7 +144,7 @@ export class VerdictEngine {
 
   static async load(opts: EngineOptions, metrics?: Metrics, log?: Logger): Promise<VerdictEngine> {
     const tokenizer = await ChatTokenizer.load(opts.dir)
-    const backend = await loadBackend(opts.backend, opts.dir, { ...opts.backendOptions, threads: opts.threads, nice: opts.nice ?? 0 })
+    const backend = await loadBackend(opts.backend, opts.dir, { ...opts.backendOptions, threads: decoderThreads(opts.threads), nice: opts.nice ?? 0 })
     const e = new VerdictEngine(backend, tokenizer, opts, metrics, log)
     await e.calibrate()
     return e
@@ -583,6 +584,11 @@ export class VerdictEngine {
     this.entries.clear()
     await this.backend.dispose()
   }
+}
+
+/** model.threads 0: every core but one, which stays with the event loop, MQTT and the broker. */
+export function decoderThreads(configured: number): number {
+  return configured > 0 ? configured : Math.max(1, availableParallelism() - 1)
 }
 
 function startsWith(a: Int32Array, prefix: Int32Array): boolean {
