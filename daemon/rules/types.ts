@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'BAD_INPUT' // a declared input has the wrong type
   | 'EVAL_ERROR' // a check expression failed at run time
   | 'INTERNAL' // a bug: logged with a stack
+  | 'OVERLOADED' // the request arrived too late to be worth a verdict (sent-at / deadline-ms already past)
 
 export interface VerdictError {
   code: ErrorCode

@@ -16,8 +16,11 @@ import type { CompiledRule, ErrorCode, InspectionResult, LoadResult, RuleError, 
 import { VerdictEngine, type ModelOutcome } from '../verdict/engine.js'
 import { backendOptions } from '../model/load-backend.js'
 import { SignalStore } from '../signals/store.js'
-import { Dedupe } from './dedupe.js'
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Dedupe, readSnapshot, saveSnapshot } from './dedupe.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
+import { Outbox } from './outbox.js'
 import { RuleReloader } from './reloader.js'
 import { errorResult, ms, type ModelReport, type Response } from './response.js'
 import { compileFilter, desiredFilters } from './subscriptions.js'
@@ -38,6 +41,19 @@ export interface DaemonOptions {
 }
 
 type Outcome = Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'>
+
+/** The inbound message being handled synchronously right now: its dedupe key, and whether its answer went async. */
+interface InboundContext {
+  key?: string
+  /** Set when the verdict is published later (model step): the broker's PUBACK then waits for it. */
+  deferred?: { messageId?: number; gen: number; settled: boolean }
+}
+
+/** Passed to mqtt.js as the custom-ack "error" that withholds the PUBACK; filtered from the error log. */
+const DEFER_ACK = new Error('PUBACK deferred until the verdict is published')
+
+/** Snapshots of the redelivery memory go to state.dir at most this often. */
+const DEDUPE_SAVE_MS = 1000
 
 export class Daemon extends EventEmitter {
   readonly metrics: Metrics
@@ -62,13 +78,24 @@ export class Daemon extends EventEmitter {
   private readonly startedAt = new Date().toISOString()
   private readonly onHup = () => void this.reload('SIGHUP')
   private readonly logLimiter = new Map<string, { windowStart: number; count: number; suppressed: number }>()
+  private readonly outbox: Outbox
+  /** Counts connections, so that a PUBACK deferred on one connection is not sent on the next. */
+  private connGen = 0
+  private inbound?: InboundContext
+  /** Dedupe keys of requests whose verdict is not out yet: left out of snapshots. */
+  private readonly pendingKeys = new Set<string>()
+  private dedupeFile?: string
+  private dedupeTimer?: NodeJS.Timeout
+  private dedupeDirty = false
+  private dedupeSaving?: Promise<void>
 
   constructor(opts: DaemonOptions) {
     super()
     this.cfg = opts.config
     this.log = opts.logger
     this.metrics = opts.metrics ?? new Metrics()
-    this.dedupe = new Dedupe(this.cfg.limits.dedupeWindowS * 1000)
+    this.dedupe = new Dedupe(this.cfg.limits.dedupeWindowS * 1000, this.cfg.limits.dedupeEntries)
+    this.outbox = new Outbox(this.cfg.limits.outboxSize)
     this.isRequestTopic = compileFilter(this.cfg.mqtt.requestFilter)
     this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
     this.backoffMs = this.cfg.mqtt.reconnectMinMs
@@ -104,6 +131,8 @@ export class Daemon extends EventEmitter {
     }
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
+
+    await this.restoreDedupe()
 
     // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
@@ -146,6 +175,9 @@ export class Daemon extends EventEmitter {
     }
     if (this.metricsServer) await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
     if (this.broker) await this.broker.close()
+    clearInterval(this.dedupeTimer)
+    await this.saveDedupe()
+    if (this.outbox.size > 0) this.log.warn({ verdicts: this.outbox.size }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
   }
 
@@ -194,14 +226,23 @@ export class Daemon extends EventEmitter {
   }
 
   private connect(url: string): void {
-    const client = mqtt.connect(url, clientOptions(this.cfg, this.protocolVersion))
+    const opts = clientOptions(this.cfg, this.protocolVersion)
+    // MQTT 5: QoS 1 messages are handled before mqtt.js acknowledges them, so that the PUBACK of a request
+    // follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
+    if (this.protocolVersion === 5) opts.customHandleAcks = (topic, payload, packet, done) => this.onInbound(topic, payload, packet, done)
+    const client = mqtt.connect(url, opts)
     this.client = client
     client.on('connect', () => {
       setNoDelay(client)
+      this.connGen++
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
       this.syncSubscriptions()
+      // Verdicts held while the broker was away go first, in order, before redelivered requests are read.
+      const flushed = this.outbox.flush(() => client.connected, (item) => this.send(item.topic, item.payload, item.opts))
+      this.metrics.outboxDepth.set(this.outbox.size)
+      if (flushed > 0) this.log.info({ verdicts: flushed }, 'outbox flushed')
       client.publish(statusTopic(this.cfg.node.id), 'online', { qos: 1, retain: true })
       this.publishInfo()
       this.log.info({ url: redactUrl(url), protocol: this.protocolVersion }, 'connected to broker')
@@ -218,24 +259,36 @@ export class Daemon extends EventEmitter {
       this.reconnectTimer = setTimeout(() => {
         if (this.stopping) return
         this.metrics.reconnects.inc()
-        client.reconnect()
+        // Without its stores, reconnect() starts empty ones and verdicts in flight (sent, not yet acknowledged
+        // by the broker) would be lost; with them mqtt.js sends those again on the new connection.
+        client.reconnect({ incomingStore: client.incomingStore, outgoingStore: client.outgoingStore })
       }, delay)
     })
-    client.on('error', (err) => this.log.warn({ err: err.message }, 'mqtt error'))
-    client.on('message', (topic, payload, packet) => this.onMessage(topic, payload, packet))
+    client.on('error', (err) => {
+      if (err !== DEFER_ACK) this.log.warn({ err: err.message }, 'mqtt error')
+    })
+    client.on('message', (topic, payload, packet) => {
+      if (this.protocolVersion === 5 && packet.qos === 1) return // handled in onInbound
+      this.onMessage(topic, payload, packet)
+    })
   }
 
   private syncSubscriptions(): void {
     const client = this.client
     if (!client?.connected) return
-    const want = new Set(desiredFilters(this.rules, this.cfg.mqtt.requestFilter))
+    const want = new Set(desiredFilters(this.rules, this.cfg.mqtt.requestFilter, this.cfg.mqtt.shareGroup))
     const add = [...want].filter((f) => !this.subscribed.has(f))
     const drop = [...this.subscribed].filter((f) => !want.has(f))
-    if (add.length) {
-      const opts = this.protocolVersion === 5 ? { qos: this.cfg.mqtt.qos, nl: true } : { qos: this.cfg.mqtt.qos }
-      client.subscribe(add, opts, (err) => {
-        if (err) this.log.error({ err: err.message, filters: add }, 'subscribe failed')
-        else this.log.debug({ filters: add }, 'subscribed')
+    // MQTT 5 forbids no-local on shared subscriptions; plain ones keep it (the daemon never hears itself).
+    const shared = add.filter((f) => f.startsWith('$share/'))
+    const plain = add.filter((f) => !f.startsWith('$share/'))
+    for (const [filters, nl] of [[plain, this.protocolVersion === 5], [shared, false]] as const) {
+      if (filters.length === 0) continue
+      client.subscribe(filters, nl ? { qos: this.cfg.mqtt.qos, nl: true } : { qos: this.cfg.mqtt.qos }, (err, granted) => {
+        const refused = (granted ?? []).filter((g) => g.qos > 2).map((g) => g.topic)
+        if (err) this.log.error({ err: err.message, filters }, 'subscribe failed')
+        else if (refused.length > 0) this.log.error({ filters: refused }, 'subscription refused by the broker (ACL?)')
+        else this.log.debug({ filters }, 'subscribed')
       })
     }
     if (drop.length) client.unsubscribe(drop)
@@ -255,11 +308,51 @@ export class Daemon extends EventEmitter {
     this.client.publish(infoTopic(this.cfg.node.id), JSON.stringify(info), { qos: 1, retain: true })
   }
 
+  /** mqtt.js custom ack (MQTT 5): handle the message, then acknowledge now or once its verdict is out. */
+  private onInbound(topic: string, payload: Buffer, packet: IPublishPacket, done: (err: Error | number, code?: number) => void): void {
+    if (packet.qos !== 1) {
+      done(0) // QoS 2 is handled on PUBREL through the 'message' event
+      return
+    }
+    this.onMessage(topic, payload, packet)
+    const d = this.inbound?.deferred
+    this.inbound = undefined
+    if (!d || d.settled) {
+      done(0)
+      return
+    }
+    d.messageId = packet.messageId
+    done(DEFER_ACK)
+  }
+
+  /**
+   * Called by an answer path that publishes later (the model step): returns the function to call once the
+   * verdict has been handed to the broker. Until then the request is not acknowledged (MQTT 5, QoS 1), so a
+   * daemon that dies meanwhile gets it redelivered, and it is left out of dedupe snapshots.
+   */
+  private deferAck(): () => void {
+    const ctx = this.inbound
+    if (!ctx) return () => {}
+    const key = ctx.key
+    if (key !== undefined) this.pendingKeys.add(key)
+    const d: NonNullable<InboundContext['deferred']> = { gen: this.connGen, settled: false }
+    ctx.deferred = d
+    return () => {
+      if (d.settled) return
+      d.settled = true
+      if (key !== undefined) this.pendingKeys.delete(key)
+      const client = this.client
+      if (d.messageId === undefined || d.gen !== this.connGen || !client?.connected) return // the broker redelivers it
+      ;(client as unknown as { _sendPacket(p: object, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void })._sendPacket({ cmd: 'puback', messageId: d.messageId }, undefined, undefined, true)
+    }
+  }
+
   private onMessage(topic: string, payload: Buffer, packet: IPublishPacket): void {
     const t0 = performance.now()
     const now = Date.now()
     const set = this.rules! // the set this message is handled with, whatever reloads happen meanwhile
     this.engine?.expireDue()
+    this.inbound = {}
     try {
       const req = set.matchRequest(topic)
       if (req || this.isRequestTopic(topic)) {
@@ -302,6 +395,16 @@ export class Daemon extends EventEmitter {
       if (key !== undefined && this.dedupe.check(key, payload, now)) {
         this.metrics.duplicates.inc()
         this.log.debug({ topic }, 'duplicate request dropped')
+        return
+      }
+      if (key !== undefined) {
+        this.dedupeDirty = true
+        if (this.inbound) this.inbound.key = key
+      }
+      const stale = this.staleness(rule, env, parsed.body, now)
+      if (stale !== undefined) {
+        this.metrics.overloaded.inc({ inspection: inspection ?? '(unknown)' })
+        this.respond(set, rule, env, env.replyTo!, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now)
         return
       }
       if (!match) {
@@ -389,6 +492,7 @@ export class Daemon extends EventEmitter {
       ? (e: { text: string; tokens: number; ms: number }) =>
           this.publishExplain(explain.render(params), env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(triggerTopic ? { trigger_topic: triggerTopic } : {}) })
       : undefined
+    const ack = this.deferAck()
     this.engine.judge(rule, prompt, { deadline: t0 + (deadline - now), onExplain }, (model) => {
       try {
         // Out of time means the model missed its deadline even though the verdict itself is on time.
@@ -397,6 +501,8 @@ export class Daemon extends EventEmitter {
       } catch (err) {
         this.log.error({ err, inspection: rule.id }, 'internal error while answering a model verdict')
         this.metrics.errors.inc({ code: 'INTERNAL' })
+      } finally {
+        ack()
       }
     })
   }
@@ -450,7 +556,7 @@ export class Daemon extends EventEmitter {
     if (this.protocolVersion === 5) {
       opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
     }
-    this.client!.publish(to, JSON.stringify(res), opts)
+    this.send(to, JSON.stringify(res), opts)
     const inspection = res.inspection ?? '(unknown)'
     this.metrics.requests.inc({ inspection, verdict: res.verdict })
     this.metrics.latency.observe({ inspection }, latency / 1000)
@@ -461,6 +567,68 @@ export class Daemon extends EventEmitter {
     } else if (this.log.isLevelEnabled('debug')) {
       this.log.debug({ inspection, verdict: res.verdict, latency_ms: res.latency_ms }, 'verdict')
     }
+  }
+
+  /** Publishes now, or keeps the verdict in the bounded outbox while the broker is away. */
+  private send(topic: string, payload: string, opts: IClientPublishOptions): void {
+    const client = this.client
+    if (client?.connected) {
+      client.publish(topic, payload, opts)
+      return
+    }
+    // mqtt.js would queue it without bound; the outbox drops the oldest instead, and counts them.
+    if (this.outbox.push({ topic, payload, opts })) this.metrics.outboxDropped.inc()
+    this.metrics.outboxDepth.set(this.outbox.size)
+  }
+
+  /**
+   * Why a request is too old to be worth a normal verdict, or undefined. A requester that says when it sent
+   * the request (`sent-at` user property or `sent_at` field, epoch ms) or by when it needs the answer
+   * (`deadline-ms`) gets an immediate OVERLOADED answer once that time is gone: under overload, a fast honest
+   * "no verdict" beats a judgment that arrives after the part has moved on.
+   */
+  private staleness(rule: CompiledRule | undefined, env: Envelope, body: Record<string, unknown>, now: number): string | undefined {
+    const factor = this.cfg.limits.maxAgeFactor
+    if (factor <= 0) return undefined
+    if (env.deadlineMs !== undefined && env.deadlineMs <= now) return `the request's deadline passed ${now - env.deadlineMs} ms before it arrived`
+    const sentAt = env.sentAtMs ?? (typeof body.sent_at === 'number' && Number.isFinite(body.sent_at) ? body.sent_at : undefined)
+    if (sentAt === undefined) return undefined
+    const budget = rule?.budgetMs ?? this.cfg.budget.defaultMs
+    const age = now - sentAt
+    if (age > budget * factor) return `the request arrived ${Math.round(age)} ms after it was sent; the budget is ${budget} ms`
+    return undefined
+  }
+
+  private async restoreDedupe(): Promise<void> {
+    const dir = this.cfg.state.dir
+    if (dir === '') return
+    this.dedupeFile = join(dir, 'dedupe.bin')
+    const snap = await readSnapshot(this.dedupeFile)
+    if (snap) {
+      const n = this.dedupe.restore(snap, Date.now())
+      this.log.info({ entries: n, file: this.dedupeFile }, 'redelivery memory restored')
+    }
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o750 })
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message, dir }, 'state directory unusable; redeliveries after a restart may be answered twice')
+      this.dedupeFile = undefined
+      return
+    }
+    this.dedupeTimer = setInterval(() => void this.saveDedupe(), DEDUPE_SAVE_MS)
+    this.dedupeTimer.unref()
+  }
+
+  /** Writes a snapshot when something changed since the last one; one write at a time. */
+  private async saveDedupe(): Promise<void> {
+    if (!this.dedupeFile || !this.dedupeDirty) return
+    if (this.dedupeSaving) return this.dedupeSaving
+    this.dedupeDirty = false
+    const file = this.dedupeFile
+    this.dedupeSaving = saveSnapshot(file, this.dedupe.snapshot(Date.now(), this.pendingKeys))
+      .catch((e: unknown) => { this.log.warn({ err: (e as Error).message, file }, 'saving the redelivery memory failed') })
+      .finally(() => { this.dedupeSaving = undefined })
+    return this.dedupeSaving
   }
 
   /** At most 10 lines per second per error code, so a misbehaving client cannot flood the journal. */

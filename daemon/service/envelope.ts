@@ -10,6 +10,8 @@ export interface Envelope {
   correlationId?: string
   /** Absolute deadline (epoch ms) from the `deadline-ms` user property. */
   deadlineMs?: number
+  /** When the requester sent it (epoch ms), from the `sent-at` user property: tells how long it queued. */
+  sentAtMs?: number
 }
 
 export function envelopeFromPacket(packet: IPublishPacket): Envelope {
@@ -18,13 +20,18 @@ export function envelopeFromPacket(packet: IPublishPacket): Envelope {
   if (!p) return env
   if (typeof p.responseTopic === 'string' && p.responseTopic !== '') env.replyTo = p.responseTopic
   if (p.correlationData !== undefined) env.correlationData = Buffer.from(p.correlationData)
-  const d = p.userProperties?.['deadline-ms']
-  const raw = Array.isArray(d) ? d[0] : d
-  if (raw !== undefined) {
-    const n = Number(raw)
-    if (Number.isFinite(n) && n > 0) env.deadlineMs = n
-  }
+  const deadline = epochMs(p.userProperties?.['deadline-ms'])
+  if (deadline !== undefined) env.deadlineMs = deadline
+  const sentAt = epochMs(p.userProperties?.['sent-at'])
+  if (sentAt !== undefined) env.sentAtMs = sentAt
   return env
+}
+
+function epochMs(v: string | string[] | undefined): number | undefined {
+  const raw = Array.isArray(v) ? v[0] : v
+  if (raw === undefined) return undefined
+  const n = Number(raw)
+  return Number.isFinite(n) && n > 0 ? n : undefined
 }
 
 /** Fills in the 3.1.1 convention from the parsed payload where the properties gave nothing. */

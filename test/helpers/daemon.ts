@@ -9,7 +9,10 @@ import { createLogger } from '../../daemon/log/logger.js'
 import { Daemon } from '../../daemon/service/daemon.js'
 
 export function testConfig(args: string[]): Config {
-  return loadConfig({ args: ['--node-id', 'test-node', '--log-level', 'debug', ...args], env: {} })
+  const cfg = loadConfig({ args: ['--node-id', 'test-node', '--log-level', 'debug', ...args], env: {} })
+  // No state in the machine's /var/lib unless a test asks for a directory of its own.
+  if (!args.includes('--state-dir')) cfg.state.dir = ''
+  return cfg
 }
 
 export interface Running {

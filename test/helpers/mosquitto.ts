@@ -1,7 +1,7 @@
 // Starts a real mosquitto on a free loopback port for one test file, and can stop/restart it on the same
 // port to exercise reconnects. The broker is the system's `mosquitto` binary (the test command installs it).
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -69,6 +69,8 @@ export class Mosquitto {
   async startProcess(): Promise<void> {
     const conf = join(this.dir, 'mosquitto.conf')
     const o = this.opts
+    // mosquitto started as root drops to its own user, which must be able to write its persistence file here.
+    if (o.persistence) chmodSync(this.dir, 0o777)
     writeFileSync(conf, [
       `listener ${this.port} 127.0.0.1`,
       ...(o.listener ?? []),

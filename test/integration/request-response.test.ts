@@ -150,7 +150,9 @@ t.test('a QoS 1 redelivery (same correlation and payload) is answered once', asy
 t.test('deadline-ms user property tightens the budget', async (t) => {
   const past = await v5.request5(TORQUE, { torque_nm: 11, angle_deg: 700 }, { userProperties: { 'deadline-ms': String(Date.now() - 10) } })
   t.equal(past.body.deadline_missed, true)
-  t.not(past.body.verdict, 'ERROR', 'a late verdict still goes out, flagged')
+  // Arriving after its own deadline, a request gets an immediate OVERLOADED answer instead of a late verdict.
+  t.equal(past.body.verdict, 'ERROR')
+  t.equal(past.body.error?.code, 'OVERLOADED')
   const future = await v5.request5(TORQUE, { torque_nm: 11, angle_deg: 700 }, { userProperties: { 'deadline-ms': String(Date.now() + 60_000) } })
   t.equal(future.body.deadline_missed, false)
 })
