@@ -53,6 +53,11 @@ class ThreadPool {
   int size() const { return n_; }
 
   // fn(begin, end) over [0, n) in chunks of `grain`.
+  //
+  // Chunks are claimed from one 64-bit counter that carries the job's generation in its top bits, so a
+  // worker can only ever claim chunks of the job that is current. The caller waits only for workers that are
+  // running a chunk, never for one that has not woken up yet: on a busy machine (or with the pool below the
+  // event loop's priority) a descheduled worker costs nothing; the caller simply does its chunks.
   void run(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
@@ -62,31 +67,47 @@ class ThreadPool {
     }
     {
       std::lock_guard<std::mutex> g(m_);
-      fn_ = &fn;
+      fn_.store(&fn, std::memory_order_relaxed);
       total_ = n;
       grain_ = grain;
-      next_.store(0, std::memory_order_relaxed);
-      active_.store(n_ - 1, std::memory_order_relaxed);
-      gen_.fetch_add(1, std::memory_order_release);
+      const uint64_t gen = gen_.load(std::memory_order_relaxed) + 1;
+      next_.store((gen & kGenMask) << kIdxBits, std::memory_order_release);
+      gen_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
-    work();
-    // wait for the workers to leave this job
+    while (claim_and_run()) {
+    }
+    // Every chunk is claimed; wait for the workers still running one.
     int spins = 0;
-    while (active_.load(std::memory_order_acquire) != 0) {
+    while (busy_.load(std::memory_order_acquire) != 0) {
       if (++spins > 2000) std::this_thread::yield();
     }
-    fn_ = nullptr;
   }
 
  private:
-  void work() {
-    const auto& fn = *fn_;
+  static constexpr int kIdxBits = 40;
+  static constexpr uint64_t kIdxMask = (uint64_t(1) << kIdxBits) - 1;
+  static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kIdxBits)) - 1;
+
+  // Claims one chunk of the current job and runs it; false when none is left (or the job is over).
+  bool claim_and_run() {
+    busy_.fetch_add(1, std::memory_order_seq_cst);
+    uint64_t v = next_.load(std::memory_order_seq_cst);
     for (;;) {
-      int64_t b = next_.fetch_add(grain_, std::memory_order_relaxed);
-      if (b >= total_) break;
-      int64_t e = b + grain_ < total_ ? b + grain_ : total_;
-      fn(b, e);
+      const uint64_t gen = v >> kIdxBits;
+      const int64_t b = int64_t(v & kIdxMask);
+      // total_/grain_ may belong to a newer job when this worker is late; then the CAS below fails.
+      const int64_t total = total_, grain = grain_;
+      if (gen != (gen_.load(std::memory_order_acquire) & kGenMask) || b >= total) {
+        busy_.fetch_sub(1, std::memory_order_release);
+        return false;
+      }
+      const int64_t e = b + grain < total ? b + grain : total;
+      if (next_.compare_exchange_weak(v, (gen << kIdxBits) | uint64_t(e), std::memory_order_seq_cst)) {
+        (*fn_.load(std::memory_order_relaxed))(b, e);
+        busy_.fetch_sub(1, std::memory_order_release);
+        return true;
+      }
     }
   }
   void worker() {
@@ -101,8 +122,8 @@ class ThreadPool {
       }
       seen = gen_.load(std::memory_order_acquire);
       if (stop_) return;
-      work();
-      active_.fetch_sub(1, std::memory_order_acq_rel);
+      while (claim_and_run()) {
+      }
     }
   }
 
@@ -111,11 +132,12 @@ class ThreadPool {
   std::mutex m_;
   std::condition_variable cv_;
   std::atomic<uint64_t> gen_{0};
-  std::atomic<int> active_{0};
-  std::atomic<int64_t> next_{0};
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t total_ = 0, grain_ = 1;
-  bool stop_ = false;
+  std::atomic<int> busy_{0};
+  std::atomic<uint64_t> next_{0};
+  // Published by the release store of next_ that starts a job; read after a successful claim of that job.
+  std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
+  std::atomic<int64_t> total_{0}, grain_{1};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace fc
