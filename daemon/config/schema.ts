@@ -79,7 +79,7 @@ export const schemaDefinition = {
     requestFilter: { doc: 'Catch-all filter for requests, so that requests for unknown inspections get an error verdict.', format: 'mqtt-filter', default: 'flashcheck/inspect/#', ...key('mqtt.requestFilter') },
     clean: { doc: 'Start a clean session on every connect. false (default) keeps the session in the broker, so requests sent while the daemon is away are delivered when it is back.', format: Boolean, default: false, ...key('mqtt.clean') },
     sessionExpiryS: { doc: 'MQTT 5 session expiry: how long the broker keeps the session (subscriptions, queued requests) while the daemon is disconnected.', format: 'nat', default: 3600, ...key('mqtt.sessionExpiryS') },
-    shareGroup: { doc: 'Share the request topics with other instances through $share/<group>/ subscriptions (load split and failover); empty = not shared. Signal and trigger topics are never shared.', format: 'share-group', default: '', ...key('mqtt.shareGroup') },
+    shareGroup: { doc: 'Share the request topics with other instances through $share/<group>/ subscriptions (load split and failover); empty = not shared. Signal and trigger topics are never shared. Members keep no session (expiry 0), so the broker stops handing requests to a member that died.', format: 'share-group', default: '', ...key('mqtt.shareGroup') },
     receiveMaximum: { doc: 'MQTT 5 receive maximum: QoS 1/2 requests the broker may have in flight to the daemon; the rest wait in the broker.', format: 'nat', default: 1000, ...key('mqtt.receiveMaximum') },
   },
   rules: {

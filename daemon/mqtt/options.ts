@@ -36,7 +36,10 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
     will: { topic: statusTopic(cfg.node.id), payload: Buffer.from('offline'), qos: 1, retain: true },
   }
   if (protocolVersion === 5) {
-    opts.properties = { sessionExpiryInterval: m.clean ? 0 : m.sessionExpiryS, receiveMaximum: Math.max(1, Math.min(m.receiveMaximum, 65535)) }
+    // A member of a share group keeps no session: brokers (mosquitto 2.0) go on handing shared requests to a
+    // dead member's kept session, where they wait for it, instead of to the live members.
+    const expiry = m.clean || m.shareGroup !== '' ? 0 : m.sessionExpiryS
+    opts.properties = { sessionExpiryInterval: expiry, receiveMaximum: Math.max(1, Math.min(m.receiveMaximum, 65535)) }
   }
   if (m.username) opts.username = m.username
   if (m.passwordFile) opts.password = readFileFor('mqtt.passwordFile', m.passwordFile).toString('utf8').split(/\r?\n/)[0]
