@@ -1,12 +1,14 @@
 // Kernel benchmark: prefill and decode speed of the native SambaY kernel against limits measured in
 // the same run (memory bandwidth, fp32 peak), and decode cost against context length for a SambaY
-// model and its all-attention twin of equal size.
+// model and its all-attention twin of equal size. With --backend native,onnx the same checkpoints also run
+// through the exported ONNX graphs on onnxruntime's CPU provider, timed alternately with the native kernel.
 //
 //   node dist/bench/kernel/main.js [--preset large] [--ctx-preset tiny] [--ctx 1024,4096,16384,32768]
 //        [--threads N] [--checkpoint DIR,...] [--ctx-checkpoints SAMBAY_DIR,ATTN_DIR] [--cache DIR] [--json FILE]
+//        [--backend native,onnx]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { estimate, flops, stateBytesAt } from '../../daemon/model/estimate.js'
 import type { WeightDType } from '../../daemon/model/init.js'
@@ -33,7 +35,9 @@ const USAGE = `usage: node dist/bench/kernel/main.js [options]
   --ctx-max-prefill S         skip a context point whose prefill is predicted to exceed S seconds (default 300)
   --bw-bytes MIB              bandwidth buffer in MiB (default 2048)
   --cache DIR                 keep generated checkpoints here and reuse them (default: a temp dir, removed)
-  --json FILE                 also write every figure as JSON`
+  --json FILE                 also write every figure as JSON
+  --backend LIST              native (default), or native,onnx: also the exported ONNX graphs on onnxruntime's CPU
+                              provider (same checkpoints, threads and token counts, timed alternately with native)`
 
 const log = (s: string) => process.stdout.write(s + '\n')
 const fmt = (x: number, d = 1) => x.toFixed(d)
@@ -83,6 +87,112 @@ type CtxPoint = { context: number; prefillSeconds: number; msPerToken: Summary; 
 interface CtxFigures { label: string; layout: string; params: number; points: CtxPoint[] }
 
 type KernelModule = typeof import('../../daemon/model/kernel.js')
+
+interface OnnxFigures {
+  label: string
+  exportSeconds: number
+  /** Native and onnx timed alternately on the same tokens, so both see the same machine load. onnx: compute
+   *  time inside the worker (the ratio compares computation, as the native synchronous call does) and wall
+   *  time as a caller sees it (plus the message hop). */
+  prefill: { tokens: number; native: Summary; onnx: Summary; onnxWall: Summary; ratio: number }[]
+  decode: { position: number; native: Summary; onnx: Summary; onnxWall: Summary; ratio: number }
+}
+
+/** The same checkpoint through the native kernel and through its exported ONNX graphs on onnxruntime's CPU
+ *  provider (graphs exported once into the cache directory), interleaved: prefill reps alternate, decode
+ *  alternates rounds of steps. */
+async function benchOnnx(k: KernelModule, c: Checkpoint, o: Opts, tmp: string): Promise<OnnxFigures> {
+  const { OnnxBackend } = await import('../../daemon/model/onnx/backend.js')
+  const { exportOnnx, MANIFEST } = await import('../../daemon/model/onnx/export.js')
+  const { existsSync } = await import('node:fs')
+  const graphs = join(tmp, `${basename(c.dir)}-onnx`)
+  const t0 = performance.now()
+  let exported = false
+  if (!existsSync(join(graphs, MANIFEST))) {
+    await exportOnnx(c.dir, graphs)
+    exported = true
+  }
+  let b: Awaited<ReturnType<typeof OnnxBackend.load>>
+  try {
+    b = await OnnxBackend.load(c.dir, { threads: o.threads, graphs })
+  } catch {
+    // graphs cached from an older checkpoint of the same name
+    await rm(graphs, { recursive: true, force: true })
+    await exportOnnx(c.dir, graphs)
+    exported = true
+    b = await OnnxBackend.load(c.dir, { threads: o.threads, graphs })
+  }
+  const exportSeconds = (performance.now() - t0) / 1000
+  const model = k.Model.load(c.dir, { threads: o.threads })
+  const V = b.config.vocab_size
+  const rng = new Prng(3)
+  log(`\nnative vs onnx ${c.label}: graphs ${exported ? 'exported and ' : ''}loaded in ${fmt(exportSeconds, 1)} s (${graphs}), ` +
+    `onnxruntime ${b.providers.join(',')}, ${o.threads} intra-op threads; timed alternately`)
+  try {
+    const prefill: OnnxFigures['prefill'] = []
+    for (const n of o.prefill) {
+      const nat: number[] = []
+      const onx: number[] = []
+      const wall: number[] = []
+      for (let r = 0; r <= o.reps; r++) {
+        const toks = randomTokens(rng, n, V)
+        const ns = model.newState()
+        const secs = secondsOf(() => model.prefill(ns, toks))
+        ns.dispose()
+        const os = await b.newState()
+        const t1 = performance.now()
+        await b.prefill(os, toks)
+        const w = (performance.now() - t1) / 1000
+        if (r > 0) {
+          nat.push(secs)
+          onx.push(os.lastMs! / 1000)
+          wall.push(w)
+        }
+        os.dispose()
+      }
+      const f = { tokens: n, native: summarize(nat), onnx: summarize(onx), onnxWall: summarize(wall), ratio: summarize(onx).median / summarize(nat).median }
+      prefill.push(f)
+      log(`  prefill ${n} tokens: native ${fmt(n / f.native.median)} tok/s (${fmt(f.native.median, 3)} s), onnx ${fmt(n / f.onnx.median)} tok/s ` +
+        `(${fmt(f.onnx.median, 3)} s in the worker, ${fmt(f.onnxWall.median, 3)} s wall): native ${fmt(f.ratio, 2)}x faster`)
+    }
+    const prompt = randomTokens(rng, 32, V)
+    const ns = model.newState()
+    model.prefill(ns, prompt)
+    const os = await b.newState()
+    await b.prefill(os, prompt)
+    for (let i = 0; i < 4; i++) {
+      const tok = rng.nextU32() % V
+      model.step(ns, tok)
+      await b.prefill(os, Int32Array.of(tok))
+    }
+    const position = ns.position
+    const nat: number[] = []
+    const onx: number[] = []
+    const wall: number[] = []
+    const rounds = Math.min(o.steps, 8)
+    for (let r = 0; r < rounds; r++) {
+      const toks = Array.from({ length: Math.ceil(o.steps / rounds) }, () => rng.nextU32() % V)
+      for (const tok of toks) nat.push(secondsOf(() => model.step(ns, tok)) * 1000)
+      for (const tok of toks) {
+        const t1 = performance.now()
+        await b.prefill(os, Int32Array.of(tok))
+        wall.push(performance.now() - t1)
+        onx.push(os.lastMs!)
+      }
+    }
+    ns.dispose()
+    os.dispose()
+    const decode = { position, native: summarize(nat), onnx: summarize(onx), onnxWall: summarize(wall), ratio: summarize(onx).median / summarize(nat).median }
+    log(`  decode at position ${position}: native ${fmt(decode.native.median, 2)} ms/token (p99 ${fmt(decode.native.p99, 2)}), onnx ` +
+      `${fmt(decode.onnx.median, 2)} ms/token in the worker (p99 ${fmt(decode.onnx.p99, 2)}; ${fmt(decode.onnxWall.median, 2)} ms wall), ` +
+      `${rounds} alternating rounds: native ${fmt(decode.ratio, 2)}x faster`)
+    return { label: c.label, exportSeconds, prefill, decode }
+  } finally {
+    model.dispose()
+    await b.dispose()
+  }
+}
+
 
 async function benchModel(k: KernelModule, c: Checkpoint, o: Opts, peak: PeakEstimate, bwLimit: number): Promise<ModelFigures> {
   let model!: KernelModel
@@ -209,6 +319,7 @@ interface Opts {
   bwBytes: number
   cache?: string
   json?: string
+  onnx: boolean
 }
 
 function parse(argv: string[]): Opts {
@@ -219,6 +330,7 @@ function parse(argv: string[]): Opts {
       'ctx-checkpoints': { type: 'string' }, ctx: { type: 'string' }, threads: { type: 'string' }, dtype: { type: 'string' },
       prefill: { type: 'string' }, reps: { type: 'string' }, steps: { type: 'string' }, 'ctx-steps': { type: 'string' },
       'ctx-max-prefill': { type: 'string' }, 'bw-bytes': { type: 'string' }, cache: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' },
+      backend: { type: 'string' },
     },
   })
   if (v.help) {
@@ -228,6 +340,8 @@ function parse(argv: string[]): Opts {
   if (v.dtype !== undefined && v.dtype !== 'f32' && v.dtype !== 'bf16') throw new Error(`--dtype must be f32 or bf16, got "${v.dtype}"`)
   const ctxCheckpoints = v['ctx-checkpoints']?.split(',') ?? []
   if (ctxCheckpoints.length !== 0 && ctxCheckpoints.length !== 2) throw new Error('--ctx-checkpoints takes two directories: SAMBAY,ATTN')
+  const backends = (v.backend ?? 'native').split(',').map((x) => x.trim())
+  if (!backends.includes('native') || backends.some((x) => x !== 'native' && x !== 'onnx')) throw new Error(`--backend takes native or native,onnx, got "${v.backend}"`)
   return {
     presets: v.checkpoint ? [] : (v.preset ?? 'large').split(','),
     checkpoints: v.checkpoint?.split(',') ?? [],
@@ -244,6 +358,7 @@ function parse(argv: string[]): Opts {
     bwBytes: posInt(v['bw-bytes'], 'bw-bytes', 2048) * 2 ** 20,
     cache: v.cache,
     json: v.json,
+    onnx: backends.includes('onnx'),
   }
 }
 
@@ -292,7 +407,11 @@ async function main(): Promise<number> {
     // The bandwidth limit the decode goal is judged against: the best headline pass of the run.
     let bwLimit = bwBefore.headline.gbps.max
     const models: ModelFigures[] = []
-    for (const c of mains) models.push(await benchModel(k, c, o, peak, bwLimit))
+    const onnx: OnnxFigures[] = []
+    for (const c of mains) {
+      models.push(await benchModel(k, c, o, peak, bwLimit))
+      if (o.onnx) onnx.push(await benchOnnx(k, c, o, tmp))
+    }
 
     const sweeps: CtxFigures[] = []
     if (pair.length) {
@@ -322,9 +441,16 @@ async function main(): Promise<number> {
         `${m.decode.pctBandwidth >= 70 ? 'meets' : 'MISSES'} the 70% goal; prefill ${m.prefill.map((p) => `${p.tokens} tokens ${fmt(p.pctPeak)}%`).join(', ')} ` +
         `of fp32 peak: ${prefillBest >= 50 ? 'meets' : 'MISSES'} the 50% goal`)
     }
+    if (onnx.length) {
+      log('\nnative vs onnxruntime (CPU provider), timed alternately; goal: native >= 2x faster decode, >= 1.5x faster prefill:')
+      for (const x of onnx) {
+        const pre = x.prefill.map((p) => `prefill ${p.tokens} ${fmt(p.ratio, 2)}x (${p.ratio >= 1.5 ? 'meets' : 'MISSES'})`)
+        log(`  ${x.label}: ${pre.join(', ')}; decode ${fmt(x.decode.ratio, 2)}x (${x.decode.ratio >= 2 ? 'meets' : 'MISSES'})`)
+      }
+    }
     if (o.json) {
       await mkdir(dirname(o.json), { recursive: true })
-      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, loadAverage: { start: loadStart, end: loadEnd }, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, contextSweep: sweeps }, null, 2) + '\n')
+      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, loadAverage: { start: loadStart, end: loadEnd }, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, onnx, contextSweep: sweeps }, null, 2) + '\n')
       log(`figures written to ${o.json}`)
     }
     return 0
