@@ -21,12 +21,16 @@ export interface DecoderState {
 export interface PrefillOpts {
   /** Return the logits of every fed position ([T*V], row-major) instead of the last one ([V]). */
   allLogits?: boolean
+  /** Return the logits of the last n fed positions ([n*V]); only when the backend has `lastRows`. */
+  lastRows?: number
 }
 
 export interface DecoderBackend {
   readonly kind: BackendKind
   /** The checkpoint's config as the kernel parsed it (vocab_size, layers, …). */
   readonly config: ModelConfig
+  /** Supports PrefillOpts.lastRows (the native kernel runs only those rows through the cross-decoder). */
+  readonly lastRows?: boolean
   newState(): Promise<DecoderState>
   /** An independent copy of `state` (prefix caching: snapshot once, clone per request). */
   clone(state: DecoderState): Promise<DecoderState>

@@ -52,6 +52,8 @@ export interface LoadOptions {
 export interface PrefillOptions {
   /** Return the logits of every position ([T*V], row-major) instead of the last one ([V]). */
   allLogits?: boolean
+  /** Return the logits of the last n positions ([n*V]); only those run through the cross-decoder. */
+  lastRows?: number
 }
 
 /** A checkpoint could not be loaded; the message says what is wrong (file, tensor, shapes). */
@@ -77,8 +79,8 @@ interface NativeStateHandle {
 interface NativeModelHandle {
   config(): ModelConfig
   newState(): NativeStateHandle
-  forward(state: NativeStateHandle, tokens: Int32Array, all: boolean): Float32Array
-  forwardAsync(state: NativeStateHandle, tokens: Int32Array, all: boolean): Promise<Float32Array>
+  forward(state: NativeStateHandle, tokens: Int32Array, rows: boolean | number): Float32Array
+  forwardAsync(state: NativeStateHandle, tokens: Int32Array, rows: boolean | number): Promise<Float32Array>
   dispose(): void
 }
 interface NativeAddon {
@@ -135,6 +137,10 @@ function threadsOf(opts?: LoadOptions): number {
   const t = opts?.threads ?? 0
   if (!Number.isInteger(t) || t < 0) throw new RangeError(`threads must be a non-negative integer, got ${t}`)
   return t
+}
+
+function rowsOf(opts?: PrefillOptions): boolean | number {
+  return opts?.allLogits === true ? true : opts?.lastRows ?? false
 }
 
 function niceOf(opts?: LoadOptions): number {
@@ -233,7 +239,7 @@ export class Model {
   prefill(state: State, tokens: ArrayLike<number>, opts?: PrefillOptions): Float32Array {
     this.check(state)
     try {
-      return this.handle.forward(state.handle, toTokens(tokens), opts?.allLogits === true)
+      return this.handle.forward(state.handle, toTokens(tokens), rowsOf(opts))
     } catch (err) {
       throw convert(err)
     }
@@ -242,7 +248,7 @@ export class Model {
   async prefillAsync(state: State, tokens: ArrayLike<number>, opts?: PrefillOptions): Promise<Float32Array> {
     this.check(state)
     try {
-      return await this.handle.forwardAsync(state.handle, toTokens(tokens), opts?.allLogits === true)
+      return await this.handle.forwardAsync(state.handle, toTokens(tokens), rowsOf(opts))
     } catch (err) {
       throw convert(err)
     }

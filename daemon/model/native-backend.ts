@@ -20,6 +20,7 @@ class NativeDecoderState implements DecoderState {
 
 export class NativeBackend implements DecoderBackend {
   readonly kind = 'native' as const
+  readonly lastRows = true
   readonly config: ModelConfig
 
   private constructor(private readonly model: Model) {

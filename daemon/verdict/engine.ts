@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
-import type { BackendKind, DecoderBackend, DecoderState } from '../model/backend.js'
+import type { BackendKind, DecoderBackend, DecoderState, PrefillOpts } from '../model/backend.js'
 import { loadBackend, type BackendOptions } from '../model/load-backend.js'
 import type { CompiledRule, ReasonStep } from '../rules/types.js'
 import { CostModel } from './cost.js'
@@ -44,7 +44,7 @@ export interface TokenCounts {
 }
 
 export type ModelOutcome =
-  | { status: 'ok'; choice: string; confidence: number; scores: Record<string, number>; ms: number; prefix_cached: boolean; tokens: TokenCounts }
+  | { status: 'ok'; choice: string; confidence: number; scores: Record<string, number>; ms: number; prefix_cached: boolean; tokens: TokenCounts; calls: number }
   | { status: 'skipped' | 'aborted'; reason: SkipReason; detail: string; ms: number; tokens?: TokenCounts }
 
 /** decided: the checks' verdict already is the most severe any choice could give (no decoder run). */
@@ -82,6 +82,11 @@ interface RulePlan {
   labels: Int32Array[]
   /** The chat template rendered around the user prompt, when it inserts the prompt verbatim. */
   frame?: { before: string; after: string }
+  /**
+   * Label tokens fed along with the prompt's last chunk, asking for the logits of its last rows: when every
+   * multi-token label lies on this one path, all labels are scored from that single call (no label passes).
+   */
+  fold?: Int32Array
 }
 
 interface Job {
@@ -215,7 +220,7 @@ export class VerdictEngine {
       labels.forEach((l, i) => {
         if (l.length === 0) throw new Error(`rule ${rule.id}: choice '${step.choices[i]}' encodes to no tokens`)
       })
-      this.plans.set(step, { step, entry, labels, frame: this.frame(step) })
+      this.plans.set(step, { step, entry, labels, frame: this.frame(step), fold: this.foldOf(labels, step) })
     }
     for (const [key, entry] of this.entries) {
       if (next.get(key) === entry) continue
@@ -230,6 +235,18 @@ export class VerdictEngine {
     const full = this.tokenizer.render(step.system, step.staticPrefix + SENTINEL)
     const at = full.indexOf(SENTINEL)
     return at < 0 ? '' : full.slice(0, at)
+  }
+
+  /** The label path to fold into the prompt's last call, if the labels allow it (see RulePlan.fold). */
+  private foldOf(labels: Int32Array[], step: ReasonStep): Int32Array | undefined {
+    // Explanations continue from the state right after the prompt, which a fold would move past.
+    if (!this.backend.lastRows || step.explain) return undefined
+    const multi = labels.filter((l) => l.length > 1)
+    if (multi.length === 0) return undefined
+    const main = multi.reduce((a, b) => (b.length > a.length ? b : a))
+    const path = main.subarray(0, main.length - 1)
+    for (const l of multi) for (let i = 0; i < l.length - 1; i++) if (l[i] !== path[i]) return undefined
+    return path.length < 64 ? path : undefined
   }
 
   /** Splits the rendered chat around the user prompt, so requests concatenate instead of rendering Jinja. */
@@ -257,7 +274,7 @@ export class VerdictEngine {
     if (!plan) {
       // A rule outside the prepared set (should not happen): run uncached rather than fail.
       const labels = step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
-      plan = { step, entry: { key: '', tokens: new Int32Array(0), chars: -1, text: '', users: 0, retired: true }, labels }
+      plan = { step, entry: { key: '', tokens: new Int32Array(0), chars: -1, text: '', users: 0, retired: true }, labels, fold: this.foldOf(labels, step) }
     }
     return plan
   }
@@ -359,9 +376,10 @@ export class VerdictEngine {
   /** Predicted ms of the job's decoder work. */
   private estimate(job: Job): number {
     const c = this.opts.chunkTokens
+    const fold = job.plan.fold?.length ?? 0
     const feed = job.tokens.length - job.cached
-    let ms = CLONE_MS + Math.floor(feed / c) * this.cost.call(c) + this.cost.call(feed % c)
-    for (const l of job.plan.labels) if (l.length > 1) ms += CLONE_MS + this.cost.call(l.length - 1)
+    let ms = CLONE_MS + Math.floor(feed / c) * this.cost.call(c) + this.cost.call((feed % c) + fold)
+    if (!fold) for (const l of job.plan.labels) if (l.length > 1) ms += CLONE_MS + this.cost.call(l.length - 1)
     return ms
   }
 
@@ -461,9 +479,9 @@ export class VerdictEngine {
     job.estEnd = now + restMs
   }
 
-  private async timed(state: DecoderState, tokens: Int32Array, all: boolean): Promise<Float32Array> {
+  private async timed(state: DecoderState, tokens: Int32Array, opts?: PrefillOpts): Promise<Float32Array> {
     const t = performance.now()
-    const out = await this.backend.prefill(state, tokens, all ? { allLogits: true } : undefined)
+    const out = await this.backend.prefill(state, tokens, opts)
     this.cost.observe(tokens.length, state.lastMs ?? performance.now() - t)
     return out
   }
@@ -478,32 +496,45 @@ export class VerdictEngine {
     try {
       if (job.done) return
       const feed = job.tokens.subarray(job.cached)
+      const fold = job.plan.fold
       const labelsRest = (from: number): number => {
         let ms = 0
+        if (fold) return 0
         for (let i = from; i < job.plan.labels.length; i++) if (job.plan.labels[i]!.length > 1) ms += CLONE_MS + this.cost.call(job.plan.labels[i]!.length - 1)
         return ms
       }
       const feedRest = (from: number): number => {
         const n = feed.length - from
-        return Math.floor(n / c) * this.cost.call(c) + this.cost.call(n % c)
+        return Math.floor(n / c) * this.cost.call(c) + this.cost.call((n % c) + (fold?.length ?? 0))
       }
       this.checkpoint(job, CLONE_MS + feedRest(0) + labelsRest(0))
       state = job.cached > 0 ? await b.clone(job.plan.entry.state!) : await b.newState()
       let logits: Float32Array = new Float32Array(0)
-      for (let i = 0; i < feed.length; i += c) {
+      let calls = 0
+      for (let i = 0; i < feed.length; i += c, calls++) {
         this.checkpoint(job, feedRest(i) + labelsRest(0))
-        logits = await this.timed(state, feed.subarray(i, Math.min(feed.length, i + c)), false)
+        const part = feed.subarray(i, Math.min(feed.length, i + c))
+        if (fold && i + c >= feed.length) {
+          // The last chunk carries the folded label path; its last rows' logits score every label.
+          const withFold = new Int32Array(part.length + fold.length)
+          withFold.set(part)
+          withFold.set(fold, part.length)
+          logits = await this.timed(state, withFold, { lastRows: fold.length + 1 })
+        } else logits = await this.timed(state, part)
       }
       const logps: number[] = []
-      let computed = feed.length
+      let computed = feed.length + (fold?.length ?? 0)
       for (let k = 0; k < job.plan.labels.length; k++) {
         const lab = job.plan.labels[k]!
         let lp = logProbAt(logits, 0, V, lab[0]!)
-        if (lab.length > 1) {
+        if (fold) {
+          for (let j = 1; j < lab.length; j++) lp += logProbAt(logits, j * V, V, lab[j]!)
+        } else if (lab.length > 1) {
           this.checkpoint(job, labelsRest(k))
           const s = await b.clone(state)
           try {
-            const rows = await this.timed(s, lab.subarray(0, lab.length - 1), true)
+            const rows = await this.timed(s, lab.subarray(0, lab.length - 1), { allLogits: true })
+            calls++
             for (let j = 1; j < lab.length; j++) lp += logProbAt(rows, (j - 1) * V, V, lab[j]!)
           } finally {
             s.dispose()
@@ -524,6 +555,7 @@ export class VerdictEngine {
         ms: round(performance.now() - job.t0),
         prefix_cached: job.cached > 0,
         tokens: { prompt: job.tokens.length, cached: job.cached, computed },
+        calls,
       })
       if (job.onExplain && job.maxExplain > 0) {
         keep = true
@@ -562,7 +594,7 @@ export class VerdictEngine {
           this.metrics?.modelExplains.inc({ result: 'dropped' })
           return
         }
-        logits = await this.timed(ex.state, Int32Array.of(next), false)
+        logits = await this.timed(ex.state, Int32Array.of(next))
       }
       this.metrics?.modelExplains.inc({ result: 'published' })
       ex.onExplain({ text: this.tokenizer.decode(out), tokens: out.length, ms: round(performance.now() - t0) })

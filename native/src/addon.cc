@@ -277,6 +277,17 @@ static std::vector<int32_t> tokens_arg(Napi::Env env, Napi::Value v) {
   return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
 }
 
+// Third argument of forward: true = logits of every position, a number k = of the last k, else the last one.
+static int64_t tail_arg(Napi::Env env, Napi::Value v, int64_t T) {
+  if (v.IsNumber()) {
+    double k = v.As<Napi::Number>().DoubleValue();
+    if (!(k >= 1 && k <= double(T)) || k != double(int64_t(k)))
+      throw make_error(env, "logits rows must be an integer from 1 to the number of tokens", "E_INVALID_ARGUMENT");
+    return int64_t(k);
+  }
+  return v.ToBoolean() ? T : 1;
+}
+
 // Marks the state busy for the duration of a call; throws if it already is.
 static void acquire(Napi::Env env, State& s) {
   bool expected = false;
@@ -290,16 +301,16 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
   auto m = model(env);
   auto s = NativeState::from(env, info[0]);
   std::vector<int32_t> toks = tokens_arg(env, info[1]);
-  bool all = info[2].ToBoolean();
   if (toks.empty()) throw make_error(env, "at least one token is needed", "E_INVALID_ARGUMENT");
   if (s->model != m) throw make_error(env, "state belongs to another model", "E_INVALID_ARGUMENT");
+  const int64_t tail = tail_arg(env, info[2], int64_t(toks.size()));
   const int64_t V = m->config().V;
-  size_t n = size_t(all ? int64_t(toks.size()) * V : V);
+  size_t n = size_t(tail * V);
   Napi::Float32Array out = Napi::Float32Array::New(env, n);
   acquire(env, *s);
   try {
     auto t0 = std::chrono::steady_clock::now();
-    m->forward(*s, toks.data(), int64_t(toks.size()), all, out.Data());
+    m->forward_tail(*s, toks.data(), int64_t(toks.size()), tail, out.Data());
     s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   } catch (const std::invalid_argument& e) {
     s->busy = false;
@@ -317,18 +328,18 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
   auto m = model(env);
   auto s = NativeState::from(env, info[0]);
   auto toks = std::make_shared<std::vector<int32_t>>(tokens_arg(env, info[1]));
-  bool all = info[2].ToBoolean();
   if (toks->empty()) throw make_error(env, "at least one token is needed", "E_INVALID_ARGUMENT");
   if (s->model != m) throw make_error(env, "state belongs to another model", "E_INVALID_ARGUMENT");
+  const int64_t tail = tail_arg(env, info[2], int64_t(toks->size()));
   acquire(env, *s);
   const int64_t V = m->config().V;
   auto out = std::make_shared<std::vector<float>>();
   return run_async(
       env, executor(),
-      [m, s, toks, all, out, V](AsyncJob&) {
-        out->resize(size_t(all ? int64_t(toks->size()) * V : V));
+      [m, s, toks, tail, out, V](AsyncJob&) {
+        out->resize(size_t(tail * V));
         auto t0 = std::chrono::steady_clock::now();
-        m->forward(*s, toks->data(), int64_t(toks->size()), all, out->data());
+        m->forward_tail(*s, toks->data(), int64_t(toks->size()), tail, out->data());
         s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       },
       [out](Napi::Env env) -> Napi::Value {

@@ -625,7 +625,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
   linear(att.get(), qd, R, w.wo, &w.bo, out, c.H);
 }
 
-void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool last_chunk, float* logits) {
+void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool last_chunk, int64_t tail, float* logits) {
   const Config& c = cfg_;
   const int64_t H = c.H;
   const bool sambay = c.layout == "sambay";
@@ -643,16 +643,17 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
   for (int64_t li = 0; li < c.L; li++) {
     const LayerW& w = layers_[size_t(li)];
     if (sambay && li == c.h() + 2 && !all) {
-      // the cross-decoder only feeds the logits: run it on the last position only (spec section 4)
+      // the cross-decoder only feeds the logits: run it on the last `tail` positions only (spec section 4)
       if (!last_chunk) {
         head = false;
         break;
       }
-      if (rows > 1) {
-        std::memmove(x.get(), x.get() + (rows - 1) * H, size_t(H) * 4);
-        std::memmove(mem.get(), mem.get() + (rows - 1) * c.Di, size_t(c.Di) * 4);
-        p0 += rows - 1;
-        rows = 1;
+      const int64_t keep = std::min(rows, tail);
+      if (rows > keep) {
+        std::memmove(x.get(), x.get() + (rows - keep) * H, size_t(keep * H) * 4);
+        std::memmove(mem.get(), mem.get() + (rows - keep) * c.Di, size_t(keep * c.Di) * 4);
+        p0 += rows - keep;
+        rows = keep;
       }
     }
     layernorm(*pool_, x.get(), rows, H, w.ln_in_w, w.ln_in_b, c.eps, a.get());
@@ -688,26 +689,37 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
     layernorm(*pool_, x.get(), rows, H, final_w_, final_b_, c.eps, a.get());
     linear(a.get(), H, rows, lm_head_, nullptr, logits, c.V);
   } else if (last_chunk) {
-    layernorm(*pool_, x.get() + (rows - 1) * H, 1, H, final_w_, final_b_, c.eps, a.get());
-    linear(a.get(), H, 1, lm_head_, nullptr, logits, c.V);
+    const int64_t keep = std::min(rows, tail);
+    layernorm(*pool_, x.get() + (rows - keep) * H, keep, H, final_w_, final_b_, c.eps, a.get());
+    linear(a.get(), H, keep, lm_head_, nullptr, logits, c.V);
   }
 }
 
 constexpr int64_t kPrefillChunk = 256;
 
 void Model::forward(State& s, const int32_t* tokens, int64_t T, bool all, float* logits) {
+  forward_tail(s, tokens, T, all ? T : 1, logits);
+}
+
+void Model::forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tail, float* logits) {
   const Config& c = cfg_;
   if (T <= 0) throw std::invalid_argument("at least one token is needed");
+  if (tail < 1 || tail > T || (tail != T && tail > kPrefillChunk))
+    throw std::invalid_argument("logits rows must be from 1 to the number of tokens (and at most " + std::to_string(kPrefillChunk) + " unless all)");
+  const bool all = tail == T && T > 1;
   for (int64_t i = 0; i < T; i++)
     if (tokens[i] < 0 || tokens[i] >= c.V)
       throw std::invalid_argument("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                                   " is out of range [0, " + std::to_string(c.V) + ")");
   if (s.model.get() != this) throw std::invalid_argument("state belongs to another model");
   std::lock_guard<std::mutex> g(compute_mu_);
-  for (int64_t c0 = 0; c0 < T; c0 += kPrefillChunk) {
+  // The rows that need logits must lie in the last chunk: end the chunk before it early if needed.
+  for (int64_t c0 = 0; c0 < T;) {
     int64_t R = std::min(kPrefillChunk, T - c0);
+    if (!all && c0 + R < T && T - (c0 + R) < tail) R = T - tail > c0 ? T - tail - c0 : T - c0;
     bool last = c0 + R == T;
-    run_chunk(s, tokens + c0, R, all, last, all ? logits + c0 * c.V : logits);
+    run_chunk(s, tokens + c0, R, all, last, tail, all ? logits + c0 * c.V : logits);
+    c0 += R;
   }
 }
 

@@ -100,6 +100,8 @@ class Model : public std::enable_shared_from_this<Model> {
   // Runs tokens through the model, updating the state. Writes logits of every position (all=true, [T, V])
   // or of the last one ([V]). Throws std::invalid_argument for bad token ids.
   void forward(State& s, const int32_t* tokens, int64_t T, bool all, float* logits);
+  // Logits of the last `tail` positions ([tail * V]); tail 1 is a plain prefill, tail T the all-logits one.
+  void forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tail, float* logits);
   int threads() const { return pool_->size(); }
 
   int64_t param_count = 0;
@@ -112,7 +114,7 @@ class Model : public std::enable_shared_from_this<Model> {
  private:
   Model() = default;
   void bind_weights(const std::string& dir);
-  void run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool last_chunk, float* logits);
+  void run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool last_chunk, int64_t tail, float* logits);
   void linear(const float* A, int64_t lda, int64_t T, const Mat& W, const Vec* bias, float* C, int64_t ldc);
   void mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, float* out, float* mem);
   void attention(State& s, int64_t li, const LayerW& w, const float* a, int64_t R, int64_t p0, float* out);
