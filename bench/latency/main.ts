@@ -44,7 +44,7 @@ async function startDaemon(url: string): Promise<ChildProcess> {
   const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
   await watcher.subscribeAsync('flashcheck/bench/status')
   const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench'], {
+  const p = spawn(process.execPath, [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench', '--state-dir', '', '--security-allow-root', 'true'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
