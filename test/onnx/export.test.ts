@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { modelExportOnnx } from '../../daemon/cli/model-export-onnx.js'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { OnnxBackend } from '../../daemon/model/onnx/backend.js'
 import { OPSET } from '../../daemon/model/onnx/export.js'
 import { decodeModel, type GraphP } from '../../daemon/model/onnx/proto.js'
@@ -102,4 +103,26 @@ t.test('graphs of another checkpoint are refused; usage errors', async (t) => {
   const r = await capture(() => modelExportOnnx([bad, '--out', join(root, 'y')]))
   t.equal(r.code, 1)
   t.match(r.err, /model_type/)
+})
+
+t.test('runtime module and provider fallback', async (t) => {
+  const graphs = join(root, 'inline')
+  // an onnxruntime-node build given by directory, as model.onnx.runtimePath does for a TensorRT build
+  const byPath = await OnnxBackend.load(ck, { threads: 1, graphs, runtime: join(PACKAGE_ROOT, 'node_modules', 'onnxruntime-node') })
+  t.same(byPath.providers, ['cpu'])
+  await byPath.dispose()
+  await t.rejects(OnnxBackend.load(ck, { graphs, runtime: join(root, 'no-such-runtime') }), /onnxruntime could not load/)
+  // no CUDA libraries on a CPU machine: the provider is dropped with its reason, the next one serves
+  const gpu = await OnnxBackend.load(ck, { threads: 1, graphs, providers: ['cuda', 'cpu'] })
+  t.teardown(() => gpu.dispose())
+  if (gpu.providers[0] === 'cuda') {
+    t.pass('CUDA is available here')
+  } else {
+    t.same(gpu.providers, ['cpu'])
+    t.equal(gpu.dropped.length, 1)
+    t.match(gpu.dropped[0], /^cuda: /)
+    t.match(gpu.config.isa, /^onnxruntime:cpu$/)
+  }
+  const s = await gpu.newState()
+  t.equal((await gpu.prefill(s, Int32Array.of(1, 2))).length, cfg.vocab_size)
 })
