@@ -6,6 +6,8 @@ export class CostModel {
   perCallMs: number
   /** Additional ms per token in a multi-token prefill (compute-bound). */
   perTokenMs: number
+  /** ms between the kernel finishing and its result reaching the caller (thread hand-offs), capped. */
+  hopMs = 0.2
   private readonly alpha = 0.2
 
   constructor(perCallMs = 5, perTokenMs = 1) {
@@ -15,11 +17,16 @@ export class CostModel {
 
   /** Predicted ms of one call feeding `tokens` tokens. */
   call(tokens: number): number {
-    return tokens <= 0 ? 0 : this.perCallMs + (tokens - 1) * this.perTokenMs
+    return tokens <= 0 ? 0 : this.hopMs + this.perCallMs + (tokens - 1) * this.perTokenMs
   }
 
-  observe(tokens: number, ms: number): void {
+  /**
+   * One call: `ms` as measured where it ran; `wallMs`, when given, as the caller saw it. The difference is the
+   * hand-off cost, capped so that an event loop held up by a burst does not look like a slow decoder.
+   */
+  observe(tokens: number, ms: number, wallMs?: number): void {
     if (tokens <= 0 || !(ms >= 0)) return
+    if (wallMs !== undefined && wallMs >= ms) this.hopMs += this.alpha * (Math.min(wallMs - ms, 3) - this.hopMs)
     if (tokens === 1) {
       this.perCallMs += this.alpha * (ms - this.perCallMs)
       return

@@ -482,7 +482,8 @@ export class VerdictEngine {
   private async timed(state: DecoderState, tokens: Int32Array, opts?: PrefillOpts): Promise<Float32Array> {
     const t = performance.now()
     const out = await this.backend.prefill(state, tokens, opts)
-    this.cost.observe(tokens.length, state.lastMs ?? performance.now() - t)
+    const wall = performance.now() - t
+    this.cost.observe(tokens.length, state.lastMs ?? wall, wall)
     return out
   }
 
