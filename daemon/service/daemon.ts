@@ -380,6 +380,16 @@ export class Daemon extends EventEmitter {
     const env = envelopeFromPacket(packet)
     const rule = match?.rule
     const inspection = rule?.id ?? null
+    // Shedding must cost less than serving: a request whose properties already show it stale is answered
+    // before its payload is even parsed.
+    if (env.replyTo !== undefined && (env.sentAtMs !== undefined || env.deadlineMs !== undefined) && validReplyTopic(env.replyTo)) {
+      const stale = this.staleness(rule, env, undefined, now)
+      if (stale !== undefined) {
+        this.metrics.overloaded.inc({ inspection: inspection ?? '(unknown)' })
+        this.respond(set, rule, env, env.replyTo, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now)
+        return
+      }
+    }
     const parsed = this.parsePayload(payload, inspection)
     let outcome: Outcome
     if ('error' in parsed) {
@@ -536,7 +546,10 @@ export class Daemon extends EventEmitter {
 
   /** Epoch ms by which the verdict must be out: the rule's budget, or the requester's earlier deadline. */
   private deadlineOf(rule: CompiledRule | undefined, env: Envelope, now: number): number {
-    const deadline = now + (rule?.budgetMs ?? this.cfg.budget.defaultMs)
+    const budget = rule?.budgetMs ?? this.cfg.budget.defaultMs
+    let deadline = now + budget
+    // A request that says when it was sent has its budget counted from then: time queued in the broker counts.
+    if (env.sentAtMs !== undefined && env.sentAtMs + budget < deadline) deadline = env.sentAtMs + budget
     return env.deadlineMs !== undefined && env.deadlineMs < deadline ? env.deadlineMs : deadline
   }
 
@@ -587,11 +600,11 @@ export class Daemon extends EventEmitter {
    * (`deadline-ms`) gets an immediate OVERLOADED answer once that time is gone: under overload, a fast honest
    * "no verdict" beats a judgment that arrives after the part has moved on.
    */
-  private staleness(rule: CompiledRule | undefined, env: Envelope, body: Record<string, unknown>, now: number): string | undefined {
+  private staleness(rule: CompiledRule | undefined, env: Envelope, body: Record<string, unknown> | undefined, now: number): string | undefined {
     const factor = this.cfg.limits.maxAgeFactor
     if (factor <= 0) return undefined
     if (env.deadlineMs !== undefined && env.deadlineMs <= now) return `the request's deadline passed ${now - env.deadlineMs} ms before it arrived`
-    const sentAt = env.sentAtMs ?? (typeof body.sent_at === 'number' && Number.isFinite(body.sent_at) ? body.sent_at : undefined)
+    const sentAt = env.sentAtMs ?? (typeof body?.sent_at === 'number' && Number.isFinite(body.sent_at) ? body.sent_at : undefined)
     if (sentAt === undefined) return undefined
     const budget = rule?.budgetMs ?? this.cfg.budget.defaultMs
     const age = now - sentAt
