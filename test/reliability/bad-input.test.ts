@@ -221,3 +221,18 @@ t.test('empty correlation data: answered, never mistaken for a redelivery of ano
   const got = all.slice(before).map((r) => r.body.error?.code)
   t.same(got.sort(), ['BAD_INPUT', 'BAD_INPUT', 'BAD_JSON', 'NOT_OBJECT'], 'the same request twice with empty correlation data is answered twice')
 })
+
+t.test('nothing received over MQTT changes rules or configuration', async (t) => {
+  const rev = d.daemon.rulesRev
+  const rule = 'id: evil\nrequest: flashcheck/inspect/{s}/torque\nchecks:\n  - { id: c, expr: "true", on_fail: PASS }\n'
+  const topics = ['flashcheck/test-node/rules', 'flashcheck/test-node/config', 'flashcheck/test-node/reload', 'flashcheck/inspect/reload', 'flashcheck/inspect/st1/torque/rules', '$SYS/flashcheck/reload']
+  for (const tp of topics) {
+    await raw.publishAsync(tp, rule, { qos: 1 }).catch(() => undefined)
+    await raw.publishAsync(tp, JSON.stringify({ rules: { dir: '/tmp' }, mqtt: { url: 'mqtt://evil' }, reply_to: req.replyTo }), { qos: 1 }).catch(() => undefined)
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(d.daemon.rulesRev, rev, 'same rules revision')
+  const r = await req.request5(TORQUE, { torque_nm: 13, angle_deg: 700 })
+  t.equal(r.body.verdict, 'FAIL', 'the configured rule still decides')
+  t.equal(r.body.rules_rev, rev)
+})

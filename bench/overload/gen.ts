@@ -1,0 +1,181 @@
+// Shared by bench/overload and bench/soak: the daemon as its own process against a fresh mosquitto, an
+// open-loop QoS 1 load that stamps each request with `sent-at`, and per-window figures (verdicts, OVERLOADED
+// answers, late verdicts, round-trip percentiles) plus the daemon's RSS and event-loop lag.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { get } from 'node:http'
+import * as hdr from 'hdr-histogram-js'
+import mqtt, { type MqttClient } from 'mqtt'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
+import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
+
+export const REQUEST_TOPIC = 'flashcheck/inspect/st1/torque'
+export const PAYLOAD = JSON.stringify({ torque_nm: 11.2, angle_deg: 720, serial: 'SN-0001' })
+
+export interface Window {
+  sent: number
+  verdicts: number
+  overloaded: number
+  /** Normal verdicts that reached the requester after sent-at + budget. */
+  late: number
+  /** Normal verdicts the daemon itself flagged deadline_missed (its own receive-to-publish view). */
+  flagged: number
+  /** Round trip of normal verdicts, ms. */
+  p50: number
+  p99: number
+  max: number
+  /** Send to OVERLOADED answer at the requester, ms. */
+  shedP50: number
+  shedP99: number
+}
+
+export async function startDaemon(url: string, extra: string[], metricsPort: number): Promise<ChildProcess> {
+  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
+  await watcher.subscribeAsync('flashcheck/bench/status')
+  const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
+  const p = spawn(process.execPath, [join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', join(PACKAGE_ROOT, 'rules', 'examples'), '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench', '--state-dir', '', '--security-allow-root', 'true', '--metrics-port', String(metricsPort), ...extra], { stdio: ['ignore', 'inherit', 'inherit'] })
+  await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
+  await watcher.endAsync()
+  return p
+}
+
+/** Resident set of a process in MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : NaN
+  } catch {
+    return NaN
+  }
+}
+
+/** One gauge from the daemon's /metrics endpoint (e.g. nodejs_eventloop_lag_p99_seconds). */
+export function metric(port: number, name: string): Promise<number> {
+  return new Promise((resolve) => {
+    get({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
+      let body = ''
+      res.on('data', (d) => { body += String(d) })
+      res.on('end', () => {
+        const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(body)
+        resolve(m ? Number(m[1]) : NaN)
+      })
+    }).on('error', () => resolve(NaN))
+  })
+}
+
+export class Load {
+  private nextId = 0
+  private readonly sentAt = new Map<number, number>()
+  private hist = newHist()
+  private shedHist = newHist()
+  private w = { sent: 0, verdicts: 0, overloaded: 0, late: 0, flagged: 0 }
+  answered = 0
+  sentTotal = 0
+  /** MQTT 5 message expiry of each request in seconds; 0 = none. */
+  expiryS = 0
+
+  private constructor(private readonly clients: MqttClient[], private readonly replyTopics: string[], private readonly budgetMs: number) {
+    clients.forEach((c) => c.on('message', (_t, payload, packet) => this.onReply(payload, packet)))
+  }
+
+  static async connect(url: string, n: number, budgetMs: number): Promise<Load> {
+    const clients: MqttClient[] = []
+    const topics: string[] = []
+    for (let i = 0; i < n; i++) {
+      const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `bench-ovl-${process.pid}-${i}`, reconnectPeriod: 0 })
+      setNoDelay(c)
+      const t = `bench/reply/${process.pid}/${i}`
+      await c.subscribeAsync(t, { qos: 1 })
+      clients.push(c)
+      topics.push(t)
+    }
+    return new Load(clients, topics, budgetMs)
+  }
+
+  private onReply(payload: Buffer, packet: mqtt.IPublishPacket): void {
+    const cd = packet.properties?.correlationData
+    if (!cd) return
+    const id = Buffer.from(cd).readUInt32BE(0)
+    const t0 = this.sentAt.get(id)
+    if (t0 === undefined) return
+    this.sentAt.delete(id)
+    this.answered++
+    const rtt = Date.now() - t0
+    // The verdict label sits early in the JSON; a substring test keeps the generator cheap at high rates.
+    if (payload.includes('"OVERLOADED"')) {
+      this.w.overloaded++
+      this.shedHist.recordValue(Math.max(1, rtt * 1000))
+      return
+    }
+    this.w.verdicts++
+    if (rtt > this.budgetMs) this.w.late++
+    if (payload.includes('"deadline_missed":true')) this.w.flagged++
+    this.hist.recordValue(Math.max(1, rtt * 1000))
+  }
+
+  /** Sends `rate`/s (paced every millisecond) for `seconds`; calls `onWindow` every `windowS` seconds. */
+  async run(rate: number, seconds: number, windowS: number, onWindow: (w: Window, t: number) => Promise<void> | void): Promise<void> {
+    const total = Math.round(rate * seconds)
+    const start = Date.now()
+    const body = Buffer.from(PAYLOAD)
+    let next = 0
+    let nextWindow = start + windowS * 1000
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = Date.now()
+        const due = Math.min(total, Math.floor(((now - start) / 1000) * rate) + 1)
+        while (next < due) {
+          const id = this.nextId++
+          next++
+          const k = id % this.clients.length
+          const cd = Buffer.alloc(4)
+          cd.writeUInt32BE(id >>> 0)
+          const at = Date.now()
+          this.sentAt.set(id >>> 0, at)
+          this.w.sent++
+          this.sentTotal++
+          // A PLC would not wait for a verdict seconds old: a 1 s message expiry lets the broker drop what
+          // it could not deliver in time (MQTT 5), which bounds its queue under overload.
+          this.clients[k]!.publish(REQUEST_TOPIC, body, { qos: 1, properties: { responseTopic: this.replyTopics[k], correlationData: cd, messageExpiryInterval: this.expiryS || undefined, userProperties: { 'sent-at': String(at) } } })
+        }
+        if (now >= nextWindow) {
+          nextWindow += windowS * 1000
+          void onWindow(this.take(), (now - start) / 1000)
+        }
+        if (next >= total) resolve()
+        else setTimeout(tick, 1)
+      }
+      tick()
+    })
+  }
+
+  /** Waits up to `ms` for the answers still due; returns how many never came. */
+  async drain(ms: number): Promise<number> {
+    const end = Date.now() + ms
+    while (this.sentAt.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+    return this.sentAt.size
+  }
+
+  take(): Window {
+    const h = this.hist
+    const s = this.shedHist
+    const w: Window = { ...this.w, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, max: h.maxValue / 1000, shedP50: s.getValueAtPercentile(50) / 1000, shedP99: s.getValueAtPercentile(99) / 1000 }
+    h.destroy()
+    s.destroy()
+    this.hist = newHist()
+    this.shedHist = newHist()
+    this.w = { sent: 0, verdicts: 0, overloaded: 0, late: 0, flagged: 0 }
+    return w
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.endAsync(true)))
+  }
+}
+
+function newHist() {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 100_000_000, numberOfSignificantValueDigits: 3 })
+}
+
+export const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-')
