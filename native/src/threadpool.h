@@ -67,11 +67,15 @@ class ThreadPool {
     }
     {
       std::lock_guard<std::mutex> g(m_);
+      const uint64_t gen = gen_.load(std::memory_order_relaxed) + 1;
+      // Close the counter under the new generation first: a worker still looking at the previous job can
+      // then never claim a chunk against the new job's size and function (it would run a chunk twice, and
+      // the selective scan updates its state in place).
+      next_.store(((gen & kGenMask) << kIdxBits) | kIdxMask, std::memory_order_seq_cst);
       fn_.store(&fn, std::memory_order_relaxed);
       total_ = n;
       grain_ = grain;
-      const uint64_t gen = gen_.load(std::memory_order_relaxed) + 1;
-      next_.store((gen & kGenMask) << kIdxBits, std::memory_order_release);
+      next_.store((gen & kGenMask) << kIdxBits, std::memory_order_seq_cst);
       gen_.store(gen, std::memory_order_release);
     }
     cv_.notify_all();
