@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { get } from 'node:http'
-import * as hdr from 'hdr-histogram-js'
+import { Worker } from 'node:worker_threads'
 import mqtt, { type MqttClient } from 'mqtt'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
@@ -66,18 +66,13 @@ export function metric(port: number, name: string): Promise<number> {
 
 export class Load {
   private nextId = 0
-  private readonly sentAt = new Map<number, number>()
-  private hist = newHist()
-  private shedHist = newHist()
-  private w = { sent: 0, verdicts: 0, overloaded: 0, late: 0, flagged: 0 }
-  answered = 0
+  private windowSent = 0
   sentTotal = 0
   /** MQTT 5 message expiry of each request in seconds; 0 = none. */
   expiryS = 0
+  private queue: Promise<unknown> = Promise.resolve()
 
-  private constructor(private readonly clients: MqttClient[], private readonly replyTopics: string[], private readonly budgetMs: number) {
-    clients.forEach((c) => c.on('message', (_t, payload, packet) => this.onReply(payload, packet)))
-  }
+  private constructor(private readonly clients: MqttClient[], private readonly replyTopics: string[], private readonly receiver: Worker) {}
 
   static async connect(url: string, n: number, budgetMs: number): Promise<Load> {
     const clients: MqttClient[] = []
@@ -85,33 +80,25 @@ export class Load {
     for (let i = 0; i < n; i++) {
       const c = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: `bench-ovl-${process.pid}-${i}`, reconnectPeriod: 0 })
       setNoDelay(c)
-      const t = `bench/reply/${process.pid}/${i}`
-      await c.subscribeAsync(t, { qos: 1 })
       clients.push(c)
-      topics.push(t)
+      topics.push(`bench/reply/${process.pid}/${i}`)
     }
-    return new Load(clients, topics, budgetMs)
+    const receiver = new Worker(new URL('./receiver.js', import.meta.url), { workerData: { url, filter: `bench/reply/${process.pid}/+`, budgetMs } })
+    await new Promise<void>((resolve, reject) => {
+      receiver.once('message', () => resolve())
+      receiver.once('error', reject)
+    })
+    return new Load(clients, topics, receiver)
   }
 
-  private onReply(payload: Buffer, packet: mqtt.IPublishPacket): void {
-    const cd = packet.properties?.correlationData
-    if (!cd) return
-    const id = Buffer.from(cd).readUInt32BE(0)
-    const t0 = this.sentAt.get(id)
-    if (t0 === undefined) return
-    this.sentAt.delete(id)
-    this.answered++
-    const rtt = Date.now() - t0
-    // The verdict label sits early in the JSON; a substring test keeps the generator cheap at high rates.
-    if (payload.includes('"OVERLOADED"')) {
-      this.w.overloaded++
-      this.shedHist.recordValue(Math.max(1, rtt * 1000))
-      return
-    }
-    this.w.verdicts++
-    if (rtt > this.budgetMs) this.w.late++
-    if (payload.includes('"deadline_missed":true')) this.w.flagged++
-    this.hist.recordValue(Math.max(1, rtt * 1000))
+  /** One request/answer exchange with the receiver thread at a time. */
+  private ask<T>(m: string): Promise<T> {
+    const next = this.queue.then(() => new Promise<T>((resolve) => {
+      this.receiver.once('message', (v: T) => resolve(v))
+      this.receiver.postMessage(m)
+    }))
+    this.queue = next.catch(() => undefined)
+    return next
   }
 
   /** Sends `rate`/s (paced every millisecond) for `seconds`; calls `onWindow` every `windowS` seconds. */
@@ -129,11 +116,11 @@ export class Load {
           const id = this.nextId++
           next++
           const k = id % this.clients.length
-          const cd = Buffer.alloc(4)
-          cd.writeUInt32BE(id >>> 0)
+          const cd = Buffer.alloc(12)
+          cd.writeUInt32BE(id >>> 0, 0)
           const at = Date.now()
-          this.sentAt.set(id >>> 0, at)
-          this.w.sent++
+          cd.writeDoubleBE(at, 4)
+          this.windowSent++
           this.sentTotal++
           // A PLC would not wait for a verdict seconds old: a 1 s message expiry lets the broker drop what
           // it could not deliver in time (MQTT 5), which bounds its queue under overload.
@@ -141,7 +128,7 @@ export class Load {
         }
         if (now >= nextWindow) {
           nextWindow += windowS * 1000
-          void onWindow(this.take(), (now - start) / 1000)
+          void this.take().then((w) => onWindow(w, (now - start) / 1000))
         }
         if (next >= total) resolve()
         else setTimeout(tick, 1)
@@ -153,29 +140,32 @@ export class Load {
   /** Waits up to `ms` for the answers still due; returns how many never came. */
   async drain(ms: number): Promise<number> {
     const end = Date.now() + ms
-    while (this.sentAt.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
-    return this.sentAt.size
+    let answered = 0
+    while (Date.now() < end) {
+      answered = (await this.ask<{ answered: number }>('answered')).answered
+      if (answered >= this.sentTotal) break
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    return this.sentTotal - answered
   }
 
-  take(): Window {
-    const h = this.hist
-    const s = this.shedHist
-    const w: Window = { ...this.w, p50: h.getValueAtPercentile(50) / 1000, p99: h.getValueAtPercentile(99) / 1000, max: h.maxValue / 1000, shedP50: s.getValueAtPercentile(50) / 1000, shedP99: s.getValueAtPercentile(99) / 1000 }
-    h.destroy()
-    s.destroy()
-    this.hist = newHist()
-    this.shedHist = newHist()
-    this.w = { sent: 0, verdicts: 0, overloaded: 0, late: 0, flagged: 0 }
+  async answered(): Promise<number> {
+    return (await this.ask<{ answered: number }>('answered')).answered
+  }
+
+  async take(): Promise<Window> {
+    const r = await this.ask<Omit<Window, 'sent'> & { answered: number }>('take')
+    const w: Window = { ...r, sent: this.windowSent }
+    this.windowSent = 0
     return w
   }
 
   async close(): Promise<void> {
+    this.receiver.postMessage('close')
     await Promise.all(this.clients.map((c) => c.endAsync(true)))
+    await this.receiver.terminate()
   }
 }
 
-function newHist() {
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 100_000_000, numberOfSignificantValueDigits: 3 })
-}
 
 export const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-')

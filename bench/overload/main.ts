@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     console.log(`bench/overload: budget ${BUDGET_MS} ms, limits.maxAgeFactor ${values['max-age-factor']}, ${values.clients} MQTT 5 requesters, QoS 1, sent-at on every request`)
     await load.run(500, 2, 2, () => {}) // warm-up
     await load.drain(2000)
-    load.take()
+    await load.take()
 
     let capacity = Number(values.capacity)
     if (!capacity) {
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
       for (const rate of [500, 1000, 1500, 2000, 3000, 4000, 5000, 6000, 8000, 10000]) {
         await load.run(rate, 4, 1000, () => {})
         const missing = await load.drain(2000)
-        const w = load.take()
+        const w = await load.take()
         const ok = missing === 0 && w.overloaded === 0 && w.late === 0 && w.p99 <= BUDGET_MS
         row(`${rate}/s`, w, `  unanswered ${missing}${ok ? '' : '  <- over capacity'}`)
         if (!ok) break
@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     })
     const actual = (load.sentTotal - sentBefore) / ((Date.now() - t0) / 1000)
     const unanswered = await load.drain(30_000)
-    const tail = load.take()
+    const tail = await load.take()
     windows.push(tail)
     row('drain', tail)
     const sum = (k: 'sent' | 'verdicts' | 'overloaded' | 'late' | 'flagged') => windows.reduce((a, w) => a + w[k], 0)

@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     const avg = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length
     const sorted = rows.map((r) => r.p99).sort((a, b) => a - b)
     console.log('')
-    console.log(`sent ${load.sentTotal}, answered ${load.answered}, unanswered ${unanswered}, late ${rows.reduce((a, r) => a + r.late, 0)}, OVERLOADED ${rows.reduce((a, r) => a + r.overloaded, 0)}`)
+    console.log(`sent ${load.sentTotal}, answered ${await load.answered()}, unanswered ${unanswered}, late ${rows.reduce((a, r) => a + r.late, 0)}, OVERLOADED ${rows.reduce((a, r) => a + r.overloaded, 0)}`)
     console.log(`RSS: first minute ${f(avg(firstMin.map((r) => r.rss)), 0)} MiB, last minute ${f(avg(lastMin.map((r) => r.rss)), 0)} MiB, growth ${f(avg(lastMin.map((r) => r.rss)) - avg(firstMin.map((r) => r.rss)), 1)} MiB; max ${f(Math.max(...rows.map((r) => r.rss)), 0)} MiB`)
     console.log(`heap used: first minute ${f(avg(firstMin.map((r) => r.heap)), 1)} MiB, last minute ${f(avg(lastMin.map((r) => r.heap)), 1)} MiB`)
     console.log(`event-loop lag p99: median over windows ${f(rows.map((r) => r.lag).sort((a, b) => a - b)[Math.floor(rows.length / 2)]!, 1)} ms, max ${f(Math.max(...rows.map((r) => r.lag)), 1)} ms`)

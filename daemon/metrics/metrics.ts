@@ -24,6 +24,7 @@ export class Metrics {
   readonly modelExplains = new Counter({ name: 'flashcheck_model_explanations_total', help: 'Explanations by result (published, dropped under load, failed)', labelNames: ['result'] as const, registers: [this.registry] })
   readonly outboxDepth = new Gauge({ name: 'flashcheck_outbox_depth', help: 'Verdicts waiting for the broker connection', registers: [this.registry] })
   readonly outboxDropped = new Counter({ name: 'flashcheck_outbox_dropped_total', help: 'Verdicts dropped because the outbox was full (oldest first)', registers: [this.registry] })
+  readonly shedDropped = new Counter({ name: 'flashcheck_overloaded_dropped_total', help: 'OVERLOADED answers dropped because the connection to the broker was backed up or down', registers: [this.registry] })
   readonly overloaded = new Counter({ name: 'flashcheck_overloaded_total', help: 'Requests answered OVERLOADED because they arrived older than their budget allows', labelNames: ['inspection'] as const, registers: [this.registry] })
   readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
 

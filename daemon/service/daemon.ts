@@ -52,6 +52,9 @@ interface InboundContext {
 /** Passed to mqtt.js as the custom-ack "error" that withholds the PUBACK; filtered from the error log. */
 const DEFER_ACK = new Error('PUBACK deferred until the verdict is published')
 
+/** Bytes waiting in the socket above which OVERLOADED answers are dropped (and counted) instead of queued. */
+const SHED_WRITE_BACKLOG = 4 << 20
+
 /** Snapshots of the redelivery memory go to state.dir at most this often. */
 const DEDUPE_SAVE_MS = 1000
 
@@ -386,7 +389,7 @@ export class Daemon extends EventEmitter {
       const stale = this.staleness(rule, env, undefined, now)
       if (stale !== undefined) {
         this.metrics.overloaded.inc({ inspection: inspection ?? '(unknown)' })
-        this.respond(set, rule, env, env.replyTo, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now)
+        this.respond(set, rule, env, env.replyTo, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now, false, true)
         return
       }
     }
@@ -414,7 +417,7 @@ export class Daemon extends EventEmitter {
       const stale = this.staleness(rule, env, parsed.body, now)
       if (stale !== undefined) {
         this.metrics.overloaded.inc({ inspection: inspection ?? '(unknown)' })
-        this.respond(set, rule, env, env.replyTo!, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now)
+        this.respond(set, rule, env, env.replyTo!, errorResult(inspection, { code: 'OVERLOADED', message: stale }), t0, now, false, true)
         return
       }
       if (!match) {
@@ -553,7 +556,7 @@ export class Daemon extends EventEmitter {
     return env.deadlineMs !== undefined && env.deadlineMs < deadline ? env.deadlineMs : deadline
   }
 
-  private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number, modelMissed = false): void {
+  private respond(set: RuleSet, rule: CompiledRule | undefined, env: Envelope, to: string, outcome: Outcome, t0: number, now: number, modelMissed = false, shedding = false): void {
     const deadline = this.deadlineOf(rule, env, now)
     const latency = performance.now() - t0
     const late = now + latency > deadline
@@ -569,7 +572,8 @@ export class Daemon extends EventEmitter {
     if (this.protocolVersion === 5) {
       opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
     }
-    this.send(to, JSON.stringify(res), opts)
+    if (shedding) this.sendShed(to, JSON.stringify(res), opts)
+    else this.send(to, JSON.stringify(res), opts)
     const inspection = res.inspection ?? '(unknown)'
     this.metrics.requests.inc({ inspection, verdict: res.verdict })
     this.metrics.latency.observe({ inspection }, latency / 1000)
@@ -592,6 +596,21 @@ export class Daemon extends EventEmitter {
     // mqtt.js would queue it without bound; the outbox drops the oldest instead, and counts them.
     if (this.outbox.push({ topic, payload, opts })) this.metrics.outboxDropped.inc()
     this.metrics.outboxDepth.set(this.outbox.size)
+  }
+
+  /**
+   * An OVERLOADED answer goes out at QoS 0: under overload the broker is slow to acknowledge, and thousands of
+   * QoS 1 answers waiting for PUBACKs are what grew the daemon's memory. When the socket itself is backed up the
+   * answer is dropped and counted; the requester's own timeout (or message expiry) covers it.
+   */
+  private sendShed(topic: string, payload: string, opts: IClientPublishOptions): void {
+    const client = this.client
+    const backlog = (client?.stream as { writableLength?: number } | undefined)?.writableLength ?? 0
+    if (!client?.connected || backlog > SHED_WRITE_BACKLOG) {
+      this.metrics.shedDropped.inc()
+      return
+    }
+    client.publish(topic, payload, { ...opts, qos: 0 })
   }
 
   /**
