@@ -243,7 +243,7 @@ export class Daemon extends EventEmitter {
       this.subscribed.clear()
       this.syncSubscriptions()
       // Verdicts held while the broker was away go first, in order, before redelivered requests are read.
-      const flushed = this.outbox.flush(() => client.connected, (item) => this.send(item.topic, item.payload, item.opts))
+      const flushed = this.outbox.flush(() => client.connected, (item) => this.send(item.topic, item.payload, item.opts, item.key))
       this.metrics.outboxDepth.set(this.outbox.size)
       if (flushed > 0) this.log.info({ verdicts: flushed }, 'outbox flushed')
       client.publish(statusTopic(this.cfg.node.id), 'online', { qos: 1, retain: true })
@@ -412,6 +412,9 @@ export class Daemon extends EventEmitter {
       }
       if (key !== undefined) {
         this.dedupeDirty = true
+        // Until the broker acknowledges the answer it may still be lost (a killed process's socket buffers go
+        // with it), so the key stays out of snapshots: after a restart the redelivered request is answered.
+        this.pendingKeys.add(key)
         if (this.inbound) this.inbound.key = key
       }
       const stale = this.staleness(rule, env, parsed.body, now)
@@ -587,14 +590,19 @@ export class Daemon extends EventEmitter {
   }
 
   /** Publishes now, or keeps the verdict in the bounded outbox while the broker is away. */
-  private send(topic: string, payload: string, opts: IClientPublishOptions): void {
+  private send(topic: string, payload: string, opts: IClientPublishOptions, key = this.inbound?.key): void {
     const client = this.client
     if (client?.connected) {
-      client.publish(topic, payload, opts)
+      if (key === undefined) client.publish(topic, payload, opts)
+      else if (!opts.qos) {
+        client.publish(topic, payload, opts)
+        this.pendingKeys.delete(key)
+      } else client.publish(topic, payload, opts, () => this.pendingKeys.delete(key))
       return
     }
     // mqtt.js would queue it without bound; the outbox drops the oldest instead, and counts them.
-    if (this.outbox.push({ topic, payload, opts })) this.metrics.outboxDropped.inc()
+    const done = key === undefined ? undefined : (dropped: boolean) => { if (dropped) this.pendingKeys.delete(key) }
+    if (this.outbox.push({ topic, payload, opts, key, done })) this.metrics.outboxDropped.inc()
     this.metrics.outboxDepth.set(this.outbox.size)
   }
 

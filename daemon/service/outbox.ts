@@ -7,7 +7,9 @@ export interface OutboxItem {
   topic: string
   payload: string
   opts: IClientPublishOptions
-  /** Called once the item has been handed to the broker (or dropped: `dropped` true). */
+  /** The dedupe key of the request this answers, if any. */
+  key?: string
+  /** Called with true when the item is dropped to make room (it will never be sent). */
   done?: (dropped: boolean) => void
 }
 
