@@ -142,3 +142,33 @@ t.test('argument errors and one call per state', async (t) => {
   await onnx.dispose() // idempotent
   await t.rejects(onnx.newState(), { code: 'E_DISPOSED' })
 })
+
+t.test('lastRows: logits of the last k positions, across prefill chunks, as the native kernel', async (t) => {
+  const [, cfg, opts] = cases[0]!
+  const dir = join(root, 'last-rows')
+  writeCheckpoint(dir, cfg, opts)
+  const V = cfg.vocab_size
+  const native = await NativeBackend.load(dir, 1)
+  // chunk 16: k = 20 of 40 spans the last two chunks
+  const onnx = await OnnxBackend.load(dir, { threads: 1, chunk: 16 })
+  t.teardown(async () => {
+    await native.dispose()
+    await onnx.dispose()
+  })
+  t.equal(onnx.lastRows, true)
+  for (const [T, k] of [[5, 1], [5, 2], [5, 5], [40, 3], [40, 20], [40, 40], [1, 1]] as const) {
+    const x = toks(T, V, T * 7 + k)
+    const a = await onnx.newState()
+    const b = await native.newState()
+    const ro = await onnx.prefill(a, x, { lastRows: k })
+    const rn = await native.prefill(b, x, { lastRows: k })
+    t.equal(ro.length, k * V, `T=${T} k=${k}: ${k} rows`)
+    t.ok(maxRelErr(ro, rn, k, V) <= LIMIT, `T=${T} k=${k}: rows agree with native`)
+    const y = toks(3, V, 5)
+    t.ok(maxRelErr(await onnx.prefill(a, y), await native.prefill(b, y), 1, V) <= LIMIT, `T=${T} k=${k}: states continue alike`)
+  }
+  const s = await onnx.newState()
+  await t.rejects(onnx.prefill(s, toks(4, V, 1), { lastRows: 5 }), { code: 'E_INVALID_ARGUMENT', message: /logits rows must be an integer/ })
+  await t.rejects(onnx.prefill(s, toks(4, V, 1), { lastRows: 1.5 }), { code: 'E_INVALID_ARGUMENT' })
+  t.equal(s.position, 0, 'a refused call consumes nothing')
+})

@@ -83,6 +83,8 @@ const WORKER_URL = new URL(`./worker${extname(fileURLToPath(import.meta.url))}`,
 
 export class OnnxBackend implements DecoderBackend {
   readonly kind = 'onnx' as const
+  /** PrefillOpts.lastRows: the prefill graph runs the cross-decoder and head on those rows only. */
+  readonly lastRows = true
   private readonly pending = new Map<number, { resolve: (r: Reply & { ok: true }) => void; reject: (e: Error) => void }>()
   private nextId = 1
   private dead: Error | undefined
@@ -213,9 +215,17 @@ export class OnnxBackend implements DecoderBackend {
       const t = tokens[i]!
       if (t < 0 || t >= V) throw new KernelError(`token id ${t} at index ${i} is out of range [0, ${V})`, 'E_INVALID_ARGUMENT')
     }
+    let rows = 1
+    if (opts?.allLogits === true) rows = tokens.length
+    else if (opts?.lastRows !== undefined) {
+      rows = opts.lastRows
+      if (!Number.isInteger(rows) || rows < 1 || rows > tokens.length) {
+        throw new KernelError('logits rows must be an integer from 1 to the number of tokens', 'E_INVALID_ARGUMENT')
+      }
+    }
     s.busy = true
     try {
-      const r = await this.call({ op: 'run', state: s.id, tokens: Int32Array.from(tokens), all: opts?.allLogits === true })
+      const r = await this.call({ op: 'run', state: s.id, tokens: Int32Array.from(tokens), rows })
       s.position += tokens.length
       s.lastMs = r.ms
       return r.logits!

@@ -25,7 +25,8 @@ export type Request =
   | { id: number; op: 'new' }
   | { id: number; op: 'clone'; state: number }
   | { id: number; op: 'free'; state: number }
-  | { id: number; op: 'run'; state: number; tokens: Int32Array; all: boolean }
+  /** rows: how many trailing positions' logits to return (1 = the last, tokens.length = all). */
+  | { id: number; op: 'run'; state: number; tokens: Int32Array; rows: number }
   | { id: number; op: 'close' }
 
 export type Reply =
@@ -88,19 +89,22 @@ async function main(): Promise<void> {
     return s
   }
 
-  /** Runs tokens through the state; returns the last row's logits, or every row's. */
-  const run = async (st: Feeds, tokens: Int32Array, all: boolean): Promise<Float32Array> => {
+  /** Runs tokens through the state in chunks; returns the logits of the last `rows` positions. The wanted
+   *  rows are a suffix of the sequence, so in each chunk they are a suffix too: the prefill graph's
+   *  last_rows input asks for exactly those. */
+  const run = async (st: Feeds, tokens: Int32Array, rows: number): Promise<Float32Array> => {
     const parts: Float32Array[] = []
+    const from = tokens.length - rows
     for (let c0 = 0; c0 < tokens.length; c0 += init.chunk) {
       const chunk = tokens.subarray(c0, Math.min(tokens.length, c0 + init.chunk))
       const T = chunk.length
-      const last = c0 + T === tokens.length
+      const want = c0 + T - Math.max(c0, from)
       const feeds: Feeds = { ...st, tokens: new ort.Tensor('int32', Int32Array.from(chunk), [T]) }
       const session = T === 1 ? decode : prefill
-      if (T > 1) feeds.last_rows = new ort.Tensor('int64', BigInt64Array.of(BigInt(all ? T : 1)), [1])
+      if (T > 1) feeds.last_rows = new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.max(1, want))), [1])
       const out = await session.run(feeds)
       for (const s of init.states) st[s.name] = out[s.name.replace(/^past\./, 'present.')]!
-      if (all || last) parts.push(out.logits!.data as Float32Array)
+      if (want > 0) parts.push(out.logits!.data as Float32Array)
     }
     if (parts.length === 1) return parts[0]!
     const res = new Float32Array(parts.reduce((n, p) => n + p.length, 0))
@@ -140,7 +144,7 @@ async function main(): Promise<void> {
             // run on a copy so that a failed run leaves the state as it was
             const next = { ...st }
             const t0 = performance.now()
-            const logits = await run(next, m.tokens, m.all)
+            const logits = await run(next, m.tokens, m.rows)
             const ms = performance.now() - t0
             Object.assign(st, next)
             // a logits view may share its buffer with ORT's output arena: copy when it does not own it
