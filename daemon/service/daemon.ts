@@ -131,6 +131,9 @@ export class Daemon extends EventEmitter {
       )
       await this.engine.prepare(res.set.rules)
       this.log.info({ dir: m.dir, backend: m.backend, layout: this.engine.backend.config.layout, params: this.engine.backend.config.param_count }, 'model loaded')
+      // An onnx execution provider that failed to load (no TensorRT libraries, no GPU) was dropped: say why.
+      const b = this.engine.backend as { providers?: string[]; dropped?: string[] }
+      if (b.dropped?.length) this.log.warn({ providers: b.providers, dropped: b.dropped }, 'onnx execution providers dropped; running on the rest')
     }
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
