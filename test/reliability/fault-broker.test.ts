@@ -17,7 +17,7 @@ async function startDaemon(url: string, stateDir: string) {
   return cliProcess(['run', '--mqtt-url', url, '--rules-dir', RULES, '--rules-watch', 'false', '--node-id', 'fault', '--state-dir', stateDir, '--mqtt-reconnect-min-ms', '50', '--mqtt-reconnect-max-ms', '250', '--log-level', 'info'], /connected to broker/)
 }
 
-function report(t: Tap.Test, what: string, c: Counts): void {
+function report(t: { comment(msg: string): void }, what: string, c: Counts): void {
   t.comment(`${what}: sent ${c.sent}, answered ${c.answered}, answered twice ${c.answeredTwice}, lost ${c.lost}, identical copies redelivered by QoS 1 ${c.redelivered}`)
 }
 
