@@ -26,8 +26,9 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
   const opts: IClientOptions = {
     clientId: m.clientId,
     protocolVersion,
-    // A kept session makes the broker queue requests for the daemon while it is away (restart, crash).
-    clean: m.clean,
+    // A kept session makes the broker queue requests for the daemon while it is away (restart, crash). A share
+    // group member starts clean: an old kept session's plain request subscriptions would double its deliveries.
+    clean: m.clean || m.shareGroup !== '',
     keepalive: m.keepaliveS,
     // Reconnects are scheduled by the daemon with exponential backoff; subscriptions are restored by it too.
     reconnectPeriod: 0,

@@ -103,4 +103,5 @@ t.test('connect options: a kept session by default, MQTT 5 expiry and receive ma
   t.equal(clientOptions(cfg, 4).properties, undefined)
   const shared = clientOptions(loadConfig({ args: ['--node-id', 'n1', '--mqtt-share-group', 'g'], env: {} }), 5)
   t.equal(shared.properties?.sessionExpiryInterval, 0, 'a share-group member keeps no session')
+  t.equal(shared.clean, true, '... and starts without an old one')
 })
