@@ -36,8 +36,9 @@ export class CostModel {
   }
 
   /** Replaces the estimates outright (calibration at load). */
-  set(perCallMs: number, perTokenMs: number): void {
+  set(perCallMs: number, perTokenMs: number, hopMs = this.hopMs): void {
     this.perCallMs = perCallMs
     this.perTokenMs = Math.max(0, perTokenMs)
+    this.hopMs = hopMs
   }
 }

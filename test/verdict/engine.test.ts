@@ -186,7 +186,7 @@ t.test('a job that overruns is settled at the deadline minus the guard', async (
   const e = await engine({ chunkTokens: 1 })
   await e.prepare([r])
   // Pretend decoder calls are nearly free so admission lets the job in; real calls then overrun.
-  e.cost.set(0.001, 0.0001)
+  e.cost.set(0.001, 0.0001, 0)
   const deadline = soon(12)
   const o = await judge(e, r, PROMPT + ' Consider the angle window and the spindle vibration too.', { deadline })
   const at = performance.now()
