@@ -36,7 +36,8 @@ set +e
 npx tap -R tap "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 set -e
-summary="$(grep -E '^# \{ total: [0-9]+' "$out" | tail -n 1)"
+# -a: test output can carry raw bytes (malformed-input tests), which would make grep call the file binary.
+summary="$(grep -a -E '^# \{ total: [0-9]+' "$out" | tail -n 1)"
 total="$(sed -nE 's/.*total: ([0-9]+).*/\1/p' <<<"$summary")"
 pass="$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")"
 fail="$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")"

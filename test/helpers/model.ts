@@ -30,7 +30,7 @@ export function ruleDir(fx: ModelFixture, name: string, files: Record<string, st
 }
 
 /** A reason rule over a screw joint; `extra` lines are appended inside `reason:`. */
-export function jointRule(o: { id?: string; topic?: string; choices?: string; verdicts?: string; fallback?: string; minConfidence?: number; budgetMs?: number; extra?: string; prefix?: string; combine?: string } = {}): string {
+export function jointRule(o: { id?: string; topic?: string; choices?: string; verdicts?: string; fallback?: string; minConfidence?: number; budgetMs?: number; extra?: string; prefix?: string; suffix?: string; combine?: string } = {}): string {
   return [
     `id: ${o.id ?? 'joint-ai'}`,
     `request: ${o.topic ?? 'flashcheck/inspect/{station}/joint'}`,
@@ -46,7 +46,7 @@ export function jointRule(o: { id?: string; topic?: string; choices?: string; ve
     '    on_fail: FAIL',
     'reason:',
     '  prompt: |',
-    `    ${o.prefix ?? 'Screw joint at station'} {station}: torque {torque} Nm, angle {angle} deg. Checks: {checks}. Verdict?`,
+    `    ${o.prefix ?? 'Screw joint at station'} {station}: torque {torque} Nm, angle {angle} deg. Checks: {checks}.${o.suffix ?? ''} Verdict?`,
     '  system: "You are a quality inspector. Answer with one word."',
     `  choices: ${o.choices ?? '[PASS, REWORK, FAIL]'}`,
     `  min_confidence: ${o.minConfidence ?? 0}`,

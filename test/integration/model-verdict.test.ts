@@ -47,7 +47,8 @@ t.before(async () => {
     // Generous budgets where a test is about what the answer says, not when: other processes share these cores.
     'joint.yaml': jointRule({ budgetMs: 2000, extra: '  explain: { max_tokens: 8, topic: "flashcheck/explain/{station}/joint" }' }),
     'strict.yaml': jointRule({ id: 'joint-strict', topic: 'flashcheck/inspect/{station}/strict', minConfidence: 0.99, budgetMs: 2000 }),
-    'flood.yaml': jointRule({ id: 'joint-flood', topic: 'flashcheck/inspect/{station}/flood', budgetMs: 50 }),
+    // Text after the first placeholder is not cached: ~250 tokens to prefill per request keep the decoder busy.
+    'flood.yaml': jointRule({ id: 'joint-flood', topic: 'flashcheck/inspect/{station}/flood', budgetMs: 50, suffix: ' Notes: the joint was fastened by a DC nutrunner on the final assembly line.'.repeat(12) }),
     'tight.yaml': jointRule({ id: 'joint-tight', topic: 'flashcheck/inspect/{station}/tight', budgetMs: 4 }),
     'torque.yaml': RULES_ONLY,
     'stream.yaml': STREAM,
@@ -151,11 +152,11 @@ t.test('rules-only inspections keep their budget while the decoder is saturated'
   t.teardown(() => flood.end())
   // A steady stream at several times what the decoder can score (each scoring takes milliseconds), so the
   // decoder is saturated while the event loop is not.
-  const N = 300
+  const N = 400
   const sending = (async () => {
     for (let i = 0; i < N; i++) {
       flood.client.publish('flashcheck/inspect/st1/flood', JSON.stringify({ torque_nm: 10 + (i % 200) / 100, angle_deg: 700 }), { qos: 0, properties: { responseTopic: flood.replyTo, correlationData: Buffer.from(String(i)) } })
-      await new Promise((r) => setTimeout(r, 2))
+      if (i % 4 === 3) await new Promise((r) => setTimeout(r, 2))
     }
   })()
   const only: Reply[] = []
