@@ -208,15 +208,13 @@ export class VerdictEngine {
         entry = { key, tokens, chars: prefixText.startsWith(text) ? text.length : -1, text, users: 0, retired: false }
         if (this.opts.prefixCache && tokens.length > 0) {
           const s = await this.backend.newState()
-          const t = performance.now()
-          await this.backend.prefill(s, tokens)
-          this.cost.observe(tokens.length, s.lastMs ?? performance.now() - t)
+          await this.timed(s, tokens)
           entry.state = s
         }
         this.metrics?.modelPrefixBuilds.inc()
       }
       next.set(key, entry)
-      const labels = step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
+      const labels = this.labelTokens(step)
       labels.forEach((l, i) => {
         if (l.length === 0) throw new Error(`rule ${rule.id}: choice '${step.choices[i]}' encodes to no tokens`)
       })
@@ -235,6 +233,10 @@ export class VerdictEngine {
     const full = this.tokenizer.render(step.system, step.staticPrefix + SENTINEL)
     const at = full.indexOf(SENTINEL)
     return at < 0 ? '' : full.slice(0, at)
+  }
+
+  private labelTokens(step: ReasonStep): Int32Array[] {
+    return step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
   }
 
   /** The label path to fold into the prompt's last call, if the labels allow it (see RulePlan.fold). */
@@ -273,7 +275,7 @@ export class VerdictEngine {
     let plan = this.plans.get(step)
     if (!plan) {
       // A rule outside the prepared set (should not happen): run uncached rather than fail.
-      const labels = step.choices.map((c) => Int32Array.from(this.tokenizer.encode(c)))
+      const labels = this.labelTokens(step)
       plan = { step, entry: { key: '', tokens: new Int32Array(0), chars: -1, text: '', users: 0, retired: true }, labels, fold: this.foldOf(labels, step) }
     }
     return plan
