@@ -21,7 +21,7 @@ export class Metrics {
   readonly modelFallbacks = new Counter({ name: 'flashcheck_model_fallbacks_total', help: 'Model steps that did not give a choice (status skipped or aborted), by reason; the rule fallback went out instead', labelNames: ['inspection', 'status', 'reason'] as const, registers: [this.registry] })
   readonly modelPrefixCache = new Counter({ name: 'flashcheck_model_prefix_cache_total', help: 'Model requests by prefix-cache result (hit or miss)', labelNames: ['result'] as const, registers: [this.registry] })
   readonly modelPrefixBuilds = new Counter({ name: 'flashcheck_model_prefix_builds_total', help: 'Prompt prefixes prefilled at load or reload', registers: [this.registry] })
-  readonly modelExplains = new Counter({ name: 'flashcheck_model_explanations_total', help: 'Explanations by result (published, dropped under load, failed)', labelNames: ['result'] as const, registers: [this.registry] })
+  readonly modelExplains = new Counter({ name: 'flashcheck_model_explanations_total', help: 'Explanations by result (published; dropped under load or while the broker is away; failed)', labelNames: ['result'] as const, registers: [this.registry] })
   readonly outboxDepth = new Gauge({ name: 'flashcheck_outbox_depth', help: 'Verdicts waiting for the broker connection', registers: [this.registry] })
   readonly outboxDropped = new Counter({ name: 'flashcheck_outbox_dropped_total', help: 'Verdicts dropped because the outbox was full (oldest first)', registers: [this.registry] })
   readonly shedDropped = new Counter({ name: 'flashcheck_overloaded_dropped_total', help: 'OVERLOADED answers dropped because the connection to the broker was backed up or down', registers: [this.registry] })

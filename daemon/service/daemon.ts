@@ -543,14 +543,23 @@ export class Daemon extends EventEmitter {
     return fallback ? { ...outcome, verdict, model: report, fallback: true } : { ...outcome, verdict, model: report }
   }
 
+  /** Explanations are extras: while the broker is away they are dropped, never queued behind verdicts. */
   private publishExplain(topic: string, env: Envelope, body: Record<string, unknown>): void {
-    if (!this.client) return
+    if (!this.client?.connected) {
+      this.metrics.modelExplains.inc({ result: 'dropped' })
+      return
+    }
     if (env.correlationId !== undefined) body.correlation_id = env.correlationId
+    this.client.publish(topic, JSON.stringify(body), this.replyOptions(env))
+  }
+
+  /** QoS, and for MQTT 5 the request's correlation data and the JSON content type. */
+  private replyOptions(env: Envelope): IClientPublishOptions {
     const opts: IClientPublishOptions = { qos: this.cfg.mqtt.qos }
     if (this.protocolVersion === 5) {
       opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
     }
-    this.client.publish(topic, JSON.stringify(body), opts)
+    return opts
   }
 
   /** Epoch ms by which the verdict must be out: the rule's budget, or the requester's earlier deadline. */
@@ -574,10 +583,7 @@ export class Daemon extends EventEmitter {
       node: this.cfg.node.id,
     }
     if (env.correlationId !== undefined) res.correlation_id = env.correlationId
-    const opts: IClientPublishOptions = { qos: this.cfg.mqtt.qos }
-    if (this.protocolVersion === 5) {
-      opts.properties = env.correlationData ? { correlationData: env.correlationData, contentType: 'application/json' } : { contentType: 'application/json' }
-    }
+    const opts = this.replyOptions(env)
     if (shedding) this.sendShed(to, JSON.stringify(res), opts)
     else this.send(to, JSON.stringify(res), opts)
     const inspection = res.inspection ?? '(unknown)'
