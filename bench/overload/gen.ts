@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import { get } from 'node:http'
 import { Worker } from 'node:worker_threads'
 import mqtt, { type MqttClient } from 'mqtt'
+import { Mosquitto, freePort } from '../../test/helpers/mosquitto.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
 
@@ -38,6 +39,39 @@ export async function startDaemon(url: string, extra: string[], metricsPort: num
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
   await watcher.endAsync()
   return p
+}
+
+/** What both benches run: a fresh mosquitto, the daemon with its metrics endpoint, live vibration samples at
+ *  50 Hz, and the load's requesters; close() takes it all down. */
+export interface Rig {
+  broker: Mosquitto
+  daemon: ChildProcess
+  metricsPort: number
+  load: Load
+  close(): Promise<void>
+}
+
+export async function startRig(extra: string[], clients: number, budgetMs: number): Promise<Rig> {
+  const broker = await Mosquitto.start()
+  const metricsPort = await freePort()
+  const daemon = await startDaemon(broker.url, extra, metricsPort)
+  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
+  const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
+  const load = await Load.connect(broker.url, clients, budgetMs)
+  return {
+    broker,
+    daemon,
+    metricsPort,
+    load,
+    async close() {
+      clearInterval(feed)
+      await load.close()
+      await sensor.endAsync()
+      daemon.kill('SIGTERM')
+      await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once('exit', r)))
+      await broker.stop()
+    },
+  }
 }
 
 /** Resident set of a process in MiB (Linux /proc). */

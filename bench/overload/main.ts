@@ -6,9 +6,7 @@
 // what it could not deliver within a second instead of queueing without bound.
 //   node dist/bench/overload/main.js [--capacity N] [--factor 10] [--seconds 30] [--max-age-factor 0.5] [--clients 8] [--expiry 1]
 import { parseArgs } from 'node:util'
-import mqtt from 'mqtt'
-import { Mosquitto, freePort } from '../../test/helpers/mosquitto.js'
-import { Load, f, metric, rssMiB, startDaemon, type Window } from './gen.js'
+import { f, metric, rssMiB, startRig, type Window } from './gen.js'
 
 const { values } = parseArgs({
   options: {
@@ -23,12 +21,8 @@ const { values } = parseArgs({
 const BUDGET_MS = 50 // the torque-joint example rule's budget_ms
 
 async function main(): Promise<void> {
-  const broker = await Mosquitto.start()
-  const metricsPort = await freePort()
-  const daemon = await startDaemon(broker.url, ['--limits-max-age-factor', values['max-age-factor']!], metricsPort)
-  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
-  const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
-  const load = await Load.connect(broker.url, Number(values.clients), BUDGET_MS)
+  const rig = await startRig(['--limits-max-age-factor', values['max-age-factor']!], Number(values.clients), BUDGET_MS)
+  const { broker, daemon, metricsPort, load } = rig
   const row = (label: string, w: Window, extra = '') =>
     console.log(`${label.padEnd(10)} sent ${String(w.sent).padStart(7)}  verdicts ${String(w.verdicts).padStart(7)}  OVERLOADED ${String(w.overloaded).padStart(7)}  late ${String(w.late).padStart(5)} (flagged ${w.flagged})  p50 ${f(w.p50)} ms  p99 ${f(w.p99)} ms  max ${f(w.max)} ms  OVERLOADED after p50 ${f(w.shedP50, 0)} / p99 ${f(w.shedP99, 0)} ms${extra}`)
   try {
@@ -90,12 +84,7 @@ async function main(): Promise<void> {
     console.log(`| mosquitto RSS (max) | ${f(Math.max(...brokerRss), 0)} MiB |`)
     console.log(`| daemon event-loop lag p99 (max over windows) | ${f(Math.max(...lags), 1)} ms |`)
   } finally {
-    clearInterval(feed)
-    await load.close()
-    await sensor.endAsync()
-    daemon.kill('SIGTERM')
-    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once('exit', r)))
-    await broker.stop()
+    await rig.close()
   }
 }
 

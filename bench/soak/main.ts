@@ -4,9 +4,7 @@
 // first minute to the last and the overall counts.
 //   node dist/bench/soak/main.js [--rate 2000] [--minutes 10] [--clients 8] [--window 30]
 import { parseArgs } from 'node:util'
-import mqtt from 'mqtt'
-import { Mosquitto, freePort } from '../../test/helpers/mosquitto.js'
-import { Load, f, metric, rssMiB, startDaemon } from '../overload/gen.js'
+import { f, metric, rssMiB, startRig } from '../overload/gen.js'
 
 const { values } = parseArgs({
   options: {
@@ -19,12 +17,8 @@ const { values } = parseArgs({
 const BUDGET_MS = 50
 
 async function main(): Promise<void> {
-  const broker = await Mosquitto.start()
-  const metricsPort = await freePort()
-  const daemon = await startDaemon(broker.url, [], metricsPort)
-  const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
-  const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
-  const load = await Load.connect(broker.url, Number(values.clients), BUDGET_MS)
+  const rig = await startRig([], Number(values.clients), BUDGET_MS)
+  const { daemon, metricsPort, load } = rig
   const rate = Number(values.rate)
   const seconds = Number(values.minutes) * 60
   const rows: { t: number; rss: number; heap: number; lag: number; p50: number; p99: number; max: number; late: number; overloaded: number; sent: number; verdicts: number }[] = []
@@ -50,12 +44,7 @@ async function main(): Promise<void> {
     console.log(`event-loop lag p99: median over windows ${f(rows.map((r) => r.lag).sort((a, b) => a - b)[Math.floor(rows.length / 2)]!, 1)} ms, max ${f(Math.max(...rows.map((r) => r.lag)), 1)} ms`)
     console.log(`round-trip p99 per window: median ${f(sorted[Math.floor(sorted.length / 2)]!)} ms, worst ${f(sorted[sorted.length - 1]!)} ms; max ${f(Math.max(...rows.map((r) => r.max)))} ms`)
   } finally {
-    clearInterval(feed)
-    await load.close()
-    await sensor.endAsync()
-    daemon.kill('SIGTERM')
-    await new Promise((r) => (daemon.exitCode !== null ? r(null) : daemon.once('exit', r)))
-    await broker.stop()
+    await rig.close()
   }
 }
 
