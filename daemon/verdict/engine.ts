@@ -90,7 +90,6 @@ interface RulePlan {
 }
 
 interface Job {
-  seq: number
   inspection: string
   plan: RulePlan
   tokens: Int32Array
@@ -98,7 +97,6 @@ interface Job {
   deadline: number
   est: number
   estEnd: number
-  started: boolean
   done: boolean
   settle: (o: ModelOutcome) => void
   timer?: NodeJS.Timeout
@@ -136,7 +134,6 @@ export class VerdictEngine {
   private readonly explains: ExplainJob[] = []
   private running?: Job
   private explaining = false
-  private seq = 0
   private closed = false
 
   private constructor(
@@ -324,55 +321,50 @@ export class VerdictEngine {
     const e = plan.entry
     this.metrics?.modelPrefixCache.inc({ result: cached > 0 ? 'hit' : 'miss' })
 
-    {
-      const resolve = done
-      const job: Job = {
-        seq: this.seq++,
-        inspection: rule.id,
-        plan: plan!,
-        tokens,
-        cached,
-        deadline: o.deadline,
-        est: 0,
-        estEnd: 0,
-        started: false,
-        done: false,
-        t0,
-        onExplain: step.explain ? o.onExplain : undefined,
-        maxExplain: step.explain?.maxTokens ?? 0,
-        settle: (out) => {
-          if (job.done) return
-          job.done = true
-          clearTimeout(job.timer)
-          if (out.status !== 'ok') this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
-          else this.metrics?.modelLatency.observe({ inspection: job.inspection }, out.ms / 1000)
-          resolve(out)
-        },
-      }
-      if (this.closed) return job.settle(this.skip(job, 'shutdown', 'the decoder is shutting down'))
-      job.est = this.estimate(job)
-      const now = performance.now()
-      const until = o.deadline - this.opts.guardMs
-      const busy = this.running !== undefined || this.queue.length > 0
-      if (this.queue.length >= this.opts.queueMax) {
-        return job.settle(this.skip(job, 'queue_full', `${this.queue.length} requests already wait for the decoder`))
-      }
-      const ahead = this.workAhead(now, o.deadline)
-      if (now + ahead + job.est > until) {
-        const left = until - now
-        return job.settle(
-          busy && now + job.est <= until
-            ? this.skip(job, 'overload', `decoder busy: ~${round(ahead)} ms of earlier work ahead, needs ~${round(job.est)} ms, ${round(left)} ms left`)
-            : this.skip(job, 'budget', `needs ~${round(job.est)} ms, ${round(left)} ms left in the budget`),
-        )
-      }
-      e.users++
-      job.timer = setTimeout(() => this.onDeadline(job), Math.max(0, until - now))
-      this.insert(job)
-      this.metrics?.modelQueueDepth.set(this.queue.length)
-      // A running explanation yields at its next token: verdicts come first.
-      this.pump()
+    const job: Job = {
+      inspection: rule.id,
+      plan,
+      tokens,
+      cached,
+      deadline: o.deadline,
+      est: 0,
+      estEnd: 0,
+      done: false,
+      t0,
+      onExplain: step.explain ? o.onExplain : undefined,
+      maxExplain: step.explain?.maxTokens ?? 0,
+      settle: (out) => {
+        if (job.done) return
+        job.done = true
+        clearTimeout(job.timer)
+        if (out.status !== 'ok') this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
+        else this.metrics?.modelLatency.observe({ inspection: job.inspection }, out.ms / 1000)
+        done(out)
+      },
     }
+    if (this.closed) return job.settle(this.skip(job, 'shutdown', 'the decoder is shutting down'))
+    job.est = this.estimate(job)
+    const now = performance.now()
+    const until = o.deadline - this.opts.guardMs
+    const busy = this.running !== undefined || this.queue.length > 0
+    if (this.queue.length >= this.opts.queueMax) {
+      return job.settle(this.skip(job, 'queue_full', `${this.queue.length} requests already wait for the decoder`))
+    }
+    const ahead = this.workAhead(now, o.deadline)
+    if (now + ahead + job.est > until) {
+      const left = until - now
+      return job.settle(
+        busy && now + job.est <= until
+          ? this.skip(job, 'overload', `decoder busy: ~${round(ahead)} ms of earlier work ahead, needs ~${round(job.est)} ms, ${round(left)} ms left`)
+          : this.skip(job, 'budget', `needs ~${round(job.est)} ms, ${round(left)} ms left in the budget`),
+      )
+    }
+    e.users++
+    job.timer = setTimeout(() => this.onDeadline(job), Math.max(0, until - now))
+    this.insert(job)
+    this.metrics?.modelQueueDepth.set(this.queue.length)
+    // A running explanation yields at its next token: verdicts come first.
+    this.pump()
   }
 
   /** Predicted ms of the job's decoder work. */
@@ -490,7 +482,6 @@ export class VerdictEngine {
   }
 
   private async run(job: Job): Promise<void> {
-    job.started = true
     const b = this.backend
     const V = this.vocab
     const c = this.opts.chunkTokens
