@@ -1,7 +1,7 @@
 // How the model's part joins the checks' verdict of a reason rule: whether the decoder is worth asking at all,
 // and the verdict once it answered (its choice, or the rule's fallback when it could not or was unsure).
 import type { CompiledRule } from '../rules/types.js'
-import type { ModelOutcome } from './engine.js'
+import type { ModelOutcome } from './outcome.js'
 
 /** The model step of a reason rule as reported: the decoder's outcome, and whether its choice was used. */
 export type ModelReport = ModelOutcome & { below_min_confidence?: boolean }
