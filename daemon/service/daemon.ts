@@ -11,6 +11,7 @@ import { startMetricsServer } from '../metrics/server.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
+import { isShared } from '../mqtt/topic-filter.js'
 import { loadRuleDir } from '../rules/load.js'
 import type { LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { VerdictEngine } from '../verdict/engine.js'
@@ -270,8 +271,8 @@ export class Daemon extends EventEmitter {
     const add = [...want].filter((f) => !this.subscribed.has(f))
     const drop = [...this.subscribed].filter((f) => !want.has(f))
     // MQTT 5 forbids no-local on shared subscriptions; plain ones keep it (the daemon never hears itself).
-    const shared = add.filter((f) => f.startsWith('$share/'))
-    const plain = add.filter((f) => !f.startsWith('$share/'))
+    const shared = add.filter(isShared)
+    const plain = add.filter((f) => !isShared(f))
     for (const [filters, nl] of [[plain, this.protocolVersion === 5], [shared, false]] as const) {
       if (filters.length === 0) continue
       client.subscribe(filters, nl ? { qos: this.cfg.mqtt.qos, nl: true } : { qos: this.cfg.mqtt.qos }, (err, granted) => {
