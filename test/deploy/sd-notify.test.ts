@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { formatState, Notifier, watchdogIntervalMs } from '../../daemon/systemd/notify.js'
 import { CLI } from '../helpers/cli.js'
 import { Requester } from '../helpers/daemon.js'
-import { freePort, Mosquitto } from '../helpers/mosquitto.js'
+import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 import { NotifyListener, type Datagram } from '../helpers/notify-listener.js'
 
 const RULES = join(PACKAGE_ROOT, 'rules', 'examples')
