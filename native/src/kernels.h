@@ -2,15 +2,18 @@
 #pragma once
 #include <cstdint>
 
+#include "quant.h"
 #include "safetensors.h"
 
 namespace fc {
 
 // A weight matrix as stored: row-major [rows, cols] (torch Linear: [out, in]), F32 or BF16.
+// When `q` is set the matrix is quantized (q8_0/q4_0, repacked) and `data` is unused.
 struct Mat {
   const void* data = nullptr;
   DType dt = DType::F32;
   int64_t rows = 0, cols = 0;
+  std::shared_ptr<const QMat> q;
 };
 
 struct Kernels {
@@ -36,6 +39,8 @@ struct Kernels {
   void (*gate)(const float* g, const float* u, float* out, int64_t n);
   // Widen a row of F32/BF16 weights into f32.
   void (*widen)(const void* src, DType dt, int64_t n, float* dst);
+  // Integer kernels for quantized weights paired with this table (see qkernels_for).
+  const QKernels* q = nullptr;
 };
 
 // K block of the GEMM: the packed B panel (kc x nr floats) is kept at 16 KiB so it stays in L1.
@@ -43,7 +48,8 @@ constexpr int64_t kGemmPanelFloats = 4096;
 constexpr int64_t kGemvMaxT = 4;
 inline int64_t gemm_pack_floats() { return kGemmPanelFloats; }
 
-// Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx512 overrides).
+// Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx2-vnni|avx512 on x86-64,
+// neon|dotprod on aarch64 overrides).
 const Kernels& kernels();
 // All implementations usable on this CPU (for tests).
 int kernels_available(const Kernels** out, int max);
