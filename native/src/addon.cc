@@ -236,7 +236,7 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   const fc::Config& c = m->config();
   Napi::Object o = Napi::Object::New(env);
   o.Set("model_type", c.model_type);
-  o.Set("layout", c.layout);
+  o.Set("layout", layout_name(c.layout));
   o.Set("hidden_size", double(c.H));
   o.Set("num_hidden_layers", double(c.L));
   o.Set("num_attention_heads", double(c.nh));
@@ -256,10 +256,10 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   Napi::Array layers = Napi::Array::New(env, size_t(c.L));
   for (int64_t i = 0; i < c.L; i++) layers.Set(uint32_t(i), layer_kind_name(c.kinds[size_t(i)]));
   o.Set("layers", layers);
-  o.Set("weight_dtype", m->weight_dtype);
-  o.Set("param_count", double(m->param_count));
-  o.Set("weight_bytes", double(m->weight_bytes));
-  o.Set("converted_bytes", double(m->resident_extra));
+  o.Set("weight_dtype", m->weights().dtype);
+  o.Set("param_count", double(m->weights().param_count));
+  o.Set("weight_bytes", double(m->weights().weight_bytes));
+  o.Set("converted_bytes", double(m->weights().resident_extra));
   o.Set("threads", double(m->threads()));
   o.Set("isa", m->isa());
   return o;

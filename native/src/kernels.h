@@ -25,7 +25,7 @@ struct Kernels {
                float* pack);
   // Same contract for small T (<= 4): streams each weight row once (decode).
   void (*gemv)(const float* A, int64_t lda, int64_t T, const Mat& W, int64_t n0, int64_t n1, float* C, int64_t ldc);
-  // Selective scan for channels [c0, c1): see model.cc for the arguments.
+  // Selective scan for channels [c0, c1): see Model::mamba in forward.cc for the arguments.
   void (*scan)(int64_t c0, int64_t c1, int64_t T, int64_t Di, int64_t N, const float* xc, const float* delta,
                const float* dbc, int64_t ldbc, int64_t boff, const float* A, const float* D, float* h, float* y);
   // One differential-attention head pair over n keys (see kernels_impl.inc).
