@@ -12,7 +12,7 @@ usage:
                                                        send one request (MQTT 5 request/response) and print the response
   flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
   flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16]
-  flashcheck model check DIR [--backend native|onnx]   run a golden case against the kernel (or exported ONNX graphs)
+  flashcheck model check DIR [--backend native|onnx] [--quant q8_0|q4_0]   run a golden case against the kernel (or exported ONNX graphs; --quant: load-time quantization)
   flashcheck model export-onnx DIR --out OUTDIR [--external-above BYTES]
                                                        write ONNX prefill/decode graphs for model.backend onnx
   flashcheck model presets                             list model presets

@@ -42,7 +42,8 @@ void Model::linear(const float* A, int64_t lda, int64_t T, const Mat& W, const V
   const Kernels& k = *kern_;
   const int64_t N = W.rows;
   const int64_t nt = pool_->size();
-  if (T <= kGemvMaxT) {
+  if (W.q) qlinear(*pool_, *k.q, A, lda, T, *W.q, C, ldc);
+  else if (T <= kGemvMaxT) {
     int64_t grain = std::max<int64_t>(16, N / (nt * 8));
     pool_->run(N, grain, [&](int64_t b, int64_t e) { k.gemv(A, lda, T, W, b, e, C, ldc); });
   } else {
@@ -244,6 +245,10 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
   Buf x(*arena_, R * H), a(*arena_, R * H), o(*arena_, R * H);
   for (int64_t r = 0; r < R; r++) {
     const Mat& E = w_.embed;
+    if (E.q) {
+      dequant_row(*E.q, tokens[r], x.get() + r * H);
+      continue;
+    }
     const uint8_t* row = static_cast<const uint8_t*>(E.data) + size_t(tokens[r]) * size_t(H) * (E.dt == DType::F32 ? 4 : 2);
     kern_->widen(row, E.dt, H, x.get() + r * H);
   }

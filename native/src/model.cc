@@ -4,16 +4,26 @@
 
 namespace fc {
 
-std::shared_ptr<Model> Model::load(const std::string& dir, int threads, int nice) {
+std::shared_ptr<Model> Model::load(const std::string& dir, int threads, int nice, QType quantize) {
   std::string cfgp = dir + "/config.json";
   if (!file_exists(cfgp)) throw LoadError("no config.json in " + dir);
   std::shared_ptr<Model> m(new Model());
-  m->cfg_ = parse_config(read_text_file(cfgp));
-  bind_weights(dir, m->cfg_, m->w_);
+  const std::string text = read_text_file(cfgp);
+  m->cfg_ = parse_config(text);
+  const QType stored = config_quant_type(text);
+  if (stored != QType::None && quantize != QType::None && stored != quantize)
+    throw LoadError(std::string("the checkpoint is quantized as ") + qtype_name(stored) +
+                    " (config.json quantization_config) and cannot be loaded with quantize=" + qtype_name(quantize) +
+                    ": use quantize=none or " + qtype_name(stored) + ", or quantize the float checkpoint");
   if (threads <= 0) {
     unsigned hc = std::thread::hardware_concurrency();
     threads = hc ? int(hc) : 1;
   }
+  bind_weights(dir, m->cfg_, m->w_, stored != QType::None ? QType::None : quantize, threads);
+  if (stored != QType::None && m->w_.quant != stored)
+    throw LoadError(std::string("config.json names quantization type ") + qtype_name(stored) +
+                    " but the checkpoint's projections are " +
+                    (m->w_.quant == QType::None ? std::string("not quantized") : std::string(qtype_name(m->w_.quant))));
   m->nice_ = nice;
   m->pool_ = std::make_unique<ThreadPool>(threads, nice);
   m->kern_ = &kernels();

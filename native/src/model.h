@@ -25,7 +25,9 @@ struct Arena {
 class Model : public std::enable_shared_from_this<Model> {
  public:
   // nice > 0 lowers the pool threads' priority by that much (see lower_thread_priority).
-  static std::shared_ptr<Model> load(const std::string& dir, int threads, int nice = 0);
+  // quantize: load-time quantization of a float checkpoint's projections (quant.h); a checkpoint already
+  // quantized loads as it is with None or its own type and is refused with another.
+  static std::shared_ptr<Model> load(const std::string& dir, int threads, int nice = 0, QType quantize = QType::None);
   int nice() const { return nice_; }
   ~Model();
 
@@ -38,7 +40,10 @@ class Model : public std::enable_shared_from_this<Model> {
   // Logits of the last `tail` positions ([tail * V]); tail 1 is a plain prefill, tail T the all-logits one.
   void forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tail, float* logits);
   int threads() const { return pool_->size(); }
-  std::string isa() const { return kern_->name; }
+  // The float kernels' ISA, plus the integer kernels' when weights are quantized ("avx512+int8-avx512vnni").
+  std::string isa() const {
+    return w_.quant == QType::None ? std::string(kern_->name) : std::string(kern_->name) + "+" + kern_->q->name;
+  }
 
  private:
   Model() = default;

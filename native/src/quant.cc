@@ -8,6 +8,10 @@
 #include <stdexcept>
 #include <thread>
 #include <vector>
+#if defined(__unix__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "json.h"
 #include "safetensors.h"
@@ -240,6 +244,17 @@ std::shared_ptr<QMat> repack_quantized(const TensorInfo& qt, const TensorInfo& s
   return m;
 }
 
+void release_mapped(const TensorInfo& t) {
+#if defined(__unix__)
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) / page * page;
+  if (e > b) (void)madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+#else
+  (void)t;
+#endif
+}
+
 void dequant_row(const QMat& m, int64_t row, float* out) {
   const int64_t p = row / kQPanel, r = row % kQPanel;
   for (int64_t b = 0; b < m.nb; b++) {
@@ -286,24 +301,41 @@ void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s
 
 void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W, float* C,
              int64_t ldc) {
+  // Two int8 planes per activation row (rows 2t: x, 2t+1: what the first plane missed), so the integer kernels
+  // see ~16-bit activations; both rows sit in one register tile, so the weights are still streamed once.
   thread_local ActBuf buf;
-  const int64_t K = W.cols, nb = W.nb;
-  if (buf.q.size() < size_t(T * K)) buf.q.resize(size_t(T * K));
-  if (buf.d.size() < size_t(T * nb)) {
-    buf.d.resize(size_t(T * nb));
-    buf.s.resize(size_t(T * nb));
+  thread_local std::vector<float> part;
+  const int64_t K = W.cols, nb = W.nb, R = 2 * T, N = W.rows;
+  if (buf.q.size() < size_t(R * K)) buf.q.resize(size_t(R * K));
+  if (buf.d.size() < size_t(R * nb)) {
+    buf.d.resize(size_t(R * nb));
+    buf.s.resize(size_t(R * nb));
   }
+  if (part.size() < size_t(R * N)) part.resize(size_t(R * N));
   ActBuf& ab = buf;
-  if (T > 1)
-    pool.run(T, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; t++)
-        quantize_act_row(A + t * lda, K, ab.q.data() + t * K, ab.d.data() + t * nb, ab.s.data() + t * nb);
-    });
-  else quantize_act_row(A, K, ab.q.data(), ab.d.data(), ab.s.data());
-  QAct act{ab.q.data(), ab.d.data(), ab.s.data(), T, K, nb};
+  auto planes = [&](int64_t t0, int64_t t1) {
+    std::vector<float> res(static_cast<size_t>(K));
+    for (int64_t t = t0; t < t1; t++) {
+      const float* x = A + t * lda;
+      int8_t* q = ab.q.data() + 2 * t * K;
+      float* d = ab.d.data() + 2 * t * nb;
+      quantize_act_row(x, K, q, d, ab.s.data() + 2 * t * nb);
+      for (int64_t i = 0; i < K; i++) res[size_t(i)] = x[i] - float(q[i]) * d[i / kQBlock];
+      quantize_act_row(res.data(), K, q + K, d + nb, ab.s.data() + (2 * t + 1) * nb);
+    }
+  };
+  if (T > 1) pool.run(T, 1, planes);
+  else planes(0, 1);
+  QAct act{ab.q.data(), ab.d.data(), ab.s.data(), R, K, nb};
   const int64_t nt = pool.size();
   const int64_t grain = std::max<int64_t>(T > 4 ? 1 : 2, W.panels / (nt * 8));
-  pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) { k.gemm(act, W, p0, p1, C, ldc); });
+  float* P = part.data();
+  pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) {
+    k.gemm(act, W, p0, p1, P, N);
+    const int64_t n0 = p0 * kQPanel, n1 = std::min(N, p1 * kQPanel);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t n = n0; n < n1; n++) C[t * ldc + n] = P[2 * t * N + n] + P[(2 * t + 1) * N + n];
+  });
 }
 
 QType quant_type_for(const std::string& name, int64_t cols, QType chosen) {

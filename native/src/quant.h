@@ -49,6 +49,11 @@ struct QMat {
 std::shared_ptr<QMat> quantize_matrix(const TensorInfo& w, QType type, int threads);
 std::shared_ptr<QMat> repack_quantized(const TensorInfo& q, const TensorInfo& scale, QType type, int threads);
 
+// Drops the pages of a tensor's mapped bytes that were copied into a repacked matrix from the process's
+// resident set (madvise DONTNEED on the read-only private mapping; the file is untouched, pages refault
+// from it if read again).
+void release_mapped(const TensorInfo& t);
+
 // Row r of a quantized matrix, dequantized (the embedding lookup of a q8_0 tied embedding).
 void dequant_row(const QMat& m, int64_t r, float* out);
 

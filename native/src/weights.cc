@@ -42,6 +42,8 @@ static float to_f32(const uint8_t* p, DType dt, int64_t i) {
   return half_to_float(h);
 }
 
+static std::string ii(int64_t x) { return std::to_string(x); }
+
 namespace {
 struct Binder {
   const Checkpoint& ck;
@@ -50,6 +52,9 @@ struct Binder {
   int64_t& bytes;
   int64_t& extra;
   std::set<std::string> mat_dtypes;
+  QType quantize = QType::None;
+  int threads = 1;
+  std::set<QType> qtypes;  // block types of the quantized projections seen
 
   const TensorInfo& need(const std::string& name, const std::vector<int64_t>& shape, const std::string& formula) {
     const TensorInfo* t = ck.find(name);
@@ -58,7 +63,7 @@ struct Binder {
       throw LoadError("tensor " + name + " has shape " + shape_str(t->shape) + " in " + t->file +
                       " but the config implies " + shape_str(shape) + " = " + formula);
     if (t->dtype == DType::Other)
-      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16)");
+      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16; I8 / U8 with an F16 weight_scale for q8_0 / q4_0 projections)");
     params += t->numel();
     bytes += int64_t(t->nbytes);
     return *t;
@@ -77,12 +82,58 @@ struct Binder {
     }
     return v;
   }
-  Mat mat(const std::string& name, int64_t rows, int64_t cols, const std::string& formula) {
-    const TensorInfo& t = need(name, {rows, cols}, formula);
-    mat_dtypes.insert(t.dtype_str);
+  // A tensor stored quantized: q8_0 as I8 [rows, cols], q4_0 as U8 [rows, cols/2], with F16 scales
+  // NAME_scale [rows, cols/32] (NAME ends in ".weight": "...weight_scale").
+  Mat quantized(const std::string& name, const TensorInfo& t, int64_t rows, int64_t cols, const std::string& formula) {
+    const bool q8 = t.dtype_str == "I8";
+    const QType type = q8 ? QType::Q8_0 : QType::Q4_0;
+    const std::string tn = std::string(qtype_name(type));
+    if (cols % kQBlock != 0)
+      throw LoadError("tensor " + name + " is stored as " + tn + " (" + t.dtype_str + ") but its input dimension " +
+                      ii(cols) + " (" + formula + ") is not a multiple of 32");
+    const std::vector<int64_t> want = {rows, q8 ? cols : cols / 2};
+    if (t.shape != want)
+      throw LoadError("tensor " + name + " (" + tn + ", " + t.dtype_str + ") has shape " + shape_str(t.shape) + " in " +
+                      t.file + " but the config implies " + shape_str(want) + " = " + formula +
+                      (q8 ? "" : " with two 4-bit values per byte"));
+    const std::string sn = name + "_scale";
+    const TensorInfo* s = ck.find(sn);
+    const std::vector<int64_t> sw = {rows, cols / kQBlock};
+    if (!s)
+      throw LoadError("tensor " + sn + " (the block scales of the " + tn + " tensor " + name +
+                      ") is missing from the checkpoint (expected F16 " + shape_str(sw) + ")");
+    if (s->dtype != DType::F16 || s->shape != sw)
+      throw LoadError("tensor " + sn + " has dtype " + s->dtype_str + " shape " + shape_str(s->shape) + " in " + s->file +
+                      " but must be F16 " + shape_str(sw) + " (one scale per block of 32 inputs)");
+    params += rows * cols;
+    bytes += int64_t(t.nbytes + s->nbytes);
     Mat m;
     m.rows = rows;
     m.cols = cols;
+    m.q = repack_quantized(t, *s, type, threads);
+    extra += int64_t(m.q->bytes);
+    release_mapped(t);
+    release_mapped(*s);
+    mat_dtypes.insert(q8 ? "Q8_0" : "Q4_0");
+    if (name != "model.embed_tokens.weight" && name != "lm_head.weight") qtypes.insert(type);
+    return m;
+  }
+  Mat mat(const std::string& name, int64_t rows, int64_t cols, const std::string& formula) {
+    if (const TensorInfo* qt = ck.find(name); qt && (qt->dtype_str == "I8" || qt->dtype_str == "U8"))
+      return quantized(name, *qt, rows, cols, formula);
+    const TensorInfo& t = need(name, {rows, cols}, formula);
+    Mat m;
+    m.rows = rows;
+    m.cols = cols;
+    if (const QType qt = quant_type_for(name, cols, quantize); qt != QType::None) {
+      m.q = quantize_matrix(t, qt, threads);
+      extra += int64_t(m.q->bytes);
+      release_mapped(t);
+      mat_dtypes.insert(qt == QType::Q8_0 ? "Q8_0" : "Q4_0");
+      if (name != "model.embed_tokens.weight" && name != "lm_head.weight") qtypes.insert(qt);
+      return m;
+    }
+    mat_dtypes.insert(t.dtype_str);
     size_t al = t.dtype == DType::F32 ? 4 : 2;
     if (t.dtype == DType::F16) {  // converted once to f32
       owned.emplace_back(size_t(rows * cols));
@@ -105,12 +156,11 @@ struct Binder {
 };
 }  // namespace
 
-static std::string ii(int64_t x) { return std::to_string(x); }
 
-void bind_weights(const std::string& dir, Config& cfg, Weights& out) {
+void bind_weights(const std::string& dir, Config& cfg, Weights& out, QType quantize, int threads) {
   out.ckpt = std::make_unique<Checkpoint>(dir);
   const Config& c = cfg;
-  Binder b{*out.ckpt, out.owned, out.param_count, out.weight_bytes, out.resident_extra, {}};
+  Binder b{*out.ckpt, out.owned, out.param_count, out.weight_bytes, out.resident_extra, {}, quantize, threads, {}};
   const std::string Hs = "hidden_size " + ii(c.H);
   out.embed = b.mat("model.embed_tokens.weight", c.V, c.H, "[vocab_size " + ii(c.V) + ", " + Hs + "]");
   out.final_w = b.vec("model.final_layernorm.weight", {c.H}, "[" + Hs + "]");
@@ -187,7 +237,11 @@ void bind_weights(const std::string& dir, Config& cfg, Weights& out) {
     }
     out.layers.push_back(std::move(w));
   }
-  if (b.mat_dtypes.size() == 1) out.dtype = *b.mat_dtypes.begin();
+  if (b.qtypes.size() > 1)
+    throw LoadError("checkpoint " + dir + " mixes q8_0 and q4_0 projections (one block type per checkpoint)");
+  out.quant = b.qtypes.empty() ? (b.mat_dtypes.count("Q8_0") ? QType::Q8_0 : QType::None) : *b.qtypes.begin();
+  if (out.quant != QType::None) out.dtype = out.quant == QType::Q8_0 ? "Q8_0" : "Q4_0";
+  else if (b.mat_dtypes.size() == 1) out.dtype = *b.mat_dtypes.begin();
   else out.dtype = "mixed";
 }
 

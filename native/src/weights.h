@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "kernels.h"
+#include "quant.h"
 #include "safetensors.h"
 
 namespace fc {
@@ -42,11 +43,14 @@ struct Weights {
   int64_t param_count = 0;
   int64_t weight_bytes = 0;    // bytes of the used tensors as stored in the checkpoint
   int64_t resident_extra = 0;  // bytes converted/copied at load (f16 -> f32, misaligned, small vectors)
-  std::string dtype;           // the matrices' dtype: "F32", "BF16", "F16" or "mixed"
+  std::string dtype;           // the matrices' dtype: "F32", "BF16", "F16", "Q8_0", "Q4_0" or "mixed"
+  QType quant = QType::None;   // the block type of the quantized projections (embedding: q8_0 either way)
 };
 
 // Maps DIR's safetensors and binds every tensor cfg's layer plan needs (throws LoadError naming the tensor,
 // its shape and the config fields it should follow). Settles cfg.tied when config.json leaves it open.
-void bind_weights(const std::string& dir, Config& cfg, Weights& w);
+// Tensors stored quantized (I8 / U8 + F16 `weight_scale`) are repacked; with `quantize` set, float projections
+// and the embedding are quantized at load (quant.h's rules). `threads` bound the repacking threads.
+void bind_weights(const std::string& dir, Config& cfg, Weights& w, QType quantize = QType::None, int threads = 1);
 
 }  // namespace fc
