@@ -39,7 +39,7 @@ export interface ModelConfig {
    *  q8_0 whenever this is not 'none'. */
   quant: QuantType
   param_count: number
-  /** Bytes of the used tensors in the checkpoint (memory-mapped). */
+  /** Bytes of the used tensors as they run: in the checkpoint (memory-mapped), or after load-time quantization. */
   weight_bytes: number
   /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors, repacked
    *  quantized matrices). */

@@ -63,7 +63,7 @@ struct Binder {
       throw LoadError("tensor " + name + " has shape " + shape_str(t->shape) + " in " + t->file +
                       " but the config implies " + shape_str(shape) + " = " + formula);
     if (t->dtype == DType::Other)
-      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16; I8 / U8 with an F16 weight_scale for q8_0 / q4_0 projections)");
+      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16)");
     params += t->numel();
     bytes += int64_t(t->nbytes);
     return *t;
@@ -128,6 +128,7 @@ struct Binder {
     if (const QType qt = quant_type_for(name, cols, quantize); qt != QType::None) {
       m.q = quantize_matrix(t, qt, threads);
       extra += int64_t(m.q->bytes);
+      bytes += int64_t(m.q->bytes) - int64_t(t.nbytes);  // what runs (and is streamed), not the float source
       release_mapped(t);
       mat_dtypes.insert(qt == QType::Q8_0 ? "Q8_0" : "Q4_0");
       if (name != "model.embed_tokens.weight" && name != "lm_head.weight") qtypes.insert(qt);

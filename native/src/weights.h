@@ -41,7 +41,7 @@ struct Weights {
   Vec final_w, final_b;                    // final_layernorm
   std::vector<LayerW> layers;
   int64_t param_count = 0;
-  int64_t weight_bytes = 0;    // bytes of the used tensors as stored in the checkpoint
+  int64_t weight_bytes = 0;    // bytes of the used tensors as they run: as stored, or quantized (load-time)
   int64_t resident_extra = 0;  // bytes converted/copied at load (f16 -> f32, misaligned, small vectors)
   std::string dtype;           // the matrices' dtype: "F32", "BF16", "F16", "Q8_0", "Q4_0" or "mixed"
   QType quant = QType::None;   // the block type of the quantized projections (embedding: q8_0 either way)

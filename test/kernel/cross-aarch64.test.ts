@@ -12,6 +12,9 @@ import { QUANT_TOLERANCE } from '../../daemon/cli/model-check.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { writeGridCase } from './helpers/grid.js'
 
+// cross-compiling and emulating take longer than the suite's default file timeout
+t.setTimeout(420_000)
+
 const golden = resolve(PACKAGE_ROOT, '..', 'shared', 'golden')
 const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0
 const missing = !has('aarch64-linux-gnu-g++') ? 'aarch64-linux-gnu-g++ not installed' : !has('qemu-aarch64') ? 'qemu-aarch64 not installed' : !existsSync(golden) ? `no golden cases at ${golden}` : false
