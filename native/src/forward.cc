@@ -324,15 +324,27 @@ void Model::forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tai
       throw std::invalid_argument("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                                   " is out of range [0, " + std::to_string(c.V) + ")");
   if (s.model.get() != this) throw std::invalid_argument("state belongs to another model");
+  s.check_usable();
   std::lock_guard<std::mutex> g(compute_mu_);
-  // The rows that need logits must lie in the last chunk: end the chunk before it early if needed.
-  for (int64_t c0 = 0; c0 < T;) {
-    int64_t R = std::min(kPrefillChunk, T - c0);
-    if (!all && c0 + R < T && T - (c0 + R) < tail) R = T - tail > c0 ? T - tail - c0 : T - c0;
-    bool last = c0 + R == T;
-    run_chunk(s, tokens + c0, R, all, last, tail, all ? logits + c0 * c.V : logits);
-    c0 += R;
+  if (++calls_ == fault_call_) pool_->fail_worker_chunk(1);
+  // From here on the state changes layer by layer: a failure leaves it half-advanced, so it is poisoned.
+  try {
+    // The rows that need logits must lie in the last chunk: end the chunk before it early if needed.
+    for (int64_t c0 = 0; c0 < T;) {
+      int64_t R = std::min(kPrefillChunk, T - c0);
+      if (!all && c0 + R < T && T - (c0 + R) < tail) R = T - tail > c0 ? T - tail - c0 : T - c0;
+      bool last = c0 + R == T;
+      run_chunk(s, tokens + c0, R, all, last, tail, all ? logits + c0 * c.V : logits);
+      c0 += R;
+    }
+  } catch (const std::exception& e) {
+    s.poison(e.what());
+    throw;
+  } catch (...) {
+    s.poison("unknown error");
+    throw;
   }
+  s.position.store(s.pos);
 }
 
 }  // namespace fc

@@ -54,6 +54,7 @@ class Model : public std::enable_shared_from_this<Model> {
   std::unique_ptr<Arena> arena_;  // scratch buffers reused across chunks and steps
   const Kernels* kern_ = nullptr;
   std::mutex compute_mu_;
+  int64_t calls_ = 0, fault_call_ = 0;  // forward calls so far; FLASHCHECK_KERNEL_FAULT's call (0: none)
 };
 
 }  // namespace fc
