@@ -56,7 +56,11 @@ export class ModelLoadError extends Error {
   override name = 'ModelLoadError'
 }
 
-/** Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT or E_KERNEL. */
+/**
+ * Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT, E_KERNEL or
+ * E_STATE_POISONED (an earlier call failed part-way through this state: it can no longer be used; start a
+ * new state or clone one taken before that call).
+ */
 export class KernelError extends Error {
   override name = 'KernelError'
   constructor(message: string, readonly code: string) {

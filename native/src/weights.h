@@ -27,7 +27,8 @@ struct LayerW {
   // Mamba / GMU
   Mat in_proj, x_proj, dt_proj, out_proj;
   Vec conv_w, conv_b, dt_b, D;
-  std::vector<float> A;  // -exp(A_log), [Di, N]
+  std::vector<float> A;        // -exp(A_log), [Di, N]
+  std::vector<float> conv_wt;  // conv1d taps transposed to [K, Di] (vector loads over channels)
   // attention
   Mat wqkv, wo;
   Vec bqkv, bo, subln;

@@ -187,7 +187,7 @@ static void check_kernels(std::mt19937& rng) {
         for (int i = 0; i < nk; i++) {
           const QKernels& qk = qkernels_for(all[i]->name);
           std::vector<float> C(static_cast<size_t>(T * N), -1.f);
-          qlinear(pool, qk, A.data(), K, T, *qm, C.data(), N);
+          qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N);
           double e1 = 0, e2 = 0, scale = 0;
           for (size_t j = 0; j < C.size(); j++) {
             e1 = std::max(e1, std::fabs(C[j] - exact[j]));
@@ -223,7 +223,7 @@ static void bench(int64_t N, int64_t K) {
         double best = 1e30;
         for (int rep = 0; rep < 5; rep++) {
           auto t0 = std::chrono::steady_clock::now();
-          qlinear(pool, qk, A.data(), K, T, *qm, C.data(), N);
+          qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N);
           best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         std::printf("%s %-16s T=%-4lld %8.3f ms  %7.1f GB/s  %7.1f GMAC/s\n", qtype_name(type), qk.name, (long long)T,
