@@ -8,7 +8,12 @@ export interface LoadOptions {
   threads?: number
   /** Lower the compute threads' priority by this nice increment (Linux), so the event loop preempts them. */
   nice?: number
+  /** Quantize a float checkpoint's weights at load (same rules as `flashcheck model quantize`); 'none' or
+   *  absent = as stored. A checkpoint already quantized runs as it is stored. */
+  quantize?: QuantizeOption
 }
+
+export type QuantizeOption = 'none' | 'q8_0' | 'q4_0'
 
 interface NativeStateHandle {
   clone(): NativeStateHandle
@@ -26,8 +31,8 @@ export interface NativeModelHandle {
   dispose(): void
 }
 interface KernelAddon {
-  load(dir: string, threads: number, nice: number): NativeModelHandle
-  loadAsync(dir: string, threads: number, nice: number): Promise<NativeModelHandle>
+  load(dir: string, threads: number, nice: number, quantize: QuantizeOption): NativeModelHandle
+  loadAsync(dir: string, threads: number, nice: number, quantize: QuantizeOption): Promise<NativeModelHandle>
   isa(): string
 }
 function native(): KernelAddon {
@@ -69,6 +74,12 @@ function threadsOf(opts?: LoadOptions): number {
 
 function rowsOf(opts?: PrefillOpts): boolean | number {
   return opts?.allLogits === true ? true : opts?.lastRows ?? false
+}
+
+function quantizeOf(opts?: LoadOptions): QuantizeOption {
+  const q = opts?.quantize ?? 'none'
+  if (q !== 'none' && q !== 'q8_0' && q !== 'q4_0') throw new RangeError(`quantize must be none, q8_0 or q4_0, got ${String(q)}`)
+  return q
 }
 
 function niceOf(opts?: LoadOptions): number {
@@ -134,7 +145,7 @@ export class Model {
   static load(dir: string, opts?: LoadOptions): Model {
     const threads = threadsOf(opts)
     try {
-      return new Model(native().load(dir, threads, niceOf(opts)))
+      return new Model(native().load(dir, threads, niceOf(opts), quantizeOf(opts)))
     } catch (err) {
       throw convert(err)
     }
@@ -143,7 +154,7 @@ export class Model {
   static async loadAsync(dir: string, opts?: LoadOptions): Promise<Model> {
     const threads = threadsOf(opts)
     try {
-      return new Model(await native().loadAsync(dir, threads, niceOf(opts)))
+      return new Model(await native().loadAsync(dir, threads, niceOf(opts), quantizeOf(opts)))
     } catch (err) {
       throw convert(err)
     }
