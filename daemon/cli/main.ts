@@ -13,7 +13,7 @@ usage:
   flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
   flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16] [--quant q8_0|q4_0]
   flashcheck model quantize SRC --out DST --type q8_0|q4_0   quantized copy of a float checkpoint (streaming)
-  flashcheck model check DIR [--backend native|onnx]   run a golden case against the kernel (or exported ONNX graphs)
+  flashcheck model check DIR [--backend native|onnx] [--quant q8_0|q4_0]   run a golden case against the kernel (or exported ONNX graphs; --quant: load-time quantization)
   flashcheck model export-onnx DIR --out OUTDIR [--external-above BYTES]
                                                        write ONNX prefill/decode graphs for model.backend onnx
   flashcheck model presets                             list model presets

@@ -4,6 +4,10 @@
 
 export type BackendKind = 'native' | 'onnx'
 
+/** Block-quantized weight types (ggml's q8_0 / q4_0; native/README.md); 'none' = float weights. */
+export type QuantType = 'none' | 'q8_0' | 'q4_0'
+export const QUANT_TYPES: readonly QuantType[] = ['none', 'q8_0', 'q4_0']
+
 /** Parsed and validated config.json of a phi4flash checkpoint, plus what the loader derived. */
 export interface ModelConfig {
   model_type: 'phi4flash'
@@ -29,16 +33,21 @@ export interface ModelConfig {
   tie_word_embeddings: boolean
   /** Kind per layer: mamba, mamba_mem, swa, attn_kv, gmu, cross (sambay) or attn (all-attention). */
   layers: string[]
-  /** dtype of the weight matrices as stored: 'F32', 'BF16', 'F16' or 'mixed'. */
+  /** dtype of the weight matrices as they run: 'F32', 'BF16', 'F16', 'Q8_0', 'Q4_0' or 'mixed'. */
   weight_dtype: string
+  /** Block type of the quantized projections that run ('none' = float weights); the embedding / LM head is
+   *  q8_0 whenever this is not 'none'. */
+  quant: QuantType
   param_count: number
   /** Bytes of the used tensors in the checkpoint (memory-mapped). */
   weight_bytes: number
-  /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors). */
+  /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors, repacked
+   *  quantized matrices). */
   converted_bytes: number
   /** Worker threads of this model's pool. */
   threads: number
-  /** Kernel implementation picked at run time: avx512, avx2, generic (x86-64) or neon (aarch64). */
+  /** Kernel implementation picked at run time: avx512, avx2-vnni, avx2, generic (x86-64), dotprod or neon
+   *  (aarch64); with quantized weights followed by the integer kernels', e.g. 'avx512+int8-avx512vnni'. */
   isa: string
 }
 

@@ -1,19 +1,18 @@
 // Typed wrapper over the native SambaY kernel (native/, built by node-gyp during `npm ci`).
 // All compute happens in C++; async variants run on the addon's own threads and return promises.
 import { loadAddon } from './addon.js'
-import { KernelError, ModelLoadError, type ModelConfig, type PrefillOpts } from './backend.js'
+import { KernelError, ModelLoadError, QUANT_TYPES, type ModelConfig, type PrefillOpts, type QuantType } from './backend.js'
 
 export interface LoadOptions {
   /** Size of the model's compute pool; default = number of cores. */
   threads?: number
   /** Lower the compute threads' priority by this nice increment (Linux), so the event loop preempts them. */
   nice?: number
-  /** Quantize a float checkpoint's weights at load (same rules as `flashcheck model quantize`); 'none' or
-   *  absent = as stored. A checkpoint already quantized runs as it is stored. */
-  quantize?: QuantizeOption
+  /** Quantize a float checkpoint's projections at load ('q8_0' | 'q4_0'; the embedding / LM head becomes
+   *  q8_0). A checkpoint stored quantized loads as it is with 'none' (default) or its own type and is refused
+   *  (ModelLoadError) with the other one. */
+  quantize?: QuantType
 }
-
-export type QuantizeOption = 'none' | 'q8_0' | 'q4_0'
 
 interface NativeStateHandle {
   clone(): NativeStateHandle
@@ -31,15 +30,15 @@ export interface NativeModelHandle {
   dispose(): void
 }
 interface KernelAddon {
-  load(dir: string, threads: number, nice: number, quantize: QuantizeOption): NativeModelHandle
-  loadAsync(dir: string, threads: number, nice: number, quantize: QuantizeOption): Promise<NativeModelHandle>
+  load(dir: string, threads: number, nice: number, quantize: QuantType): NativeModelHandle
+  loadAsync(dir: string, threads: number, nice: number, quantize: QuantType): Promise<NativeModelHandle>
   isa(): string
 }
 function native(): KernelAddon {
   return loadAddon<KernelAddon>()
 }
 
-/** The kernel implementation this CPU gets (avx512, avx2, generic, neon). */
+/** The kernel implementation this CPU gets (avx512, avx2-vnni, avx2, generic, dotprod, neon). */
 export function kernelIsa(): string {
   return native().isa()
 }
@@ -76,9 +75,9 @@ function rowsOf(opts?: PrefillOpts): boolean | number {
   return opts?.allLogits === true ? true : opts?.lastRows ?? false
 }
 
-function quantizeOf(opts?: LoadOptions): QuantizeOption {
+function quantizeOf(opts?: LoadOptions): QuantType {
   const q = opts?.quantize ?? 'none'
-  if (q !== 'none' && q !== 'q8_0' && q !== 'q4_0') throw new RangeError(`quantize must be none, q8_0 or q4_0, got ${String(q)}`)
+  if (!QUANT_TYPES.includes(q)) throw new RangeError(`quantize must be one of ${QUANT_TYPES.join(', ')}, got ${String(q)}`)
   return q
 }
 
@@ -153,8 +152,9 @@ export class Model {
 
   static async loadAsync(dir: string, opts?: LoadOptions): Promise<Model> {
     const threads = threadsOf(opts)
+    const quantize = quantizeOf(opts)
     try {
-      return new Model(await native().loadAsync(dir, threads, niceOf(opts), quantizeOf(opts)))
+      return new Model(await native().loadAsync(dir, threads, niceOf(opts), quantize))
     } catch (err) {
       throw convert(err)
     }

@@ -3,8 +3,7 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../config/schema.js'
-import { type BackendKind, type DecoderBackend, ModelLoadError } from './backend.js'
-import type { QuantizeOption } from './kernel.js'
+import { type BackendKind, type DecoderBackend, ModelLoadError, type QuantType } from './backend.js'
 import type { OnnxOptions } from './onnx/backend.js'
 
 export interface BackendOptions {
@@ -13,7 +12,7 @@ export interface BackendOptions {
   /** native backend: priority decrement (nice) of the compute threads, below the event loop's. */
   nice?: number
   /** native backend: quantize a float checkpoint at load (model.quantize). */
-  quantize?: QuantizeOption
+  quantize?: QuantType
   /** onnx backend only: providers, exported graphs, TensorRT options, runtime module (model.onnx.*). */
   onnx?: Omit<OnnxOptions, 'threads'>
 }
@@ -50,7 +49,7 @@ export async function loadBackend(kind: BackendKind, dir: string, opts: BackendO
 
 /** The exported ONNX graphs compute in float: a quantization request or a quantized checkpoint is a
  *  configuration error, said before anything is exported. */
-async function refuseQuantizedOnnx(dir: string, quantize: QuantizeOption): Promise<void> {
+async function refuseQuantizedOnnx(dir: string, quantize: QuantType): Promise<void> {
   if (quantize !== 'none') {
     throw new ModelLoadError(`model.quantize ${quantize}: the onnx backend runs float weights only; set model.quantize none or model.backend native`)
   }

@@ -11,8 +11,13 @@ CXX="${CXX:-aarch64-linux-gnu-g++}"
 command -v "$CXX" >/dev/null || { echo "cross-aarch64.sh: $CXX not found (apt-get install g++-aarch64-linux-gnu)" >&2; exit 2; }
 command -v qemu-aarch64 >/dev/null || { echo "cross-aarch64.sh: qemu-aarch64 not found (apt-get install qemu-user)" >&2; exit 2; }
 mkdir -p "$out"
+# every kernel source (all of src/ but the Node-API binding and sd_notify) plus the driver
+srcs=()
+for f in "$native"/src/*.cc; do
+  case "$(basename "$f")" in addon.cc | sdnotify.cc) ;; *) srcs+=("src/$(basename "$f")") ;; esac
+done
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -ffp-contract=fast -Wall -Wextra -pthread \
-  src/model.cc src/kernels.cc src/safetensors.cc test/golden_driver.cc -o "$out/golden_driver")
+  "${srcs[@]}" test/golden_driver.cc -o "$out/golden_driver")
 # The addon's sd_notify sender is plain POSIX: compiled here too so an aarch64-only error shows up.
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -Wall -Wextra -Werror -c src/sdnotify.cc -o "$out/sdnotify.o")
 qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/golden_driver" --threads 2 "$golden"/*/

@@ -236,7 +236,7 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   const fc::Config& c = m->config();
   Napi::Object o = Napi::Object::New(env);
   o.Set("model_type", c.model_type);
-  o.Set("layout", c.layout);
+  o.Set("layout", layout_name(c.layout));
   o.Set("hidden_size", double(c.H));
   o.Set("num_hidden_layers", double(c.L));
   o.Set("num_attention_heads", double(c.nh));
@@ -256,12 +256,13 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   Napi::Array layers = Napi::Array::New(env, size_t(c.L));
   for (int64_t i = 0; i < c.L; i++) layers.Set(uint32_t(i), layer_kind_name(c.kinds[size_t(i)]));
   o.Set("layers", layers);
-  o.Set("weight_dtype", m->weight_dtype);
-  o.Set("param_count", double(m->param_count));
-  o.Set("weight_bytes", double(m->weight_bytes));
-  o.Set("converted_bytes", double(m->resident_extra));
+  o.Set("weight_dtype", m->weights().dtype);
+  o.Set("param_count", double(m->weights().param_count));
+  o.Set("weight_bytes", double(m->weights().weight_bytes));
+  o.Set("converted_bytes", double(m->weights().resident_extra));
   o.Set("threads", double(m->threads()));
   o.Set("isa", m->isa());
+  o.Set("quant", qtype_name(m->weights().quant));
   return o;
 }
 
@@ -352,6 +353,13 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
       [s]() { s->busy = false; });
 }
 
+// Optional load argument: "none" | "q8_0" | "q4_0" (undefined = none).
+QType quantize_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return QType::None;
+  if (!info[i].IsString()) throw std::invalid_argument("quantize must be \"none\", \"q8_0\" or \"q4_0\"");
+  return parse_qtype(info[i].As<Napi::String>());
+}
+
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "load(dir, threads): dir must be a string");
@@ -359,7 +367,8 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   try {
-    return NativeModel::Wrap(env, Model::load(dir, threads, nice));
+    const QType quantize = quantize_arg(info, 3);
+    return NativeModel::Wrap(env, Model::load(dir, threads, nice, quantize));
   } catch (const LoadError& e) {
     throw make_error(env, e.what(), "E_MODEL_LOAD");
   } catch (const std::exception& e) {
@@ -373,12 +382,18 @@ Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
   std::string dir = info[0].As<Napi::String>();
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  QType quantize;
+  try {
+    quantize = quantize_arg(info, 3);
+  } catch (const std::exception& e) {
+    throw make_error(env, e.what(), "E_MODEL_LOAD");
+  }
   auto result = std::make_shared<std::shared_ptr<Model>>();
   return run_async(
       env, loader_executor(),
-      [dir, threads, nice, result](AsyncJob&) {
+      [dir, threads, nice, quantize, result](AsyncJob&) {
         try {
-          *result = Model::load(dir, threads, nice);
+          *result = Model::load(dir, threads, nice, quantize);
         } catch (const LoadError&) {
           throw;
         } catch (const std::exception& e) {
