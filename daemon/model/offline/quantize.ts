@@ -9,7 +9,7 @@ import { discardStaging, publishDir, stagingDir, WEIGHT_FILE } from './publish-d
 import {
   BLOCK_BYTES, f16ToF32, QK, quantizedTensors, type QuantType, quantTypeFor, quantizeBlocks,
 } from './quant-format.js'
-import { type ByteTensorSource, DEFAULT_SHARD_BYTES, isDType, type TensorSource, tensorBytes, writeWeights } from './safetensors-write.js'
+import { type ByteTensorSource, DEFAULT_SHARD_BYTES, isDType, planShards, type TensorSource, tensorBytes, writeWeights } from './safetensors-write.js'
 
 /** Fills successive chunks of a tensor's elements (row-major) as float32. */
 export type FloatStream = (out: Float32Array) => void | Promise<void>
@@ -201,6 +201,14 @@ async function readSource(src: string): Promise<{ config: Record<string, unknown
   return { config, headers }
 }
 
+/** The smallest shard limit (within 2 %) that splits the output into at most as many files as the source has. */
+function shardLimitFor(sources: readonly TensorSource[], sourceFiles: number): number {
+  if (sourceFiles <= 1) return DEFAULT_SHARD_BYTES
+  let limit = Math.ceil(sources.reduce((n, t) => n + tensorBytes(t), 0) / sourceFiles)
+  while (planShards(sources, limit).length > sourceFiles) limit = Math.ceil(limit * 1.02)
+  return limit
+}
+
 export async function quantizeCheckpoint(o: QuantizeOptions): Promise<QuantizeResult> {
   if (resolve(o.src) === resolve(o.out)) throw new QuantizeError(`--out must differ from the source ${o.src} (the float checkpoint is kept)`)
   const { config, headers } = await readSource(o.src)
@@ -220,8 +228,7 @@ export async function quantizeCheckpoint(o: QuantizeOptions): Promise<QuantizeRe
       sources.push({ name, dtype: e.dtype as TensorSource['dtype'], shape: e.shape, openBytes: () => reader.bytes(name) })
     }
   }
-  const totalOut = sources.reduce((n, t) => n + tensorBytes(t), 0)
-  const maxShard = o.maxShardBytes ?? (headers.files.length > 1 ? Math.ceil(totalOut / headers.files.length) : DEFAULT_SHARD_BYTES)
+  const maxShard = o.maxShardBytes ?? shardLimitFor(sources, headers.files.length)
 
   const staging = await stagingDir(o.out)
   try {
