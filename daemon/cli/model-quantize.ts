@@ -63,7 +63,11 @@ export async function modelQuantize(argv: string[]): Promise<number> {
     throw e
   }
   try {
-    const r = await quantizeCheckpoint({ src, out, type, maxShardBytes: shardBytes })
+    // Progress on a terminal only (a multi-gigabyte checkpoint takes minutes); logs and pipes get the summary.
+    const tty = process.stderr.isTTY === true
+    const onTensor = tty ? (done: number, total: number, name: string) => void process.stderr.write(`\r\x1b[K[${done + 1}/${total}] ${name}`) : undefined
+    const r = await quantizeCheckpoint({ src, out, type, maxShardBytes: shardBytes, onTensor })
+    if (tty) process.stderr.write('\r\x1b[K')
     for (const n of r.keptFloat) process.stderr.write(`flashcheck model quantize: ${n} stays float (input dimension not a multiple of 32)\n`)
     const q8 = r.quantized.filter((q) => q.type === 'q8_0').length
     const counts = type === 'q8_0' ? `${q8} q8_0` : `${r.quantized.length - q8} q4_0 + ${q8} q8_0`

@@ -5,6 +5,7 @@ import t from 'tap'
 import { modelInit } from '../../daemon/cli/model-init.js'
 import { modelQuantize } from '../../daemon/cli/model-quantize.js'
 import { initCheckpoint } from '../../daemon/model/offline/init.js'
+import { quantizeCheckpoint } from '../../daemon/model/offline/quantize.js'
 import { findPreset } from '../../daemon/model/offline/presets.js'
 import { dequantizeBlocks, f16ToF32, type QuantType } from '../../daemon/model/offline/quant-format.js'
 import { writeWeights } from '../../daemon/model/offline/safetensors-write.js'
@@ -97,6 +98,10 @@ t.test('sharded source: sharded output, same tensors as from a single file', asy
   for (const [k, v] of a) if (v.equals(b.get(k)!)) same++
   t.equal(same, a.size, 'every tensor identical')
   t.same(pythonQuantCheck(join(dir, 'sharded'), join(dir, 'q-sharded'), 'q4_0').errors, [])
+  const seen: string[] = []
+  await quantizeCheckpoint({ src: join(dir, 'sharded'), out: join(dir, 'q-progress'), type: 'q8_0', onTensor: (done, total, name) => void seen.push(`${done}/${total} ${name}`) })
+  const srcNames = [...(await readCheckpointHeaders(join(dir, 'sharded'))).tensors.keys()].sort()
+  t.same(seen, srcNames.map((n, i) => `${i}/${srcNames.length} ${n}`), 'progress: each source tensor once, in order')
   r = await quantize(join(dir, 'one'), join(dir, 'q-forced'), 'q8_0', '--shard-size', '100KB')
   t.equal(r.code, 0, r.err)
   t.ok((await readCheckpointHeaders(join(dir, 'q-forced'))).files.length >= 3, '--shard-size shards a single-file source')

@@ -153,6 +153,8 @@ export interface QuantizeOptions {
   type: QuantType
   /** Shard limit for the output; default: as many shards as the source has (one file for one). */
   maxShardBytes?: number
+  /** Called as each source tensor starts being written. */
+  onTensor?: (done: number, total: number, name: string) => void
 }
 
 export interface QuantizeResult {
@@ -229,6 +231,14 @@ export async function quantizeCheckpoint(o: QuantizeOptions): Promise<QuantizeRe
     }
   }
   const maxShard = o.maxShardBytes ?? shardLimitFor(sources, headers.files.length)
+  if (o.onTensor) {
+    let done = 0
+    for (const [i, src] of sources.entries()) {
+      if (src.name.endsWith('.weight_scale') || !('openBytes' in src)) continue
+      const open = src.openBytes.bind(src)
+      sources[i] = { ...src, openBytes: () => (o.onTensor!(done++, names.length, src.name), open()) }
+    }
+  }
 
   const staging = await stagingDir(o.out)
   try {
