@@ -126,6 +126,14 @@ const PROBES = ['0', '9', 'A', 'a', 'z', ' ', ' x', '\n', '.', '-', '{', '(', '"
 
 const CLONE_MS = 0.2
 
+/** a equals b followed by c. */
+function sameIds(a: readonly number[], b: readonly number[], c: readonly number[]): boolean {
+  if (a.length !== b.length + c.length) return false
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return false
+  for (let i = 0; i < c.length; i++) if (a[b.length + i] !== c[i]) return false
+  return true
+}
+
 export class VerdictEngine {
   readonly cost = new CostModel()
   private readonly plans = new WeakMap<ReasonStep, RulePlan>()
@@ -294,15 +302,26 @@ export class VerdictEngine {
     return { tokens, cached }
   }
 
-  /** Tokens of `text` that stay the same whatever text follows (BPE merges can cross the boundary). */
+  /** Tokens of `text` that stay the same whatever text follows (BPE merges can cross the boundary), and
+   *  after which the rest of the text tokenizes on its own as it would inside the whole: a special token
+   *  marked rstrip swallows the whitespace after it, so when the continuation may start with a space or a
+   *  newline it stays out of the cached part (which then ends before it). */
   private stablePrefix(text: string): number[] {
     if (text === '') return []
-    let common = this.tokenizer.encode(text)
-    for (const p of PROBES) {
-      const t = this.tokenizer.encode(text + p)
+    const enc = (s: string) => this.tokenizer.encode(s)
+    const whole = PROBES.map((p) => enc(text + p))
+    let common = enc(text)
+    for (const t of whole) {
       let n = 0
       while (n < common.length && n < t.length && common[n] === t[n]) n++
       common = common.slice(0, n)
+    }
+    for (; common.length > 0; common = common.slice(0, -1)) {
+      const raw = this.tokenizer.decodeRaw(common)
+      // Not a prefix of the text: requests are encoded whole (tokensOf), nothing to splice.
+      if (!text.startsWith(raw)) break
+      const rest = text.slice(raw.length)
+      if (PROBES.every((p, i) => sameIds(whole[i]!, common, enc(rest + p)))) break
     }
     return common
   }
