@@ -20,6 +20,8 @@ export interface QuantFigure {
   loadSeconds: number
   prefill: { tokens: number; seconds: Summary; tokPerSec: number }[]
   decode: { msPerToken: Summary; weightGBps: number; pctBandwidth: number }
+  /** Against the baseline's logits on the same 64-token prompt (every position) and 16 greedy steps. */
+  fidelity?: { top1Agree: number; relRms: number; rows: number }
 }
 
 export interface QuantComparison {
@@ -31,6 +33,11 @@ export interface QuantComparison {
 }
 
 const fmt = (x: number, d = 1) => x.toFixed(d)
+function argmax(x: Float32Array): number {
+  let b = 0
+  for (let i = 1; i < x.length; i++) if (x[i]! > x[b]!) b = i
+  return b
+}
 
 export async function benchQuant(
   k: KernelModule,
@@ -99,6 +106,41 @@ export async function benchQuant(
       }
     }
     states.forEach((s) => s.dispose())
+    // fidelity: logits of every position of one prompt, then teacher-forced steps on the baseline's greedy tokens
+    const prompt = tok(64)
+    const rowsOf = (m: KernelModel, forced?: number[]) => {
+      const s = m.newState()
+      const all = m.prefill(s, prompt, { allLogits: true })
+      const rows: Float32Array[] = []
+      for (let i = 0; i < prompt.length; i++) rows.push(all.subarray(i * V, (i + 1) * V))
+      const greedy: number[] = []
+      let last = rows[rows.length - 1]!
+      for (let i = 0; i < 16; i++) {
+        const next = forced ? forced[i]! : argmax(last)
+        greedy.push(next)
+        last = m.step(s, next)
+        rows.push(last)
+      }
+      s.dispose()
+      return { rows, greedy }
+    }
+    const ref = rowsOf(models[0]!.model)
+    const fidelity = models.map((m, i) => {
+      if (i === 0) return undefined
+      const got = rowsOf(m.model, ref.greedy)
+      let agree = 0
+      let num = 0
+      let den = 0
+      got.rows.forEach((r, j) => {
+        const b = ref.rows[j]!
+        if (argmax(r) === argmax(b)) agree++
+        for (let k = 0; k < V; k++) {
+          num += (r[k]! - b[k]!) ** 2
+          den += b[k]! ** 2
+        }
+      })
+      return { top1Agree: agree / got.rows.length, relRms: Math.sqrt(num / den), rows: got.rows.length }
+    })
     const figures: QuantFigure[] = models.map((m, i) => {
       const cfg = m.model.config
       const ms = summarize(dec[i]!)
@@ -109,6 +151,7 @@ export async function benchQuant(
           return { tokens: n, seconds: s, tokPerSec: n / s.median }
         }),
         decode: { msPerToken: ms, weightGBps: cfg.weight_bytes / (ms.median / 1000) / 1e9, pctBandwidth: 100 * summarize(ratios[i]!).median },
+        fidelity: fidelity[i],
       }
     })
     const base = figures[0]!
@@ -120,6 +163,10 @@ export async function benchQuant(
         f.prefill.map((p) => `${p.tokens} tokens ${fmt(p.tokPerSec)} tok/s`).join(', ') +
         (f === base ? ' (baseline)' : `; vs ${base.quant}: decode ${fmt(speedup[f.quant]!.decode, 2)}x, prefill ${fmt(speedup[f.quant]!.prefill, 2)}x`))
     }
+    for (const f of figures)
+      if (f.fidelity)
+        log(`  fidelity ${f.quant} vs ${base.quant} (random weights, ${f.fidelity.rows} rows: 64 prompt positions + 16 teacher-forced steps): ` +
+          `top-1 agreement ${fmt(100 * f.fidelity.top1Agree)}%, rel-RMS logit error ${f.fidelity.relRms.toExponential(2)}`)
     log(`  memory bandwidth next to the rounds: ${bws.map((b) => fmt(b)).join(', ')} GB/s`)
     return { label: c.label, figures, bandwidthGBps: bws, speedup }
   } finally {
