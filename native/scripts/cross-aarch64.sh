@@ -32,9 +32,14 @@ echo "cross-aarch64: all golden cases pass on aarch64 ($(run "$out/golden_driver
 # load-time quantization on each implementation (neon: scalar integer kernels; dotprod: Armv8.2 sdot)
 run "$out/quant_test"
 if [ -n "$grid" ]; then
+  # every case on the last implementation (dotprod where qemu offers it), two per type on the others (the scalar
+  # integer kernels are the x86 generic build's too, where the tests run them on every case)
+  last=$(echo $isas | awk '{print $NF}')
   for isa in $isas; do
     for q in q8_0 q4_0; do
-      FLASHCHECK_ISA="$isa" run "$out/golden_driver" --threads 2 --quant "$q" "$grid"/*-"$q"/
+      cases=("$grid"/*-"$q"/)
+      [ "$isa" = "$last" ] || cases=("${cases[@]:0:2}")
+      FLASHCHECK_ISA="$isa" run "$out/golden_driver" --threads 2 --quant "$q" "${cases[@]}"
     done
   done
   echo "cross-aarch64: all grid cases pass with q8_0 and q4_0 on aarch64 ($isas)"
