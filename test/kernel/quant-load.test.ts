@@ -65,8 +65,8 @@ const qconfig = (type: QuantType) => ({ ...configJson(cfg), quantization_config:
 const float = write(join(root, 'float'), tensors.map(f32), configJson(cfg))
 const stored = { q8_0: write(join(root, 'q8_0'), quantized('q8_0'), qconfig('q8_0')), q4_0: write(join(root, 'q4_0'), quantized('q4_0'), qconfig('q4_0')) }
 
-function run(dir: string, quantize: 'none' | QuantType = 'none') {
-  const m = Model.load(dir, { threads: 2, quantize })
+function run(dir: string, quantize: 'none' | QuantType = 'none', threads = 2) {
+  const m = Model.load(dir, { threads, quantize })
   try {
     const s = m.newState()
     const rows = m.prefill(s, tokens, { allLogits: true })
@@ -99,6 +99,11 @@ for (const type of ['q8_0', 'q4_0'] as const) {
     const rel = Math.sqrt(num / den)
     t.ok(rel > 0 && rel < (type === 'q8_0' ? 0.05 : 0.3), `rel-RMS vs float ${rel.toExponential(2)}`)
     t.same(run(stored[type], type).rows, a.rows, 'its own type as quantize is accepted')
+    for (const threads of [1, 3]) {
+      const x = run(stored[type], 'none', threads)
+      t.same(x.rows, a.rows, `bit-identical with ${threads} thread(s)`)
+      t.same(x.step, a.step)
+    }
   })
 }
 
