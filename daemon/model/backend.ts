@@ -39,7 +39,7 @@ export interface ModelConfig {
    *  q8_0 whenever this is not 'none'. */
   quant: QuantType
   param_count: number
-  /** Bytes of the used tensors in the checkpoint (memory-mapped). */
+  /** Bytes of the used tensors as they run: in the checkpoint (memory-mapped), or after load-time quantization. */
   weight_bytes: number
   /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors, repacked
    *  quantized matrices). */
@@ -56,7 +56,11 @@ export class ModelLoadError extends Error {
   override name = 'ModelLoadError'
 }
 
-/** Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT or E_KERNEL. */
+/**
+ * Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT, E_KERNEL or
+ * E_STATE_POISONED (an earlier call failed part-way through this state: it can no longer be used; start a
+ * new state or clone one taken before that call).
+ */
 export class KernelError extends Error {
   override name = 'KernelError'
   constructor(message: string, readonly code: string) {

@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -72,6 +73,43 @@ Napi::Error make_error(Napi::Env env, const std::string& msg, const char* code) 
   return e;
 }
 
+// The JS error code of a C++ exception (call inside a catch block); msg gets its message.
+const char* classify(std::exception_ptr ep, std::string& msg) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const LoadError& e) {
+    msg = e.what();
+    return "E_MODEL_LOAD";
+  } catch (const StatePoisoned& e) {
+    msg = e.what();
+    return "E_STATE_POISONED";
+  } catch (const std::invalid_argument& e) {
+    msg = e.what();
+    return "E_INVALID_ARGUMENT";
+  } catch (const std::exception& e) {
+    msg = e.what();
+    return "E_KERNEL";
+  } catch (...) {
+    msg = "unknown error in the kernel";
+    return "E_KERNEL";
+  }
+}
+
+// Runs f on the JS thread with every C++ exception turned into a JS error with a code: node-addon-api only
+// converts Napi::Error, anything else thrown out of a callback would terminate the process.
+template <class F>
+auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    std::string msg;
+    const char* code = classify(std::current_exception(), msg);
+    throw make_error(env, msg, code);
+  }
+}
+
 // Runs `work` on `ex`, then settles the promise on the JS thread. `work` returns an error message or
 // "" and fills whatever it captured; `done` builds the resolved value on the JS thread.
 struct AsyncJob {
@@ -91,15 +129,9 @@ Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob
   ex.post([job, work, done, settle]() {
     try {
       work(*job);
-    } catch (const LoadError& e) {
-      job->error = e.what();
-      job->code = "E_MODEL_LOAD";
-    } catch (const std::invalid_argument& e) {
-      job->error = e.what();
-      job->code = "E_INVALID_ARGUMENT";
-    } catch (const std::exception& e) {
-      job->error = e.what();
-      job->code = "E_KERNEL";
+    } catch (...) {
+      job->code = classify(std::current_exception(), job->error);
+      if (job->error.empty()) job->error = "kernel error";
     }
     job->tsfn.BlockingCall([job, done, settle](Napi::Env env, Napi::Function) {
       if (settle) settle();
@@ -209,13 +241,13 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
     auto s = state(info.Env());
     if (s->busy.load()) throw make_error(info.Env(), "state is in use by a running call; clone it after that call settles", "E_STATE_BUSY");
     if (!s->model || s->model->threads() == 0) throw make_error(info.Env(), "model is disposed", "E_DISPOSED");
-    return Wrap(std::shared_ptr<State>(s->clone()));
+    return guarded(info.Env(), [&] { return Wrap(std::shared_ptr<State>(s->clone())); });
   }
   Napi::Value Position(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), double(state(info.Env())->pos));
+    return Napi::Number::New(info.Env(), double(state(info.Env())->position.load()));
   }
   Napi::Value LastMs(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), state(info.Env())->last_ms);
+    return Napi::Number::New(info.Env(), state(info.Env())->last_ms.load());
   }
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), state_ && state_->busy.load());
@@ -268,7 +300,7 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeModel::NewState(const Napi::CallbackInfo& info) {
   auto m = model(info.Env());
-  return NativeState::Wrap(std::shared_ptr<State>(m->new_state()));
+  return guarded(info.Env(), [&] { return NativeState::Wrap(std::shared_ptr<State>(m->new_state())); });
 }
 
 static std::vector<int32_t> tokens_arg(Napi::Env env, Napi::Value v) {
@@ -313,12 +345,11 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     auto t0 = std::chrono::steady_clock::now();
     m->forward_tail(*s, toks.data(), int64_t(toks.size()), tail, out.Data());
     s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  } catch (const std::invalid_argument& e) {
+  } catch (...) {
     s->busy = false;
-    throw make_error(env, e.what(), "E_INVALID_ARGUMENT");
-  } catch (const std::exception& e) {
-    s->busy = false;
-    throw make_error(env, e.what(), "E_KERNEL");
+    std::string msg;
+    const char* code = classify(std::current_exception(), msg);
+    throw make_error(env, msg, code);
   }
   s->busy = false;
   return out;

@@ -8,20 +8,26 @@
 
 namespace fc {
 
+AlignedFloats aligned_floats(size_t n) {
+  void* p = std::aligned_alloc(64, (n * 4 + 63) / 64 * 64);
+  if (!p) throw std::bad_alloc();
+  return AlignedFloats(static_cast<float*>(p));
+}
+
 namespace {
 // Scratch buffer taken from the model's arena (best fit) and handed back on destruction, so chunks and
 // steps reuse memory instead of faulting in fresh pages. Only the thread holding the compute lock uses it.
 struct Buf {
   Arena& ar;
   size_t cap;
-  std::unique_ptr<float[]> p;
+  AlignedFloats p;
   Buf(Arena& a, int64_t n) : ar(a) {
     size_t want = size_t(n > 0 ? n : 1), best = SIZE_MAX;
     for (size_t i = 0; i < ar.free.size(); i++)
       if (ar.free[i].first >= want && (best == SIZE_MAX || ar.free[i].first < ar.free[best].first)) best = i;
     if (best == SIZE_MAX) {
       cap = want;
-      p.reset(new float[want]);
+      p = aligned_floats(want);
     } else {
       cap = ar.free[best].first;
       p = std::move(ar.free[best].second);
@@ -34,53 +40,57 @@ struct Buf {
   float* get() { return p.get(); }
   float& operator[](int64_t i) { return p[size_t(i)]; }
 };
-inline float silu(float x) { return x / (1.f + std::exp(-x)); }
-inline float softplus(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
+// A per-thread scratch array that keeps its largest size (GEMM panels, attention blocks), 64-byte aligned.
+struct ThreadScratch {
+  AlignedFloats p;
+  size_t n = 0;
+  float* get(size_t want) {
+    if (n < want) {
+      p = aligned_floats(want);
+      n = want;
+    }
+    return p.get();
+  }
+};
 }  // namespace
 
 void Model::linear(const float* A, int64_t lda, int64_t T, const Mat& W, const Vec* bias, float* C, int64_t ldc) {
   const Kernels& k = *kern_;
   const int64_t N = W.rows;
   const int64_t nt = pool_->size();
-  if (W.q) qlinear(*pool_, *k.q, A, lda, T, *W.q, C, ldc);
+  if (W.q) qlinear(*pool_, *k.q, A, lda, T, *W.q, bias ? bias->p : nullptr, C, ldc);
   else if (T <= kGemvMaxT) {
     int64_t grain = std::max<int64_t>(16, N / (nt * 8));
-    pool_->run(N, grain, [&](int64_t b, int64_t e) { k.gemv(A, lda, T, W, b, e, C, ldc); });
+    pool_->run(N, grain, [&](int64_t b, int64_t e) {
+      k.gemv(A, lda, T, W, b, e, C, ldc);
+      if (bias)
+        for (int64_t t = 0; t < T; t++) k.add(C + t * ldc + b, bias->p + b, e - b);
+    });
   } else {
     const int64_t nr = k.nr;
     int64_t panels = (N + nr - 1) / nr;
     int64_t grain = std::max<int64_t>(1, panels / (nt * 8));
     pool_->run(panels, grain, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> pack;
-      if (pack.size() < size_t(gemm_pack_floats())) pack.resize(size_t(gemm_pack_floats()));
-      k.gemm(A, lda, T, W, b * nr, std::min(e * nr, N), C, ldc, pack.data());
+      thread_local ThreadScratch pack;
+      const int64_t n0 = b * nr, n1 = std::min(e * nr, N);
+      k.gemm(A, lda, T, W, n0, n1, C, ldc, pack.get(size_t(gemm_pack_floats())));
+      // the bias goes in while this thread's columns are still in cache
+      if (bias)
+        for (int64_t t = 0; t < T; t++) k.add(C + t * ldc + n0, bias->p + n0, n1 - n0);
     });
   }
-  if (bias)
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t n = 0; n < N; n++) C[t * ldc + n] += bias->p[n];
 }
 
-static void layernorm(ThreadPool& pool, const float* x, int64_t R, int64_t H, const Vec& w, const Vec& b, double eps,
-                      float* out) {
+static void layernorm(ThreadPool& pool, const Kernels& k, const float* x, int64_t R, int64_t H, const Vec& w,
+                      const Vec& b, double eps, float* out) {
   pool.run(R, 8, [&](int64_t r0, int64_t r1) {
-  for (int64_t r = r0; r < r1; r++) {
-    const float* xr = x + r * H;
-    double mean = 0;
-    for (int64_t i = 0; i < H; i++) mean += xr[i];
-    mean /= double(H);
-    double var = 0;
-    for (int64_t i = 0; i < H; i++) {
-      double d = xr[i] - mean;
-      var += d * d;
-    }
-    var /= double(H);
-    float inv = float(1.0 / std::sqrt(var + eps));
-    float mf = float(mean);
-    float* o = out + r * H;
-    for (int64_t i = 0; i < H; i++) o[i] = (xr[i] - mf) * inv * w.p[i] + b.p[i];
-  }
+    for (int64_t r = r0; r < r1; r++) k.layernorm(x + r * H, H, w.p, b.p, eps, out + r * H);
   });
+}
+
+// x += o over R rows of H, split over the pool by rows.
+static void residual(ThreadPool& pool, const Kernels& k, float* x, const float* o, int64_t R, int64_t H) {
+  pool.run(R, 8, [&](int64_t r0, int64_t r1) { k.add(x + r0 * H, o + r0 * H, (r1 - r0) * H); });
 }
 
 void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, float* out, float* mem) {
@@ -92,30 +102,16 @@ void Model::mamba(LayerState& ls, const LayerW& w, const float* a, int64_t R, fl
   Buf xc(*arena_, R * Di);
   float* xzp = xz.get();
   float* xcp = xc.get();
+  const Kernels& k = *kern_;
   pool_->run(Di, 64, [&](int64_t c0, int64_t c1) {
-    std::vector<float> cat(size_t(K - 1 + R));
-    for (int64_t ch = c0; ch < c1; ch++) {
-      float* hist = ls.conv.data() + ch * (K - 1);
-      for (int64_t j = 0; j < K - 1; j++) cat[size_t(j)] = hist[j];
-      for (int64_t r = 0; r < R; r++) cat[size_t(K - 1 + r)] = xzp[r * 2 * Di + ch];
-      const float* wc = w.conv_w.p + ch * K;
-      for (int64_t r = 0; r < R; r++) {
-        float acc = w.conv_b.p[ch];
-        for (int64_t k = 0; k < K; k++) acc += wc[k] * cat[size_t(r + k)];
-        xcp[r * Di + ch] = silu(acc);
-      }
-      for (int64_t j = 0; j < K - 1; j++) hist[j] = cat[size_t(R + j)];
-    }
+    k.conv_silu(xzp, 2 * Di, R, c0, c1, w.conv_wt.data(), w.conv_b.p, ls.conv.data(), K, Di, xcp);
   });
   Buf dbc(*arena_, R * ldb);
   linear(xcp, Di, R, w.x_proj, nullptr, dbc.get(), ldb);
   Buf delta(*arena_, R * Di);
   linear(dbc.get(), ldb, R, w.dt_proj, &w.dt_b, delta.get(), Di);
-  pool_->run(R * Di, 4096, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; i++) delta[i] = softplus(delta[i]);
-  });
+  pool_->run(R * Di, 4096, [&](int64_t b, int64_t e) { k.softplus(delta.get() + b, e - b); });
   Buf y(*arena_, R * Di);
-  const Kernels& k = *kern_;
   pool_->run(Di, 16, [&](int64_t c0, int64_t c1) {
     k.scan(c0, c1, R, Di, N, xcp, delta.get(), dbc.get(), ldb, Rdt, w.A.data(), w.D.p, ls.ssm.data(), y.get());
   });
@@ -193,7 +189,7 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
     // prefill: blocks of query rows per head pair on the GEMM tiles (keys packed once per block)
     const int64_t nblk = (R + kAttnBlock - 1) / kAttnBlock;
     pool_->run(pairs * nblk, 1, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> S, Ab, Bp;
+      thread_local ThreadScratch S, Ab, Bp;
       std::vector<int64_t> klo, khi;
       for (int64_t it = b; it < e; it++) {
         const int64_t j = it / nblk, r0 = (it % nblk) * kAttnBlock, r1 = std::min(R, r0 + kAttnBlock), nb = r1 - r0;
@@ -204,13 +200,13 @@ void Model::attention(State& s, int64_t li, const LayerW& w, const float* a, int
           klo[size_t(i)] = lo[size_t(r0 + i)] - L0;
           khi[size_t(i)] = hi[size_t(r0 + i)] - L0;
         }
-        if (S.size() < size_t(2 * nb * n)) S.resize(size_t(2 * nb * n));
-        if (Ab.size() < size_t(4 * nb * hd)) Ab.resize(size_t(4 * nb * hd));
-        if (Bp.size() < size_t(gemm_pack_floats())) Bp.resize(size_t(gemm_pack_floats()));
+        float* Sp = S.get(size_t(2 * nb * n));
+        float* Ap = Ab.get(size_t(4 * nb * hd));
+        float* Bpp = Bp.get(size_t(gemm_pack_floats()));
         const float* q1 = q.get() + r0 * ldq + (2 * j) * hd;
         k.attend_block(q1, q1 + hd, ldq, nb, kp.data() + L0, vp.data() + L0, n, klo.data(), khi.data(), (2 * g) * hd,
-                       (2 * g + 1) * hd, hd, scale, S.data(), Ab.data(), Bp.data());
-        for (int64_t i = 0; i < nb; i++) finish(r0 + i, j, Ab.data() + i * 2 * hd, Ab.data() + (nb + i) * 2 * hd);
+                       (2 * g + 1) * hd, hd, scale, Sp, Ap, Bpp);
+        for (int64_t i = 0; i < nb; i++) finish(r0 + i, j, Ap + i * 2 * hd, Ap + (nb + i) * 2 * hd);
       }
     });
   } else pool_->run(R * pairs, 1, [&](int64_t b, int64_t e) {
@@ -273,7 +269,7 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
         rows = keep;
       }
     }
-    layernorm(*pool_, x.get(), rows, H, w.ln_in_w, w.ln_in_b, c.eps, a.get());
+    layernorm(*pool_, *kern_, x.get(), rows, H, w.ln_in_w, w.ln_in_b, c.eps, a.get());
     switch (w.kind) {
       case LayerKind::Mamba:
       case LayerKind::MambaMem:
@@ -290,24 +286,24 @@ void Model::run_chunk(State& s, const int32_t* tokens, int64_t R, bool all, bool
       }
       default: attention(s, li, w, a.get(), rows, p0, o.get()); break;
     }
-    for (int64_t i = 0; i < rows * H; i++) x[i] += o[i];
-    layernorm(*pool_, x.get(), rows, H, w.ln_post_w, w.ln_post_b, c.eps, a.get());
+    residual(*pool_, *kern_, x.get(), o.get(), rows, H);
+    layernorm(*pool_, *kern_, x.get(), rows, H, w.ln_post_w, w.ln_post_b, c.eps, a.get());
     linear(a.get(), H, rows, w.fc1, nullptr, u.get(), 2 * c.I);
     pool_->run(rows, 8, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; r++)
         kern_->gate(u.get() + r * 2 * c.I, u.get() + r * 2 * c.I + c.I, gm.get() + r * c.I, c.I);
     });
     linear(gm.get(), c.I, rows, w.fc2, nullptr, o.get(), H);
-    for (int64_t i = 0; i < rows * H; i++) x[i] += o[i];
+    residual(*pool_, *kern_, x.get(), o.get(), rows, H);
   }
   s.pos += R;
   if (!head) return;
   if (all) {
-    layernorm(*pool_, x.get(), rows, H, w_.final_w, w_.final_b, c.eps, a.get());
+    layernorm(*pool_, *kern_, x.get(), rows, H, w_.final_w, w_.final_b, c.eps, a.get());
     linear(a.get(), H, rows, w_.lm_head, nullptr, logits, c.V);
   } else if (last_chunk) {
     const int64_t keep = std::min(rows, tail);
-    layernorm(*pool_, x.get() + (rows - keep) * H, keep, H, w_.final_w, w_.final_b, c.eps, a.get());
+    layernorm(*pool_, *kern_, x.get() + (rows - keep) * H, keep, H, w_.final_w, w_.final_b, c.eps, a.get());
     linear(a.get(), H, keep, w_.lm_head, nullptr, logits, c.V);
   }
 }
@@ -329,15 +325,27 @@ void Model::forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tai
       throw std::invalid_argument("token id " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                                   " is out of range [0, " + std::to_string(c.V) + ")");
   if (s.model.get() != this) throw std::invalid_argument("state belongs to another model");
+  s.check_usable();
   std::lock_guard<std::mutex> g(compute_mu_);
-  // The rows that need logits must lie in the last chunk: end the chunk before it early if needed.
-  for (int64_t c0 = 0; c0 < T;) {
-    int64_t R = std::min(kPrefillChunk, T - c0);
-    if (!all && c0 + R < T && T - (c0 + R) < tail) R = T - tail > c0 ? T - tail - c0 : T - c0;
-    bool last = c0 + R == T;
-    run_chunk(s, tokens + c0, R, all, last, tail, all ? logits + c0 * c.V : logits);
-    c0 += R;
+  if (++calls_ == fault_call_) pool_->fail_worker_chunk(1);
+  // From here on the state changes layer by layer: a failure leaves it half-advanced, so it is poisoned.
+  try {
+    // The rows that need logits must lie in the last chunk: end the chunk before it early if needed.
+    for (int64_t c0 = 0; c0 < T;) {
+      int64_t R = std::min(kPrefillChunk, T - c0);
+      if (!all && c0 + R < T && T - (c0 + R) < tail) R = T - tail > c0 ? T - tail - c0 : T - c0;
+      bool last = c0 + R == T;
+      run_chunk(s, tokens + c0, R, all, last, tail, all ? logits + c0 * c.V : logits);
+      c0 += R;
+    }
+  } catch (const std::exception& e) {
+    s.poison(e.what());
+    throw;
+  } catch (...) {
+    s.poison("unknown error");
+    throw;
   }
+  s.position.store(s.pos);
 }
 
 }  // namespace fc

@@ -39,6 +39,15 @@ struct Kernels {
   void (*gate)(const float* g, const float* u, float* out, int64_t n);
   // Widen a row of F32/BF16 weights into f32.
   void (*widen)(const void* src, DType dt, int64_t n, float* dst);
+  // x = softplus(x) in place (the Mamba step size).
+  void (*softplus)(float* x, int64_t n);
+  // Mamba's causal depthwise conv + SiLU for channels [c0, c1) of R rows (see kernels_impl.inc).
+  void (*conv_silu)(const float* x, int64_t ldx, int64_t R, int64_t c0, int64_t c1, const float* wt, const float* b,
+                    float* hist, int64_t K, int64_t Di, float* out);
+  // LayerNorm of one row.
+  void (*layernorm)(const float* x, int64_t n, const float* w, const float* b, double eps, float* out);
+  // y += x, elementwise (residual adds).
+  void (*add)(float* y, const float* x, int64_t n);
   // Integer kernels for quantized weights paired with this table (see qkernels_for).
   const QKernels* q = nullptr;
 };

@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 namespace fc {
@@ -26,6 +28,11 @@ std::shared_ptr<Model> Model::load(const std::string& dir, int threads, int nice
                     (m->w_.quant == QType::None ? std::string("not quantized") : std::string(qtype_name(m->w_.quant))));
   m->nice_ = nice;
   m->pool_ = std::make_unique<ThreadPool>(threads, nice);
+  // Test hook for the failure paths: FLASHCHECK_KERNEL_FAULT=worker:N (read at load) makes the first chunk a
+  // pool worker runs during or after this model's N-th forward call throw, once.
+  if (const char* f = std::getenv("FLASHCHECK_KERNEL_FAULT")) {
+    if (std::strncmp(f, "worker:", 7) == 0) m->fault_call_ = std::atoll(f + 7);
+  }
   m->kern_ = &kernels();
   m->arena_ = std::make_unique<Arena>();
   return m;

@@ -2,6 +2,7 @@
 // and the forward graph (forward.cc) behind one object.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -17,9 +18,16 @@
 
 namespace fc {
 
+// 64-byte aligned float arrays: a vector load or store that straddles two cache lines costs two.
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using AlignedFloats = std::unique_ptr<float[], AlignedFree>;
+AlignedFloats aligned_floats(size_t n);  // throws std::bad_alloc
+
 // Free scratch buffers of a model, reused across chunks and steps (see Buf in forward.cc).
 struct Arena {
-  std::vector<std::pair<size_t, std::unique_ptr<float[]>>> free;
+  std::vector<std::pair<size_t, AlignedFloats>> free;
 };
 
 class Model : public std::enable_shared_from_this<Model> {
@@ -59,6 +67,7 @@ class Model : public std::enable_shared_from_this<Model> {
   std::unique_ptr<Arena> arena_;  // scratch buffers reused across chunks and steps
   const Kernels* kern_ = nullptr;
   std::mutex compute_mu_;
+  int64_t calls_ = 0, fault_call_ = 0;  // forward calls so far; FLASHCHECK_KERNEL_FAULT's call (0: none)
 };
 
 }  // namespace fc

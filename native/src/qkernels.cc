@@ -118,6 +118,9 @@ constexpr int64_t kQPrefetch = 2048;
             else acc[t][q] = dot8(acc[t][q], aw[q], _mm256_sign_epi8(a, w[q]));                               \
           }                                                                                                   \
         }                                                                                                     \
+        /* keeps each step's accumulators in registers (GCC otherwise reorders all 8 steps and spills) */   \
+        for (int t = 0; t < MR; t++)                                                                          \
+          for (int q = 0; q < NP; q++) __asm__("" : "+x"(acc[t][q]));                                         \
       }                                                                                                       \
       __m256 ds[NP];                                                                                          \
       for (int q = 0; q < NP; q++) ds[q] = _mm256_load_ps(W.d + ((p + q) * nb + b) * kQPanel);               \
@@ -194,11 +197,11 @@ FC_QTILE_BODY
 #pragma GCC pop_options
 const QKernels qk_avxvnni = {"int8-avxvnni", q_avxvnni::gemm};
 
-// AVX-512 VNNI on 256-bit vectors (EVEX vpdpbusd): 32 registers allow a 6 x 16 tile (two panels).
+// AVX-512 VNNI on 256-bit vectors (EVEX vpdpbusd): 32 registers allow a 4 x 16 tile (two panels).
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512vl,avx512bw,avx512vnni")
 namespace q_avx512vnni {
-constexpr int MRW = 6, NPW = 2;
+constexpr int MRW = 4, NPW = 2;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
 static inline __m256i dot8(__m256i acc, __m256i aw, __m256i sa) { return _mm256_dpbusd_epi32(acc, aw, sa); }

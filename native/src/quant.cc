@@ -299,8 +299,8 @@ void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s
 }
 }  // namespace
 
-void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W, float* C,
-             int64_t ldc) {
+void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
+             const float* bias, float* C, int64_t ldc) {
   // Two int8 planes per activation row (rows 2t: x, 2t+1: what the first plane missed), so the integer kernels
   // see ~16-bit activations; both rows sit in one register tile, so the weights are still streamed once.
   thread_local ActBuf buf;
@@ -334,7 +334,8 @@ void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, i
     k.gemm(act, W, p0, p1, P, N);
     const int64_t n0 = p0 * kQPanel, n1 = std::min(N, p1 * kQPanel);
     for (int64_t t = 0; t < T; t++)
-      for (int64_t n = n0; n < n1; n++) C[t * ldc + n] = P[2 * t * N + n] + P[(2 * t + 1) * N + n];
+      for (int64_t n = n0; n < n1; n++)
+        C[t * ldc + n] = P[2 * t * N + n] + P[(2 * t + 1) * N + n] + (bias ? bias[n] : 0.f);
   });
 }
 

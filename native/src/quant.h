@@ -74,10 +74,9 @@ struct QKernels {
 // The integer implementations this CPU can run; qkernels_for(float ISA name) picks the one paired with it.
 const QKernels& qkernels_for(const char* float_isa);
 
-// C = A·Wᵀ (+ nothing: bias is the caller's) through the pool: activations quantized, then panels split
-// over the threads.
-void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W, float* C,
-             int64_t ldc);
+// C = A·Wᵀ (+ bias when not null) through the pool: activations quantized, then panels split over the threads.
+void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
+             const float* bias, float* C, int64_t ldc);
 
 // Which tensors the contract quantizes: 2-D `...Wqkv.weight`, `in_proj.weight`, `out_proj.weight`,
 // `fc1.weight`, `fc2.weight` with cols % 32 == 0 (type as chosen), the embedding / LM head (q8_0 always).

@@ -24,6 +24,9 @@ void KVStore::append(const float* krow, const float* vrow, int64_t ld, int64_t n
 
 void State::init(const Config& c) {
   pos = 0;
+  position.store(0);
+  poisoned.store(false);
+  error.clear();
   layers.clear();
   layers.resize(size_t(c.L));
   for (int64_t i = 0; i < c.L; i++) {
@@ -44,11 +47,26 @@ void State::init(const Config& c) {
 }
 
 std::unique_ptr<State> State::clone() const {
+  check_usable();
   auto s = std::make_unique<State>();
   s->model = model;
   s->pos = pos;
+  s->position.store(pos);
+  s->last_ms.store(last_ms.load());
   s->layers = layers;  // constant-size states copied; KV pages shared (shared_ptr copies)
   return s;
+}
+
+void State::poison(const std::string& why) {
+  error = why;
+  pos = position.load();
+  poisoned.store(true);
+}
+
+void State::check_usable() const {
+  if (poisoned.load())
+    throw StatePoisoned("state is unusable: an earlier call on it failed part-way (" + error +
+                        "); start a new state or clone one taken before that call");
 }
 
 }  // namespace fc

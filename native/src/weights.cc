@@ -63,7 +63,7 @@ struct Binder {
       throw LoadError("tensor " + name + " has shape " + shape_str(t->shape) + " in " + t->file +
                       " but the config implies " + shape_str(shape) + " = " + formula);
     if (t->dtype == DType::Other)
-      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16; I8 / U8 with an F16 weight_scale for q8_0 / q4_0 projections)");
+      throw LoadError("tensor " + name + " has unsupported dtype " + t->dtype_str + " (supported: F32, BF16, F16)");
     params += t->numel();
     bytes += int64_t(t->nbytes);
     return *t;
@@ -128,6 +128,7 @@ struct Binder {
     if (const QType qt = quant_type_for(name, cols, quantize); qt != QType::None) {
       m.q = quantize_matrix(t, qt, threads);
       extra += int64_t(m.q->bytes);
+      bytes += int64_t(m.q->bytes) - int64_t(t.nbytes);  // what runs (and is streamed), not the float source
       release_mapped(t);
       mat_dtypes.insert(qt == QType::Q8_0 ? "Q8_0" : "Q4_0");
       if (name != "model.embed_tokens.weight" && name != "lm_head.weight") qtypes.insert(qt);
@@ -193,6 +194,9 @@ void bind_weights(const std::string& dir, Config& cfg, Weights& out, QType quant
         w.in_proj = b.mat(a + "in_proj.weight", 2 * c.Di, c.H, "[2*" + Dis + ", " + Hs + "]");
         w.conv_w = b.vec(a + "conv1d.weight", {c.Di, 1, c.K}, "[" + Dis + ", 1, mamba_d_conv " + ii(c.K) + "]");
         w.conv_b = b.vec(a + "conv1d.bias", {c.Di}, "[" + Dis + "]");
+        w.conv_wt.resize(size_t(c.K * c.Di));
+        for (int64_t ch = 0; ch < c.Di; ch++)
+          for (int64_t k = 0; k < c.K; k++) w.conv_wt[size_t(k * c.Di + ch)] = w.conv_w.p[ch * c.K + k];
         w.x_proj = b.mat(a + "x_proj.weight", c.R + 2 * c.N, c.Di,
                          "[dt_rank + 2*mamba_d_state " + ii(c.R + 2 * c.N) + ", " + Dis + "]");
         w.dt_proj = b.mat(a + "dt_proj.weight", c.Di, c.R, "[" + Dis + ", dt_rank = ceil(hidden_size/16) " + ii(c.R) + "]");

@@ -27,7 +27,8 @@ struct LayerW {
   // Mamba / GMU
   Mat in_proj, x_proj, dt_proj, out_proj;
   Vec conv_w, conv_b, dt_b, D;
-  std::vector<float> A;  // -exp(A_log), [Di, N]
+  std::vector<float> A;        // -exp(A_log), [Di, N]
+  std::vector<float> conv_wt;  // conv1d taps transposed to [K, Di] (vector loads over channels)
   // attention
   Mat wqkv, wo;
   Vec bqkv, bo, subln;
@@ -41,7 +42,7 @@ struct Weights {
   Vec final_w, final_b;                    // final_layernorm
   std::vector<LayerW> layers;
   int64_t param_count = 0;
-  int64_t weight_bytes = 0;    // bytes of the used tensors as stored in the checkpoint
+  int64_t weight_bytes = 0;    // bytes of the used tensors as they run: as stored, or quantized (load-time)
   int64_t resident_extra = 0;  // bytes converted/copied at load (f16 -> f32, misaligned, small vectors)
   std::string dtype;           // the matrices' dtype: "F32", "BF16", "F16", "Q8_0", "Q4_0" or "mixed"
   QType quant = QType::None;   // the block type of the quantized projections (embedding: q8_0 either way)

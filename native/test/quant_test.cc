@@ -9,6 +9,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../src/kernels.h"
@@ -187,7 +188,7 @@ static void check_kernels(std::mt19937& rng) {
         for (int i = 0; i < nk; i++) {
           const QKernels& qk = qkernels_for(all[i]->name);
           std::vector<float> C(static_cast<size_t>(T * N), -1.f);
-          qlinear(pool, qk, A.data(), K, T, *qm, C.data(), N);
+          qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N);
           double e1 = 0, e2 = 0, scale = 0;
           for (size_t j = 0; j < C.size(); j++) {
             e1 = std::max(e1, std::fabs(C[j] - exact[j]));
@@ -205,29 +206,58 @@ static void check_kernels(std::mt19937& rng) {
   std::printf("\n");
 }
 
+// GEMV (T=1) and GEMM (T=128) of every integer kernel against the BF16 float kernels of the picked ISA on the
+// same matrix, alternating, best of 5 each: ratios within one run.
 static void bench(int64_t N, int64_t K) {
   const Kernels* all[8];
   const int nk = kernels_available(all, 8);
+  const Kernels& fk = kernels();
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> w(static_cast<size_t>(N * K));
   for (auto& v : w) v = nd(rng);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); i++) {
+    uint32_t u;
+    std::memcpy(&u, &w[i], 4);
+    wb[i] = uint16_t(u >> 16);
+  }
+  Mat bm;
+  bm.data = wb.data();
+  bm.dt = DType::BF16;
+  bm.rows = N;
+  bm.cols = K;
   ThreadPool pool(int(std::thread::hardware_concurrency()));
-  for (QType type : {QType::Q8_0, QType::Q4_0}) {
-    auto qm = quantize_matrix(f32_tensor(w, N, K), type, 2);
-    for (int64_t T : {1, 128}) {
-      std::vector<float> A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
-      for (auto& v : A) v = nd(rng);
+  auto time = [](auto fn) {
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  for (int64_t T : {1, 128}) {
+    std::vector<float> A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
+    for (auto& v : A) v = nd(rng);
+    const double bf = time([&] {
+      if (T <= kGemvMaxT)
+        pool.run(N, 64, [&](int64_t b, int64_t e) { fk.gemv(A.data(), K, T, bm, b, e, C.data(), N); });
+      else
+        pool.run((N + fk.nr - 1) / fk.nr, 1, [&](int64_t b, int64_t e) {
+          std::vector<float> pack(static_cast<size_t>(gemm_pack_floats()));
+          fk.gemm(A.data(), K, T, bm, b * fk.nr, std::min(e * fk.nr, N), C.data(), N, pack.data());
+        });
+    });
+    std::printf("bf16 %-18s T=%-4lld %8.3f ms  %7.1f GMAC/s (baseline)\n", fk.name, (long long)T, bf * 1e3, double(T * N * K) / bf / 1e9);
+    for (QType type : {QType::Q8_0, QType::Q4_0}) {
+      auto qm = quantize_matrix(f32_tensor(w, N, K), type, 2);
       for (int i = 0; i < nk; i++) {
         const QKernels& qk = qkernels_for(all[i]->name);
-        double best = 1e30;
-        for (int rep = 0; rep < 5; rep++) {
-          auto t0 = std::chrono::steady_clock::now();
-          qlinear(pool, qk, A.data(), K, T, *qm, C.data(), N);
-          best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        std::printf("%s %-16s T=%-4lld %8.3f ms  %7.1f GB/s  %7.1f GMAC/s\n", qtype_name(type), qk.name, (long long)T,
-                    best * 1e3, double(qm->bytes) / best / 1e9, double(T * N * K) / best / 1e9);
+        if (std::strcmp(qk.name, "int8-scalar") == 0 && T > 1) continue;
+        const double q = time([&] { qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N); });
+        std::printf("%s %-18s T=%-4lld %8.3f ms  %7.1f GMAC/s  %.2fx bf16\n", qtype_name(type), qk.name, (long long)T, q * 1e3,
+                    double(T * N * K) / q / 1e9, bf / q);
       }
     }
   }
