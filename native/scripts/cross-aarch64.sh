@@ -20,6 +20,7 @@ for f in "$native"/src/*.cc; do
 done
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -ffp-contract=fast -Wall -Wextra -pthread \
   "${srcs[@]}" test/golden_driver.cc -o "$out/golden_driver")
+qemu-aarch64 -L /usr/aarch64-linux-gnu "$out/golden_driver" --elementwise
 # The addon's sd_notify sender is plain POSIX: compiled here too so an aarch64-only error shows up.
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -Wall -Wextra -Werror -c src/sdnotify.cc -o "$out/sdnotify.o")
 (cd "$native" && "$CXX" -std=gnu++17 -O3 -ffp-contract=fast -Wall -Wextra -pthread \

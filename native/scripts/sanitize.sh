@@ -43,6 +43,8 @@ for isa in $isas; do
   echo "== golden cases, isa=$isa"
   FLASHCHECK_ISA="$isa" "$out/golden_driver" --threads 2 "${cases[@]}" || status=1
 done
+echo "== elementwise kernels against float64"
+"$out/golden_driver" --elementwise || status=1
 # corrupt copies of one case: every load error path must report, not crash or read out of bounds
 echo "== corrupt checkpoints"
 bad="$out/corrupt"

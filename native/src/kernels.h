@@ -52,8 +52,8 @@ struct Kernels {
   const QKernels* q = nullptr;
 };
 
-// K block of the GEMM: the packed B panel (kc x nr floats) is kept at 16 KiB so it stays in L1.
-constexpr int64_t kGemmPanelFloats = 4096;
+// Size of the GEMM's packed B panel scratch: kc x nr floats (see KC in kernels_impl.inc), at most 32 KiB.
+constexpr int64_t kGemmPanelFloats = 8192;
 constexpr int64_t kGemvMaxT = 4;
 inline int64_t gemm_pack_floats() { return kGemmPanelFloats; }
 
