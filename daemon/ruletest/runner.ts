@@ -30,6 +30,8 @@ export interface TestResult {
   failures: RequestFailure[]
   /** A problem running the test at all (invalid rules, a stand-in choice the rule does not offer). */
   error?: string
+  /** Every request's answer in order (with RunOptions.keepAnswers). */
+  answers?: (Response | null)[]
 }
 
 export interface RunOptions {
@@ -37,6 +39,8 @@ export interface RunOptions {
   rulesDir?: string
   /** A real decoder for reason rules (--model-dir), shared by every test. */
   model?: (set: RuleSet) => Promise<ModelJudge>
+  /** Keep every answer in TestResult.answers (tests compare them with the live daemon's). */
+  keepAnswers?: boolean
 }
 
 type Loaded = { ok: true; set: RuleSet; model?: ModelJudge } | { ok: false; errors: RuleError[] }
@@ -75,7 +79,7 @@ export class TestRunner {
     return out
   }
 
-  private async runTest(set: RuleSet, model: ModelJudge | undefined, t: TestCase): Promise<{ failures: RequestFailure[]; error?: string }> {
+  private async runTest(set: RuleSet, model: ModelJudge | undefined, t: TestCase): Promise<{ failures: RequestFailure[]; error?: string; answers?: (Response | null)[] }> {
     for (const [id, choice] of Object.entries(t.choices ?? {})) {
       const rule = set.rules.find((r) => r.id === id)
       if (!rule?.reason) return { failures: [], error: `model.choices names ${id}, which is not a rule with a reason step` }
@@ -95,6 +99,7 @@ export class TestRunner {
     t.requests.forEach((r, i) => events.push({ at: r.atMs, order: base + i, request: r, index: i + 1 }))
     events.sort((a, b) => a.at - b.at || a.order - b.order)
     const failures: RequestFailure[] = []
+    const answers: (Response | null)[] = []
     for (const ev of events) {
       if (ev.signal) {
         await svc.deliver(ev.at, ev.signal.topic, ev.signal.payload).settled
@@ -105,10 +110,11 @@ export class TestRunner {
       const d = svc.deliver(ev.at, r.topic, r.payload, { reply: isRequest })
       await d.settled
       const answer = pick(d.published, isRequest ? d.replyTopic : undefined, r.expect.inspection)
+      answers.push(answer?.response ?? null)
       const diff = compare(r.expect, answer?.response ?? null)
       if (diff.length > 0) failures.push({ index: ev.index!, request: r, diff, actual: answer?.response ?? null })
     }
-    return { failures }
+    return this.o.keepAnswers ? { failures, answers } : { failures }
   }
 }
 
