@@ -2,6 +2,7 @@
 // responder measured in the same run, alternating rounds so that machine noise hits both alike.
 //   node dist/bench/latency/main.js [--rate 2000] [--seconds 5] [--rounds 4] [--clients 8] [--warmup 2]
 import { fork, type ChildProcess } from 'node:child_process'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
@@ -10,6 +11,7 @@ import { spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
 import { LatencyLoad, type LoadResult } from '../../harness/load.js'
 import { Mosquitto } from '../../harness/mosquitto.js'
 import { cpuSeconds } from '../../harness/proc.js'
+import { cpuInfo } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({
   options: {
@@ -58,6 +60,9 @@ async function main(): Promise<void> {
   const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
   const load = await LatencyLoad.connect(broker.url, nClients)
   try {
+    const cpu0 = cpuInfo()
+    const isa = cpu0.arch === 'arm64' ? 'neon' : cpu0.flags.has('avx512f') ? 'avx512' : cpu0.flags.has('avx2') ? 'avx2' : 'generic'
+    console.log(`machine: ${cpu0.model}, ${cpu0.arch}, ISA ${isa}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
     console.log(`bench/latency: ${rate} req/s, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s after ${warmup} s warm-up each`)
     await load.run(ECHO_TOPIC, PAYLOAD, rate, warmup)
     await load.run(REQUEST_TOPIC, PAYLOAD, rate, warmup)
