@@ -2,7 +2,8 @@
 // vibration sample every 10 ms per station, as a plant sends them) and replays it through the CLI's code,
 // rules vs. a changed copy. Baseline in the same run: the bare rule evaluation of the same requests
 // (matchRequest + evaluate on a signal store), so the ratio is what the service path costs on top.
-// Run after a build: node dist/bench/replay/main.js [requests] [rounds]
+// Run after a build: node dist/bench/replay/main.js [requests] [rounds]; with BENCH_REPLAY_KEEP=DIR the
+// recording (DIR/rec.jsonl) and both rule directories (DIR/a, DIR/b) are kept there to time the CLI itself.
 import { cpus, tmpdir } from 'node:os'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, createWriteStream } from 'node:fs'
 import { join } from 'node:path'
@@ -16,11 +17,13 @@ import type { RuleSet } from '../../daemon/rules/types.js'
 const N = Number(process.argv[2] ?? 100_000)
 const ROUNDS = Number(process.argv[3] ?? 3)
 const examples = fileURLToPath(new URL('../../../rules/examples/torque-joint.yaml', import.meta.url))
-const tmp = mkdtempSync(join(tmpdir(), 'flashcheck-replay-bench-'))
+const keep = process.env.BENCH_REPLAY_KEEP
+const tmp = keep ?? mkdtempSync(join(tmpdir(), 'flashcheck-replay-bench-'))
+mkdirSync(tmp, { recursive: true })
 const dirA = join(tmp, 'a')
 const dirB = join(tmp, 'b')
-mkdirSync(dirA)
-mkdirSync(dirB)
+mkdirSync(dirA, { recursive: true })
+mkdirSync(dirB, { recursive: true })
 const src = readFileSync(examples, 'utf8')
 writeFileSync(join(dirA, 'torque-joint.yaml'), src)
 writeFileSync(join(dirB, 'torque-joint.yaml'), src.replace('torque <= 12.0', 'torque <= 11.5'))
@@ -93,4 +96,5 @@ for (let r = 0; r < ROUNDS; r++) {
 const med = (xs: number[]) => [...xs].sort((p, q) => p - q)[Math.floor(xs.length / 2)]!
 console.log(last)
 console.log(`median: replay --speed max ${med(rates).toFixed(0)} requests/s; baseline (bare evaluate, both sets) ${med(bases).toFixed(0)} requests/s; ratio ${(med(bases) / med(rates)).toFixed(2)}x`)
-rmSync(tmp, { recursive: true, force: true })
+if (keep === undefined) rmSync(tmp, { recursive: true, force: true })
+else console.log(`kept: ${tmp}/rec.jsonl, rules ${dirA} (baseline) and ${dirB}`)
