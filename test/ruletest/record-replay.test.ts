@@ -70,3 +70,18 @@ t.test('record → replay: a changed rule changes exactly the verdicts it should
   const same = await cli(['replay', file, '--rules-dir', A, '--speed', '50'])
   t.equal(same.stdout.trim().split('\n').at(-1), `replayed ${N} requests: ${N} same, 0 changed`)
 })
+
+t.test('record --duration ends by itself with its count; bad usage exits 2', async (t) => {
+  const tmp = mkdtempSync(join(tmpdir(), 'flashcheck-record-'))
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }))
+  const broker = await Mosquitto.start()
+  t.teardown(() => broker.stop())
+  const file = join(tmp, 'short.jsonl')
+  const r = await cli(['record', '--out', file, '--duration', '1', '--mqtt-url', broker.url, '--rules-dir', A])
+  t.equal(r.code, 0, r.stderr)
+  t.match(r.stderr, /recording flashcheck\/inspect\/# plant\/\+\/spindle\/vibration to /, 'the rules\' request and signal filters')
+  t.match(r.stderr, `recorded 0 messages to ${file}`)
+  t.equal(JSON.parse(readFileSync(file, 'utf8').trim()).flashcheck_recording, 1)
+  t.equal((await cli(['record', '--mqtt-url', broker.url])).code, 2, 'no --out')
+  t.equal((await cli(['replay', file, '--speed', 'fast'])).code, 2, 'bad --speed')
+})
