@@ -87,9 +87,13 @@ export async function replayRecording(o: ReplayOptions): Promise<ReplaySummary> 
   const sets = o.against ? [o.set, o.against] : [o.set]
   const isRequest = (t: string) => isRequestTopic(t) || sets.some((s) => s.matchRequest(t) !== null)
   const s: Omit<ReplaySummary, 'header'> = { requests: 0, same: 0, changed: 0, uncompared: 0, byInspection: new Map(), changes: [], skipped: 0 }
-  // Recorded-verdict baseline: requests wait (bounded by the recording's order) until their response line.
-  const waiting = new Map<string, { line: number; t_ms: number; topic: string; response: Response | null }>()
-  const pending: { key: string; entry: { line: number; t_ms: number; topic: string; response: Response | null } }[] = []
+  // Recorded-verdict baseline: each new answer waits for the recorded one it is compared with, found by the
+  // request's reply address, or for stream verdicts by trigger topic and inspection (in order). Entries are
+  // settled in recording order once answered or older than WAIT_MS of recorded time, so memory stays bounded.
+  type Entry = { key: string; line: number; t_ms: number; topic: string; answer: Response; recorded: Response | null }
+  const waiting = new Map<string, Entry[]>()
+  const pending: Entry[] = []
+  const WAIT_MS = 60_000
   const wall0 = performance.now()
   let n = 0
 
@@ -142,9 +146,12 @@ export async function replayRecording(o: ReplayOptions): Promise<ReplaySummary> 
     if (isResponse(body)) {
       if (!before) {
         const cd = properties?.correlationData
-        const key = replyKey(rec.topic, cd ? `d${Buffer.from(cd).toString('base64')}` : body.correlation_id !== undefined ? `i${body.correlation_id}` : undefined)
-        const w = key === undefined ? undefined : waiting.get(key)
-        if (w && w.response === null) w.response = body
+        const key =
+          typeof body.trigger_topic === 'string'
+            ? streamKey(body.trigger_topic, body.inspection)
+            : replyKey(rec.topic, cd && cd.length ? `d${Buffer.from(cd).toString('base64')}` : body.correlation_id !== undefined ? `i${body.correlation_id}` : undefined)
+        const w = key === undefined ? undefined : waiting.get(key)?.find((e) => e.recorded === null)
+        if (w) w.recorded = body
       }
       continue
     }
@@ -164,32 +171,40 @@ export async function replayRecording(o: ReplayOptions): Promise<ReplaySummary> 
       for (const [was, now] of pair(e.published, d.published, e.replyTopic, d.replyTopic)) judge(n, rec.t_ms, rec.topic, was, now)
       continue
     }
-    if (!request) continue
-    const answer = d.published.find((p) => p.topic === d.replyTopic)
-    if (key === undefined || answer === undefined) {
-      s.uncompared++
-      continue
+    const answers: [string | undefined, Response][] = request
+      ? [[key, d.published.find((p) => p.topic === d.replyTopic)?.response as Response]]
+      : d.published.map((p) => [streamKey(rec.topic, p.response.inspection), p.response])
+    for (const [k, answer] of answers) {
+      if (k === undefined || answer === undefined) {
+        s.uncompared++
+        continue
+      }
+      const entry: Entry = { key: k, line: n, t_ms: rec.t_ms, topic: rec.topic, answer, recorded: null }
+      const list = waiting.get(k)
+      if (list) list.push(entry)
+      else waiting.set(k, [entry])
+      pending.push(entry)
     }
-    const entry = { line: n, t_ms: rec.t_ms, topic: rec.topic, response: null as Response | null }
-    waiting.set(key, entry)
-    pending.push({ key, entry: Object.assign(entry, { answer: answer.response }) })
-    // Responses follow their request within the budget: settle what is old enough to have been answered.
-    while (pending.length > 0 && (pending[0]!.entry.response !== null || rec.t_ms - pending[0]!.entry.t_ms > 60_000)) settle(pending.shift()!)
+    while (pending.length > 0 && (pending[0]!.recorded !== null || rec.t_ms - pending[0]!.t_ms > WAIT_MS)) settle(pending.shift()!)
   }
   for (const p of pending) settle(p)
   if (!header) throw new Error(`${o.file}:1:1: empty recording`)
   return { ...s, header }
 
-  function settle(p: { key: string; entry: { line: number; t_ms: number; topic: string; response: Response | null } }): void {
-    if (waiting.get(p.key) === p.entry) waiting.delete(p.key)
-    const recorded = p.entry.response
-    const answer = (p.entry as unknown as { answer: Response }).answer
-    if (recorded === null) {
-      s.uncompared++
-      return
+  function settle(e: Entry): void {
+    const list = waiting.get(e.key)
+    if (list) {
+      const i = list.indexOf(e)
+      if (i >= 0) list.splice(i, 1)
+      if (list.length === 0) waiting.delete(e.key)
     }
-    judge(p.entry.line, p.entry.t_ms, p.entry.topic, recorded, answer)
+    if (e.recorded === null) s.uncompared++
+    else judge(e.line, e.t_ms, e.topic, e.recorded, e.answer)
   }
+}
+
+function streamKey(trigger: string, inspection: string | null): string {
+  return `stream\u0000${trigger}\u0000${inspection ?? ''}`
 }
 
 /** Pairs the answers of one message, [baseline, new]: the request's answer, or stream verdicts by inspection. */
