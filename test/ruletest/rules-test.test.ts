@@ -9,6 +9,7 @@ import { parse } from 'yaml'
 import { parseSeries, renderPayload } from '../../daemon/ruletest/series.js'
 import { parseTestFile, TestFileError } from '../../daemon/ruletest/format.js'
 import { TestRunner } from '../../daemon/ruletest/runner.js'
+import { rulesTest } from '../../daemon/cli/rules-test.js'
 import { cli } from '../helpers/cli.js'
 
 const ROOT = join(import.meta.dirname, '..', '..')
@@ -99,9 +100,11 @@ t.test('malformed test files exit 2 with file:line:col', async (t) => {
   for (const [name, src, re] of cases) {
     const f = join(tmp, name)
     writeFileSync(f, src)
-    const r = await cli(['rules', 'test', '--rules-dir', join(ROOT, 'rules', 'examples'), f])
-    t.equal(r.code, 2, name)
-    t.match(r.stderr, re, name)
+    // In-process (the CLI's own function): the exit code and stderr as the CLI prints them.
+    let stderr = ''
+    const code = await rulesTest(['--rules-dir', join(ROOT, 'rules', 'examples'), f], { out: () => {}, err: (x) => { stderr += x } })
+    t.equal(code, 2, name)
+    t.match(stderr, re, name)
   }
   try {
     parseTestFile('x.yaml', 'tests: []\n')
@@ -110,8 +113,12 @@ t.test('malformed test files exit 2 with file:line:col', async (t) => {
     t.ok(e instanceof TestFileError)
     t.equal((e as TestFileError).located, 'x.yaml:1:8: tests must be a non-empty list')
   }
-  const usage = await cli(['rules', 'test'])
-  t.equal(usage.code, 2)
+  let out = ''
+  const mixed = await rulesTest([join(tmp, 'key.yaml'), join(EXAMPLE_TESTS, 'bore-gauge.test.yaml')], { out: (x) => { out += x }, err: () => {} })
+  t.equal(mixed, 2, 'a malformed file makes the exit 2 even when the others pass')
+  t.match(out, /^4 passed, 0 failed$/m, 'the other files still ran')
+  t.equal(await rulesTest([], { out: () => {}, err: () => {} }), 2, 'no file: usage')
+  t.equal(await rulesTest(['--frobnicate', 'x.yaml'], { out: () => {}, err: () => {} }), 2, 'unknown option')
 })
 
 t.test('invalid rules fail the tests that use them, with the rule error located', async (t) => {
