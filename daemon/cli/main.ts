@@ -8,6 +8,12 @@ const USAGE = `flashcheck ${VERSION} — edge daemon for model-assisted quality 
 usage:
   flashcheck run [--config FILE] [--<key> VALUE ...]   run the daemon (keys as in config, e.g. --mqtt-url, --rules-dir)
   flashcheck rules check DIR                           validate a rules directory (file:line:col: message; exit 1 on errors)
+  flashcheck rules test [--rules-dir DIR] [--model-dir DIR] [--junit FILE] FILE...
+                                                       run rule test files on a virtual clock (exit 0 pass, 1 fail, 2 malformed)
+  flashcheck record --out FILE [--duration S] [--topics FILTER...] [--config FILE] [--<key> VALUE ...]
+                                                       record request and signal traffic to JSONL (Ctrl-C ends)
+  flashcheck replay FILE [--rules-dir DIR] [--against DIR] [--speed N|max] [--json]
+                                                       replay a recording through rules on its own clock; count changed verdicts
   flashcheck request TOPIC JSON [--url URL] [--timeout MS] [--mqtt311]
                                                        send one request (MQTT 5 request/response) and print the response
   flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
@@ -31,10 +37,15 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./run.js')).printConfig(argv.slice(1))
     case 'doctor':
       return (await import('./doctor.js')).doctor(argv.slice(1))
+    case 'record':
+      return (await import('./record.js')).record(argv.slice(1))
+    case 'replay':
+      return (await import('./replay.js')).replay(argv.slice(1))
     case 'request':
       return (await import('./request.js')).request(argv.slice(1))
     case 'rules':
       if (sub === 'check') return (await import('./rules-check.js')).rulesCheck(rest)
+      if (sub === 'test') return (await import('./rules-test.js')).rulesTest(rest)
       break
     case 'model':
       if (sub === 'init') return (await import('./model-init.js')).modelInit(rest)

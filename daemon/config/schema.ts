@@ -85,6 +85,7 @@ export const schemaDefinition = {
   rules: {
     dir: { doc: 'Directory of rule files (*.yaml).', format: String, default: '/etc/flashcheck/rules', ...key('rules.dir') },
     watch: { doc: 'Reload rules when files in rules.dir change (SIGHUP always reloads).', format: Boolean, default: true, ...key('rules.watch') },
+    shadowDir: { doc: 'Directory of shadow rules: judged on the same live traffic, never published, disagreements with the serving verdicts counted (flashcheck_shadow_verdicts_total) and logged; empty = none. Invalid shadow rules never affect serving.', format: String, default: '', ...key('rules.shadowDir') },
   },
   budget: {
     defaultMs: { doc: 'Latency budget of a rule that sets no budget_ms.', format: 'nat', default: 50, ...key('budget.defaultMs') },
@@ -156,7 +157,7 @@ export interface Config {
     shareGroup: string
     receiveMaximum: number
   }
-  rules: { dir: string; watch: boolean }
+  rules: { dir: string; watch: boolean; shadowDir: string }
   budget: { defaultMs: number }
   limits: { maxPayloadBytes: number; dedupeWindowS: number; dedupeEntries: number; outboxSize: number; maxAgeFactor: number }
   state: { dir: string }

@@ -22,6 +22,7 @@ import { Inbound } from './inbound.js'
 import { Publisher } from './publisher.js'
 import { RedeliveryMemory } from './redelivery.js'
 import { RuleReloader } from './reloader.js'
+import { ShadowRules } from '../shadow/shadow.js'
 import { desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
 
@@ -37,12 +38,15 @@ export interface DaemonOptions {
   metrics?: Metrics
   /** Install a SIGHUP handler that reloads the rules (the CLI does; tests call reload()). */
   handleSignals?: boolean
+  /** Epoch ms of a message's arrival (default Date.now); tests record what the daemon saw. */
+  clock?: () => number
 }
 
 export class Daemon extends EventEmitter {
   readonly metrics: Metrics
   private readonly cfg: Config
   private readonly log: Logger
+  private readonly clock: () => number
   private rules?: RuleSet
   private readonly signals = new SignalStore()
   private readonly memory: RedeliveryMemory
@@ -55,6 +59,8 @@ export class Daemon extends EventEmitter {
   private broker?: EmbeddedBroker
   private metricsServer?: Server
   private reloader?: RuleReloader
+  private shadow?: ShadowRules
+  private shadowReloader?: RuleReloader
   private subscribed = new Set<string>()
   private readonly protocolVersion: 4 | 5
   private backoffMs: number
@@ -67,6 +73,7 @@ export class Daemon extends EventEmitter {
   constructor(opts: DaemonOptions) {
     super()
     this.cfg = opts.config
+    this.clock = opts.clock ?? Date.now
     this.log = opts.logger
     this.metrics = opts.metrics ?? new Metrics()
     this.memory = new RedeliveryMemory(this.cfg.limits.dedupeWindowS * 1000, this.cfg.limits.dedupeEntries, this.log)
@@ -112,6 +119,12 @@ export class Daemon extends EventEmitter {
     }
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
+    if (this.cfg.rules.shadowDir !== '') {
+      const shadow = (this.shadow = new ShadowRules(this.cfg.rules.shadowDir, loadOpts, this.metrics, this.log, this.clock))
+      await shadow.load()
+      this.shadowReloader = new RuleReloader(shadow.dir, shadow.loadOptions, (r) => void shadow.apply(r))
+      if (this.cfg.rules.watch) this.shadowReloader.watch()
+    }
 
     this.inbound = new Inbound({
       config: this.cfg,
@@ -122,6 +135,8 @@ export class Daemon extends EventEmitter {
       publisher: this.publisher,
       rules: () => this.rules,
       engine: this.engine,
+      clock: this.clock,
+      shadow: this.shadow,
     })
     await this.memory.restore(this.cfg.state.dir)
 
@@ -155,6 +170,8 @@ export class Daemon extends EventEmitter {
     clearTimeout(this.reconnectTimer)
     clearInterval(this.pruneTimer)
     this.reloader?.close()
+    this.shadowReloader?.close()
+    this.shadow?.close()
     // Waiting model requests get their fallbacks published before the connection closes.
     if (this.engine) await this.engine.close()
     const client = this.client
@@ -176,6 +193,7 @@ export class Daemon extends EventEmitter {
     const before = this.rules
     this.emit('reloading', reason)
     await this.reloader?.reload(reason)
+    await this.shadowReloader?.reload(reason)
     return this.rules !== before
   }
 

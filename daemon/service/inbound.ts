@@ -21,6 +21,7 @@ import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
 import type { Publisher } from './publisher.js'
+import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
 import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
 
@@ -44,6 +45,8 @@ export interface Exchange {
   triggerTopic?: string
   /** Set by the hand-off when part of the answer goes out later. */
   ack?: HeldAck
+  /** The shadow set's verdict on the same message, compared once the serving verdict is out. */
+  shadow?: ShadowVerdict
 }
 
 export interface InboundDeps {
@@ -56,8 +59,15 @@ export interface InboundDeps {
   /** The active rule set (present once the service started). */
   rules: () => RuleSet | undefined
   /** The decoder for reason rules; absent without model.dir. */
-  engine?: VerdictEngine
+  engine?: ModelJudge
+  /** Epoch ms of a message's arrival: Date.now live; `rules test` and `replay` inject their virtual clock. */
+  clock?: () => number
+  /** A second rule set that sees the same messages and compares its verdicts (rules.shadowDir). */
+  shadow?: ShadowHook
 }
+
+/** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
+export type ModelJudge = Pick<VerdictEngine, 'judge' | 'expireDue'>
 
 interface ReplyOptions {
   /** The model missed its deadline although the verdict itself is on time. */
@@ -74,16 +84,18 @@ const SHED: ReplyOptions = { shed: true }
 export class Inbound {
   private readonly isRequestTopic: (topic: string) => boolean
   private readonly limited: LogLimiter
+  private readonly clock: () => number
 
   constructor(private readonly d: InboundDeps) {
     this.isRequestTopic = compileFilter(d.config.mqtt.requestFilter)
     this.limited = new LogLimiter(d.log)
+    this.clock = d.clock ?? Date.now
   }
 
   /** Handles one message; returns its HeldAck when part of its answer goes out after this returns. */
   readonly handle = (topic: string, payload: Buffer, packet: IPublishPacket): HeldAck | undefined => {
     const t0 = performance.now()
-    const now = Date.now()
+    const now = this.clock()
     const set = this.d.rules()!
     // Timers cannot fire while a burst of messages holds the event loop: settle what is due first.
     this.d.engine?.expireDue()
@@ -95,6 +107,7 @@ export class Inbound {
         return ex.ack
       }
       if (this.d.signals.ingest(topic, payload, now)) this.d.metrics.signalSamples.inc()
+      this.d.shadow?.sample(topic, payload, now)
       let ack: HeldAck | undefined
       for (const m of set.matchTrigger(topic)) {
         const ex: Exchange = { set, topic, payload, t0, now, rule: m.rule, params: m.params, to: m.rule.publishTopic!(m.params), env: NO_ENVELOPE, triggerTopic: topic, ack }
@@ -201,7 +214,9 @@ export class Inbound {
   // ── shared stages ─────────────────────────────────────────────────────────────────────────────────────
 
   private evaluate(ex: Exchange, payload: Record<string, unknown>): InspectionResult {
-    return ex.rule!.evaluate({ topic: ex.topic, params: ex.params, payload, now: ex.now }, this.d.signals)
+    const result = ex.rule!.evaluate({ topic: ex.topic, params: ex.params, payload, now: ex.now }, this.d.signals)
+    if (this.d.shadow) ex.shadow = this.d.shadow.evaluate(ex.rule!, ex.topic, payload, ex.now, ex.triggerTopic !== undefined, result)
+    return result
   }
 
   /** Replies with the checks' verdict, or first asks the decoder (reason rules), within the deadline. */
@@ -261,6 +276,7 @@ export class Inbound {
     if (ex.triggerTopic !== undefined) res.trigger_topic = ex.triggerTopic
     if (outcome.model !== undefined) res.model = outcome.model
     if (outcome.fallback !== undefined) res.fallback = outcome.fallback
+    if (ex.shadow) this.d.shadow!.compare(ex.shadow, res)
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
     if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
