@@ -17,7 +17,7 @@ class Part {
   constructor(readonly source: string, anyChar: boolean) {
     this.pieces = source.split(PLACEHOLDER)
     this.names = this.pieces.filter((_, i) => i % 2 === 1)
-    const one = anyChar ? '(?:.+)' : '(?:[^/+#]+)'
+    const one = anyChar ? '(.+)' : '([^/+#]+)'
     this.re = new RegExp('^' + this.pieces.map((p, i) => (i % 2 === 1 ? one : p.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('') + '$')
   }
 
@@ -30,6 +30,20 @@ class Part {
 
   matches(text: string): boolean {
     return this.pieces.length === 1 ? text === this.source : this.re.test(text)
+  }
+
+  /** Adds the names this part binds in `text` to params; false when it does not match or contradicts a binding. */
+  bind(text: string, params: Record<string, string>): boolean {
+    if (this.pieces.length === 1) return text === this.source
+    const m = this.re.exec(text)
+    if (!m) return false
+    for (let i = 0; i < this.names.length; i++) {
+      const n = this.names[i]!
+      const v = m[i + 1]!
+      if (n in params && params[n] !== v) return false
+      params[n] = v
+    }
+    return true
   }
 
   get literal(): boolean {
@@ -75,6 +89,14 @@ export class SparkplugSelector {
   /** The history id for a request's bound names. */
   render(params: Record<string, string>): string {
     return sampleId(this.group.render(params), this.node.render(params), this.device?.render(params), this.metric.render(params))
+  }
+
+  /** The names bound by a concrete metric address (triggers), or null when it does not match. */
+  bind(group: string, node: string, device: string | undefined, metric: string): Record<string, string> | null {
+    if ((device === undefined) !== (this.device === undefined)) return null
+    const params: Record<string, string> = {}
+    const ok = this.group.bind(group, params) && this.node.bind(node, params) && (device === undefined || this.device!.bind(device, params)) && this.metric.bind(metric, params)
+    return ok ? params : null
   }
 
   matches(group: string, node: string, device: string | undefined, metric: string): boolean {
