@@ -230,8 +230,9 @@ export class EdgeNode {
       if (!this.born) this.birth('primary_host_online')
       return
     }
-    // The primary host is gone: end this session (NDEATH) and start a new one that waits for it again.
-    if (!this.client) return
+    // The primary host is gone: end this session (NDEATH) and start a new one that waits for it again. A session
+    // that is not born yet just keeps waiting (the retained offline STATE greets every new session).
+    if (!this.client || !this.born) return
     const c = this.client
     this.setBorn(false)
     c.publish(this.topic('NDEATH'), Buffer.from(this.deathPayload()), { qos: 1, retain: false }, () => c.end())

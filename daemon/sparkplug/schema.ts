@@ -140,4 +140,14 @@ export const DataType = {
 } as const
 export type DataTypeCode = (typeof DataType)[keyof typeof DataType]
 
-export const PayloadType: protobuf.Type = protobuf.Root.fromJSON(SPARKPLUG_B_DESCRIPTOR).lookupType('org.eclipse.tahu.protobuf.Payload')
+/** Every message of the file is proto2: optional scalars keep explicit presence (a seq or value of 0 is sent). */
+function proto2<T>(node: T): T {
+  if (node !== null && typeof node === 'object') {
+    const o = node as Record<string, unknown>
+    if ('fields' in o) o.edition = 'proto2'
+    for (const v of Object.values(o)) proto2(v)
+  }
+  return node
+}
+
+export const PayloadType: protobuf.Type = protobuf.Root.fromJSON(proto2(SPARKPLUG_B_DESCRIPTOR)).lookupType('org.eclipse.tahu.protobuf.Payload')

@@ -82,6 +82,7 @@ t.test('flashcheck-encoded scalars decode with Tahu to the same values and types
     u64: ['UInt64', big.toString()], f: ['Float', '2.5'], d: ['Double', '12.75'], b: ['Boolean', 'false'], s: ['String', ''],
     dt: ['DateTime', '1764633602000'],
   })
+  t.equal(str(tahu.decodePayload(encodePayload({ seq: 0, metrics: [{ name: 'z', datatype: DataType.Int32, value: 0 }] })).seq), '0', 'seq 0 is sent (proto2 presence)')
   const dm = d.metrics.find((m) => m.name === 'd')!
   t.equal(str(dm.alias), '3')
   t.equal(str(dm.timestamp), '1764633601000')
