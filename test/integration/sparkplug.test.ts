@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Mosquitto } from '../helpers/mosquitto.js'
 import { Requester, startDaemon, testConfig } from '../helpers/daemon.js'
+import { cliProcess } from '../helpers/cli.js'
 import { num, SparkplugPeer, TahuLong, tahu, type SpMessage } from '../helpers/sparkplug.js'
 
 const PRESS = `id: press-temp
@@ -90,7 +91,8 @@ t.test('PLC births, data by name and by alias, death, stale, rebirth requests; v
   t.same(r.body.checks[0].values, { 'last(spindle_temp)': 91.25 })
 
   // The verdict as DDATA of the press-temp device: aliases only, the right types, timestamp = inspection start.
-  const ddata = await scada.next('spBv1.0/flashcheck/DDATA/fc-a/press-temp', { from: scadaFrom })
+  const verdictAlias = num(dbirth.payload!.metrics.find((m) => m.name === 'Verdict')!.alias)
+  const ddata = await scada.next('spBv1.0/flashcheck/DDATA/fc-a/press-temp', { from: scadaFrom, pred: (m) => m.payload!.metrics.some((x) => num(x.alias) === verdictAlias && x.value === 'FAIL') })
   const byName = Object.fromEntries(ddata.payload!.metrics.map((m) => {
     t.equal(m.name, undefined, 'DDATA metrics carry aliases only')
     const b = aliasOf.get(num(m.alias))!
@@ -205,4 +207,39 @@ t.test('primary host: no NBIRTH until its STATE says online; offline ends the se
   const b2 = await scada.next('spBv1.0/flashcheck/NBIRTH/fc-b', { from })
   t.equal(num(scada.metric(b2, 'bdSeq')?.value), (bd1 + 1) % 256, 'the new session has the next bdSeq')
   await scada.client.publishAsync('spBv1.0/STATE/scada1', '', { qos: 1, retain: true })
+})
+
+t.test('daemon killed → NDEATH with the session bdSeq; restart → bdSeq incremented; clean stop → NDEATH too', async (t) => {
+  const broker = await Mosquitto.start()
+  const rules = rulesDir({ 'press.yaml': PRESS })
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-sp-state-'))
+  const scada = await SparkplugPeer.connect(broker.url)
+  const start = () => cliProcess(['run', '--mqtt-url', broker.url, '--rules-dir', rules, '--rules-watch', 'false', '--node-id', 'fc-c', '--log-level', 'info', ...spArgs('fc-c', state)], /sparkplug NBIRTH published/)
+  let d = await start()
+  t.teardown(async () => {
+    d.proc.kill('SIGKILL')
+    await scada.end()
+    await broker.stop()
+    rmSync(rules, { recursive: true, force: true })
+    rmSync(state, { recursive: true, force: true })
+  })
+  const b1 = await scada.next('spBv1.0/flashcheck/NBIRTH/fc-c')
+  const bd1 = num(scada.metric(b1, 'bdSeq')?.value) as number
+  t.equal(bd1, 0, 'first session of a fresh state dir')
+  let from = scada.messages.length
+  d.proc.kill('SIGKILL')
+  await d.exited
+  const death = await scada.next('spBv1.0/flashcheck/NDEATH/fc-c', { from })
+  t.equal(num(scada.metric(death, 'bdSeq')?.value), bd1, 'the Will carries the bdSeq of the NBIRTH')
+  t.equal(death.retain, false)
+
+  from = scada.messages.length
+  d = await start()
+  const b2 = await scada.next('spBv1.0/flashcheck/NBIRTH/fc-c', { from })
+  t.equal(num(scada.metric(b2, 'bdSeq')?.value), bd1 + 1, 'bdSeq persisted in state.dir and incremented')
+  from = scada.messages.length
+  d.proc.kill('SIGTERM')
+  t.equal(await d.exited, 0)
+  const death2 = await scada.next('spBv1.0/flashcheck/NDEATH/fc-c', { from })
+  t.equal(num(scada.metric(death2, 'bdSeq')?.value), bd1 + 1)
 })
