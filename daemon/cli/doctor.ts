@@ -4,15 +4,14 @@
 // `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
 // (as `flashcheck run`).
 import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
-import { estimate } from '../model/estimate.js'
-import { ADDON_PATH } from '../model/kernel.js'
+import { estimate } from '../model/offline/estimate.js'
+import { ADDON_PATH, loadAddon } from '../model/addon.js'
 import { readCheckpointHeaders } from '../model/safetensors-header.js'
 import { clientOptions } from '../mqtt/options.js'
 import { loadRuleDir } from '../rules/load.js'
@@ -257,7 +256,7 @@ function checkState(cfg: Config, rows: Row[]): void {
 function checkNative(rows: Row[]): void {
   let addon: { isa?: () => string; sdNotify?: unknown }
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as typeof addon
+    addon = loadAddon<typeof addon>()
   } catch (e) {
     rows.push({ outcome: 'FAIL', name: 'addon', detail: `${ADDON_PATH} does not load (run npm ci): ${(e as Error).message.split('\n')[0]}` })
     return

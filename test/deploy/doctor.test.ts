@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { Aedes, type Client, type Subscription } from 'aedes'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli } from '../helpers/cli.js'
-import { freePort, Mosquitto } from '../helpers/mosquitto.js'
+import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 
 const RULES = join(PACKAGE_ROOT, 'rules', 'examples')
 const BROKEN_RULES = join(PACKAGE_ROOT, 'test', 'fixtures', 'rules', 'broken')
