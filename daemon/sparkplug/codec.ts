@@ -34,7 +34,10 @@ export class SparkplugDecodeError extends Error {
   override readonly name = 'SparkplugDecodeError'
 }
 
-type Raw = Record<string, unknown> & { value?: string }
+type Raw = Record<string, unknown>
+
+/** The metric value fields, one of which a metric carries (a oneof in the specification). */
+const VALUE_FIELDS = ['double_value', 'float_value', 'int_value', 'long_value', 'boolean_value', 'string_value', 'bytes_value', 'dataset_value', 'template_value', 'extension_value']
 type LongLike = { low: number; high: number; unsigned?: boolean } | number
 interface Long { toNumber(): number; toString(): string }
 interface LongStatic {
@@ -82,7 +85,13 @@ function smallInt(v: number, datatype: number): number {
 }
 
 function metricValue(m: Raw, datatype: number): { value: MetricValue; complex?: 'DataSet' | 'Template' } {
-  const field = m.value
+  let field: string | undefined
+  for (let i = 0; i < VALUE_FIELDS.length; i++) {
+    if (has(m, VALUE_FIELDS[i]!)) {
+      field = VALUE_FIELDS[i]
+      break
+    }
+  }
   switch (field) {
     case 'int_value':
       return { value: smallInt(m.int_value as number, datatype) }
