@@ -116,11 +116,13 @@ function latencyRounds(): void {
   const req = (now: number) => ({ topic: 'q/3', params: { station: '3' }, payload: {}, now })
   const res: Record<string, { p50: number[]; p99: number[] }> = { 'JSON signal (baseline)': { p50: [], p99: [] }, 'Sparkplug signal': { p50: [], p99: [] } }
   const lat = new Float64Array(iterations)
+  let clock = t0
   for (let r = 0; r < rounds + 1; r++) {
     for (const name of r % 2 === 0 ? Object.keys(res) : Object.keys(res).reverse()) {
       const sp = name.startsWith('Sparkplug')
       for (let i = 0; i < iterations; i++) {
-        const now = t0 + i * 20
+        // One clock over all rounds: histories only move forward in time.
+        const now = (clock += 20)
         if (sp && i % 255 === 0) spBirth()
         const a = process.hrtime.bigint()
         if (sp) host.handle('spBv1.0/plant/DDATA/press-3/spindle', spSample[i % 255]!, now, s.set)
