@@ -64,13 +64,13 @@ export class SparkplugHost {
       this.m.skippedMetrics.inc({ why: s.why.startsWith('unknown') ? 'unknown_alias' : s.why.split(' ')[0]!.toLowerCase() })
       if (this.d.log.isLevelEnabled('debug')) this.d.log.debug({ topic, metric: s.metric, why: s.why }, 'sparkplug metric skipped')
     }
-    if (out.born || out.died) {
-      // A new session replaces what was kept; after a death nothing kept is current any more.
-      this.d.signals.forgetSparkplug(t.group, t.node, (out.born ?? out.died)!.device)
-    }
+    // After a death nothing kept is current any more. A birth keeps the windows: a rebirth (asked for after a
+    // seq gap) continues the same series.
+    if (out.died) this.d.signals.forgetSparkplug(t.group, t.node, out.died.device)
     if (out.rebirth) this.requestRebirth(t.group, t.node, out.rebirth, now)
     if (out.samples.length === 0) return NONE
-    const triggers = this.triggersOf(set)
+    // Births carry current values (samples), not events: only NDATA/DDATA run triggered inspections.
+    const triggers = t.type === 'NDATA' || t.type === 'DDATA' ? this.triggersOf(set) : NONE_RULES
     let events: SparkplugTriggerEvent[] | undefined
     for (const s of out.samples) {
       const v = numericValue(s.value)
@@ -117,6 +117,7 @@ export class SparkplugHost {
 }
 
 const NONE: SparkplugTriggerEvent[] = []
+const NONE_RULES: CompiledRule[] = []
 
 function triggerPayload(metric: string, time: number, m: Metric): Record<string, unknown> {
   const v = m.value

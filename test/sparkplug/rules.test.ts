@@ -26,7 +26,7 @@ checks:
 
 function feed(state: HostState, store: SignalStore, type: 'NBIRTH' | 'NDATA' | 'DBIRTH' | 'DDATA' | 'NDEATH' | 'DDEATH', node: string, device: string | undefined, p: Payload, now: number) {
   const out = state.apply('plant1', type, node, device, p, now)
-  if (out.born || out.died) store.forgetSparkplug('plant1', node, (out.born ?? out.died)!.device)
+  if (out.died) store.forgetSparkplug('plant1', node, out.died.device)
   for (const s of out.samples) store.pushSparkplug('plant1', node, s.device, s.metric, s.time, numericValue(s.value)!)
   return out
 }
