@@ -130,6 +130,16 @@ export class EdgeNode {
       this.send(this.topic('DDEATH', id), { timestamp: Date.now(), seq: this.nextSeq(), metrics: [] })
     }
     for (const id of ids) if (!this.devices.has(id)) this.deviceBirth(id)
+    // The node metrics that describe the rule set change with it: NDATA by alias.
+    const now = Date.now()
+    this.send(this.topic('NDATA'), {
+      timestamp: now,
+      seq: this.nextSeq(),
+      metrics: [
+        { alias: RULES_REV_ALIAS, timestamp: now, datatype: DataType.String, value: set.rev },
+        { alias: INSPECTIONS_ALIAS, timestamp: now, datatype: DataType.UInt32, value: set.rules.length },
+      ],
+    })
     this.d.log.info({ devices: [...this.devices.keys()] }, 'sparkplug devices updated after reload')
   }
 
@@ -248,16 +258,16 @@ export class EdgeNode {
   private birth(reason: string): void {
     if (!this.client?.connected) return
     this.seq = 0
-    this.nextAlias = REBIRTH_ALIAS + 1
+    this.nextAlias = FIRST_DEVICE_ALIAS
     this.devices = new Map()
     const now = Date.now()
     const rules = this.d.rules()
     const metrics: Metric[] = [
       { name: 'bdSeq', timestamp: now, datatype: DataType.UInt64, value: this.bdSeq },
       { name: REBIRTH_METRIC, alias: REBIRTH_ALIAS, timestamp: now, datatype: DataType.Boolean, value: false },
-      { name: 'Node Info/Version', alias: this.nextAlias++, timestamp: now, datatype: DataType.String, value: this.d.version },
-      { name: 'Node Info/Rules Revision', alias: this.nextAlias++, timestamp: now, datatype: DataType.String, value: rules?.rev ?? '' },
-      { name: 'Node Info/Inspections', alias: this.nextAlias++, timestamp: now, datatype: DataType.UInt32, value: rules?.rules.length ?? 0 },
+      { name: 'Node Info/Version', alias: VERSION_ALIAS, timestamp: now, datatype: DataType.String, value: this.d.version },
+      { name: 'Node Info/Rules Revision', alias: RULES_REV_ALIAS, timestamp: now, datatype: DataType.String, value: rules?.rev ?? '' },
+      { name: 'Node Info/Inspections', alias: INSPECTIONS_ALIAS, timestamp: now, datatype: DataType.UInt32, value: rules?.rules.length ?? 0 },
     ]
     this.send(this.topic('NBIRTH'), { timestamp: now, seq: 0, metrics })
     this.setBorn(true)
@@ -291,5 +301,10 @@ export class EdgeNode {
   }
 }
 
-/** Alias of Node Control/Rebirth; aliases are unique over the node and all its devices. */
+// Node metric aliases; device metrics take the ones after them. Aliases are unique over the node and all its
+// devices within a session (Sparkplug 3.0).
 const REBIRTH_ALIAS = 1
+const VERSION_ALIAS = 2
+const RULES_REV_ALIAS = 3
+const INSPECTIONS_ALIAS = 4
+const FIRST_DEVICE_ALIAS = 5

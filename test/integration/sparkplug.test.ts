@@ -174,6 +174,9 @@ t.test('PLC births, data by name and by alias, death, stale, rebirth requests; v
   const rl = scada.messages.length
   t.ok(await d.daemon.reload('test'))
   await scada.next('spBv1.0/flashcheck/DBIRTH/fc-a/extra', { from: rl })
+  const ndata = await scada.next('spBv1.0/flashcheck/NDATA/fc-a', { from: rl })
+  const revAlias = num(scada.metric(again, 'Node Info/Rules Revision')?.alias)
+  t.same(ndata.payload!.metrics.filter((x) => num(x.alias) === revAlias).map((x) => x.value), [d.daemon.rulesRev], 'NDATA carries the new rules revision by alias')
   unlinkSync(join(rules, 'extra.yaml'))
   t.ok(await d.daemon.reload('test'))
   await scada.next('spBv1.0/flashcheck/DDEATH/fc-a/extra', { from: rl })
