@@ -21,6 +21,16 @@ convict.addFormat({
   },
 })
 
+for (const [name, empty] of [['sparkplug-id', false], ['sparkplug-id-or-empty', true]] as const) {
+  convict.addFormat({
+    name,
+    validate(value: unknown) {
+      // Sparkplug ids are single topic levels (Sparkplug 3.0, 4.1.1).
+      if (typeof value !== 'string' || (!empty && value === '') || /[/+#\u0000]/.test(value)) throw new Error(`must be a ${empty ? '' : 'non-empty '}name without '/', '+', '#'`)
+    },
+  })
+}
+
 convict.addFormat({
   name: 'share-group',
   validate(value: unknown) {
@@ -132,6 +142,12 @@ export const schemaDefinition = {
   node: {
     id: { doc: 'Name of this gateway in topics and responses; empty = host name.', format: String, default: '', ...key('node.id') },
   },
+  sparkplug: {
+    enabled: { doc: 'Also be a Sparkplug B edge node: NBIRTH/NDEATH, one device per inspection, each verdict as DDATA (reading Sparkplug signals needs no setting).', format: Boolean, default: false, ...key('sparkplug.enabled') },
+    group: { doc: 'Sparkplug group id of the edge node.', format: 'sparkplug-id', default: 'flashcheck', ...key('sparkplug.group') },
+    edgeNode: { doc: 'Sparkplug edge node id; empty = node.id.', format: 'sparkplug-id-or-empty', default: '', ...key('sparkplug.edgeNode') },
+    primaryHost: { doc: 'Sparkplug host id of the primary host application: NBIRTH waits for its spBv1.0/STATE/<id> online message; empty = no primary host.', format: 'sparkplug-id-or-empty', default: '', ...key('sparkplug.primaryHost') },
+  },
 }
 
 export type ConfigSchema = typeof schemaDefinition
@@ -166,6 +182,7 @@ export interface Config {
   metrics: { port: number; host: string }
   log: { level: string }
   node: { id: string }
+  sparkplug: { enabled: boolean; group: string; edgeNode: string; primaryHost: string }
 }
 
 /** model.onnx.*: the onnx backend's settings. */

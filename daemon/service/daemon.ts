@@ -25,6 +25,8 @@ import { RuleReloader } from './reloader.js'
 import { ShadowRules } from '../shadow/shadow.js'
 import { desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
+import { SparkplugHost } from '../sparkplug/host.js'
+import { EdgeNode } from '../sparkplug/edge-node.js'
 
 export class RulesInvalidError extends Error {
   constructor(readonly errors: RuleError[]) {
@@ -53,6 +55,9 @@ export class Daemon extends EventEmitter {
   private readonly publisher: Publisher
   private readonly acks = new AckHook(() => this.client)
   private inbound?: Inbound
+  private sparkplug?: SparkplugHost
+  /** Present with sparkplug.enabled: flashcheck's own Sparkplug edge node session. */
+  private edge?: EdgeNode
   private client?: MqttClient
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
@@ -126,7 +131,22 @@ export class Daemon extends EventEmitter {
       if (this.cfg.rules.watch) this.shadowReloader.watch()
     }
 
+    this.sparkplug = new SparkplugHost({
+      log: this.log,
+      metrics: this.metrics,
+      signals: this.signals,
+      maxPayloadBytes: this.cfg.limits.maxPayloadBytes,
+      publish: (topic, payload) => {
+        if (!this.client?.connected) return false
+        this.client.publish(topic, Buffer.from(payload), { qos: 0, retain: false })
+        return true
+      },
+    })
+    if (this.cfg.sparkplug.enabled) this.edge = new EdgeNode({ config: this.cfg, log: this.log, metrics: this.metrics, version: VERSION, rules: () => this.rules })
+    const edge = this.edge
     this.inbound = new Inbound({
+      sparkplug: this.sparkplug,
+      onVerdict: edge ? (res, startedAt) => edge.verdict(res, startedAt) : undefined,
       config: this.cfg,
       log: this.log,
       metrics: this.metrics,
@@ -162,6 +182,12 @@ export class Daemon extends EventEmitter {
       this.log.info({ port: this.broker.port }, 'embedded MQTT 3.1.1 broker listening on 127.0.0.1')
     }
     this.connect(url)
+    this.edge?.start(url)
+  }
+
+  /** The Sparkplug edge node (sparkplug.enabled), for status and tests. */
+  get sparkplugEdge(): EdgeNode | undefined {
+    return this.edge
   }
 
   async stop(): Promise<void> {
@@ -174,6 +200,7 @@ export class Daemon extends EventEmitter {
     this.shadow?.close()
     // Waiting model requests get their fallbacks published before the connection closes.
     if (this.engine) await this.engine.close()
+    await this.edge?.stop()
     const client = this.client
     if (client) {
       if (client.connected) {
@@ -223,6 +250,7 @@ export class Daemon extends EventEmitter {
     this.log.info({ reason, rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id) }, 'rules reloaded')
     this.syncSubscriptions()
     this.publishInfo()
+    this.edge?.rulesChanged(res.set)
     this.emit('reloaded', res.set.rev)
   }
 
@@ -248,6 +276,8 @@ export class Daemon extends EventEmitter {
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
+      // Sparkplug births seen on the old connection may be stale: data is trusted again after new ones.
+      this.sparkplug?.reset()
       this.syncSubscriptions()
       // Verdicts held while the broker was away go first, in order, before redelivered requests are read.
       const flushed = this.publisher.flush()

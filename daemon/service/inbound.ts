@@ -17,6 +17,8 @@ import type { SignalStore } from '../signals/store.js'
 import { decidedByChecks, modelMissedDeadline, withModel } from '../verdict/combine.js'
 import type { VerdictEngine } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
+import { isSparkplugTopic } from '../sparkplug/topic.js'
+import type { SparkplugHost } from '../sparkplug/host.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
@@ -64,6 +66,10 @@ export interface InboundDeps {
   clock?: () => number
   /** A second rule set that sees the same messages and compares its verdicts (rules.shadowDir). */
   shadow?: ShadowHook
+  /** Reads Sparkplug B messages (spBv1.0/…) into signals and triggers. */
+  sparkplug?: SparkplugHost
+  /** Told of every verdict published (the Sparkplug edge node republishes it as DDATA). */
+  onVerdict?: (res: Response, startedAt: number) => void
 }
 
 /** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
@@ -100,6 +106,7 @@ export class Inbound {
     // Timers cannot fire while a burst of messages holds the event loop: settle what is due first.
     this.d.engine?.expireDue()
     try {
+      if (this.d.sparkplug !== undefined && isSparkplugTopic(topic)) return this.sparkplugMessage(set, topic, payload, t0, now)
       const req = set.matchRequest(topic)
       if (req || this.isRequestTopic(topic)) {
         const ex: Exchange = { set, topic, payload, t0, now, rule: req?.rule, params: req?.params ?? NO_PARAMS, to: '', env: envelopeFromPacket(packet) }
@@ -120,6 +127,17 @@ export class Inbound {
       this.d.metrics.errors.inc({ code: 'INTERNAL' })
       return undefined
     }
+  }
+
+  /** A Sparkplug B message: samples go to the signal store; each metric a streaming rule names triggers it. */
+  private sparkplugMessage(set: RuleSet, topic: string, payload: Buffer, t0: number, now: number): HeldAck | undefined {
+    let ack: HeldAck | undefined
+    for (const e of this.d.sparkplug!.handle(topic, payload, now, set)) {
+      const ex: Exchange = { set, topic, payload, t0, now, rule: e.rule, params: e.params, to: e.rule.publishTopic!(e.params), env: NO_ENVELOPE, triggerTopic: topic, ack }
+      this.handOff(ex, this.evaluate(ex, e.payload))
+      ack = ex.ack
+    }
+    return ack
   }
 
   // ── request stages ────────────────────────────────────────────────────────────────────────────────────
@@ -281,6 +299,7 @@ export class Inbound {
     const opts = publisher.replyOptions(ex.env)
     if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
     else publisher.send(ex.to, JSON.stringify(res), opts, ex.key)
+    this.d.onVerdict?.(res, ex.now)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
