@@ -50,6 +50,7 @@ export class RuleImpl implements CompiledRule {
   readonly publish?: string
   readonly budgetMs: number
   readonly verdicts: string[]
+  readonly trace?: string
   readonly topicFilter: TopicFilter
   readonly reason?: ReasonStep
   /** An input or signal named `checks` shadows the rendered check results in prompts. */
@@ -76,6 +77,7 @@ export class RuleImpl implements CompiledRule {
     this.filter = doc.filter.mqtt
     this.budgetMs = doc.budgetMs
     this.verdicts = doc.verdicts
+    this.trace = doc.trace
     this.severity = new Map(doc.verdicts.map((v, i) => [v, i]))
     this.inputs = doc.inputs
     this.templates = doc.signals.map((s) => s.topic)

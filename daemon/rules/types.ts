@@ -89,6 +89,8 @@ export interface CompiledRule {
   publishTopic?(params: Record<string, string>): string
   budgetMs: number
   verdicts: string[]
+  /** The input named by `trace:` (part traceability), if any. */
+  trace?: string
   /** Present when the rule asks the decoder (`reason:`). */
   reason?: ReasonStep
   /** Match a concrete topic; null when it does not match, else the bound names. */

@@ -17,9 +17,12 @@ import type { SignalStore } from '../signals/store.js'
 import { decidedByChecks, modelMissedDeadline, withModel } from '../verdict/combine.js'
 import type { VerdictEngine } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
+import type { Journal } from '../audit/journal.js'
+import { auditRecord, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
+import { checksum } from './dedupe.js'
 import type { Publisher } from './publisher.js'
 import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
@@ -57,6 +60,10 @@ export interface InboundDeps {
   rules: () => RuleSet | undefined
   /** The decoder for reason rules; absent without model.dir. */
   engine?: VerdictEngine
+  /** The audit journal; absent when audit is off. */
+  journal?: Journal
+  /** Identity of the checkpoint (audit rows of model verdicts). */
+  modelId?: string
 }
 
 interface ReplyOptions {
@@ -157,7 +164,13 @@ export class Inbound {
     if (key !== undefined) {
       if (this.d.memory.seen(key, ex.payload, ex.now)) {
         this.d.metrics.duplicates.inc()
-        this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
+        // Answered before (by this process or one that was killed): the journal has the verdict as it went
+        // out, and it goes out again unchanged. Not yet written means it is still on its way: dropped.
+        const stored = this.d.journal?.lookup(key, checksum(ex.payload))
+        if (stored !== undefined) {
+          this.d.publisher.send(ex.to, stored, this.d.publisher.replyOptions(ex.env))
+          this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
+        } else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -245,6 +258,8 @@ export class Inbound {
     const latency = performance.now() - ex.t0
     const late = ex.now + latency > deadline
     const res: Response = {
+      verdict_id: verdictId(ex.now),
+      ts: new Date(ex.now).toISOString(),
       ...outcome,
       latency_ms: ms(latency),
       deadline_missed: (o.modelMissed ?? false) || late,
@@ -252,10 +267,32 @@ export class Inbound {
       node: this.d.config.node.id,
     }
     if (ex.env.correlationId !== undefined) res.correlation_id = ex.env.correlationId
+    const trace = traceValue(outcome.inputs, ex.rule?.trace)
+    if (trace !== undefined) res.trace = trace
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
-    if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
-    else publisher.send(ex.to, JSON.stringify(res), opts, ex.key)
+    const json = JSON.stringify(res)
+    const to = ex.to
+    const key = ex.key
+    const journal = this.d.journal
+    if (journal?.open) {
+      // The verdict goes out once its row is written, and the request's PUBACK after it: a daemon killed in
+      // between leaves a redelivery that the journal answers with this very verdict.
+      const release = (ex.ack ??= new HeldAck()).hold()
+      const rec = auditRecord(res, json, {
+        requestTopic: ex.triggerTopic ?? ex.topic, responseTopic: to, correlationData: ex.env.correlationData, correlationId: ex.env.correlationId,
+        dedupeKey: key, payloadSum: key === undefined ? undefined : checksum(ex.payload), modelId: this.d.modelId,
+      })
+      journal.append(rec, () => {
+        try {
+          if (o.shed) publisher.shed(to, json, opts, key)
+          else publisher.send(to, json, opts, key, res.verdict_id)
+        } finally {
+          release()
+        }
+      })
+    } else if (o.shed) publisher.shed(to, json, opts, key)
+    else publisher.send(to, json, opts, key)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })

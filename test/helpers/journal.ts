@@ -1,0 +1,33 @@
+// Reads a daemon's audit journal (a real SQLite file) to check that every answered request of a LoadRun is
+// in it exactly once.
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { LoadRun } from './load.js'
+
+export interface JournalCounts {
+  /** Answered requests with no row. */
+  missing: number
+  /** Answered requests with more than one row (inspected twice). */
+  duplicated: number
+  rows: number
+}
+
+export function journalCounts(stateDir: string, load: LoadRun): JournalCounts {
+  const db = new Database(join(stateDir, 'audit.db'), { readonly: true })
+  try {
+    const byCorr = new Map<string, number>()
+    for (const r of db.prepare('SELECT correlation AS c, COUNT(*) AS n FROM verdicts WHERE correlation IS NOT NULL GROUP BY correlation').all() as { c: string; n: number }[]) byCorr.set(r.c, r.n)
+    let missing = 0
+    let duplicated = 0
+    for (const id of load.sentIds) {
+      if (!load.answers.has(id)) continue
+      const n = byCorr.get(Buffer.from(id).toString('hex')) ?? 0
+      if (n === 0) missing++
+      else if (n > 1) duplicated++
+    }
+    const rows = (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n
+    return { missing, duplicated, rows }
+  } finally {
+    db.close()
+  }
+}
