@@ -10,6 +10,8 @@ export interface JournalCounts {
   /** Answered requests with more than one row (inspected twice). */
   duplicated: number
   rows: number
+  /** Requests never answered whose verdict is in the journal, with the time of its inspection. */
+  unansweredInJournal: string[]
 }
 
 export function journalCounts(stateDir: string, load: LoadRun): JournalCounts {
@@ -19,14 +21,20 @@ export function journalCounts(stateDir: string, load: LoadRun): JournalCounts {
     for (const r of db.prepare('SELECT correlation AS c, COUNT(*) AS n FROM verdicts WHERE correlation IS NOT NULL GROUP BY correlation').all() as { c: string; n: number }[]) byCorr.set(r.c, r.n)
     let missing = 0
     let duplicated = 0
+    const unansweredInJournal: string[] = []
+    const tsOf = db.prepare('SELECT ts FROM verdicts WHERE correlation = ?')
     for (const id of load.sentIds) {
-      if (!load.answers.has(id)) continue
+      if (!load.answers.has(id)) {
+        const r = tsOf.get(Buffer.from(id).toString('hex')) as { ts: string } | undefined
+        if (r) unansweredInJournal.push(`${id}@${r.ts}`)
+        continue
+      }
       const n = byCorr.get(Buffer.from(id).toString('hex')) ?? 0
       if (n === 0) missing++
       else if (n > 1) duplicated++
     }
     const rows = (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n
-    return { missing, duplicated, rows }
+    return { missing, duplicated, rows, unansweredInJournal }
   } finally {
     db.close()
   }
