@@ -2,6 +2,7 @@
 // set) and one without, under the same rules-only load in alternating rounds, so that machine noise hits both
 // alike; then the journal's growth per verdict and the export speed of `flashcheck audit export`.
 //   node dist/bench/audit/main.js [--rate 2000] [--seconds 5] [--rounds 4] [--clients 8] [--warmup 2]
+// BENCH_DAEMON_NODE_ARGS='--cpu-prof' profiles the daemon with the journal.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
@@ -37,7 +38,8 @@ async function startDaemon(url: string, stateDir: string): Promise<ChildProcess>
   const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
   await watcher.subscribeAsync('flashcheck/bench/status')
   const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [CLI, 'run', '--mqtt-url', url, '--rules-dir', RULES, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench', '--state-dir', stateDir, '--security-allow-root', 'true'], { stdio: ['ignore', 'inherit', 'inherit'] })
+  const nodeArgs = stateDir ? (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean) : []
+  const p = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--mqtt-url', url, '--rules-dir', RULES, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench', '--state-dir', stateDir, '--security-allow-root', 'true'], { stdio: ['ignore', 'inherit', 'inherit'] })
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
   await watcher.endAsync()
   return p
