@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
 import mqtt from 'mqtt'
-import { Mosquitto } from '../../test/helpers/mosquitto.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
-import { LoadGen, type LoadResult } from '../latency/load.js'
+import { LatencyLoad as LoadGen, type LoadResult } from '../../harness/load.js'
 
 const { values } = parseArgs({
   options: {

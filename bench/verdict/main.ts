@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import mqtt, { type MqttClient } from 'mqtt'
-import { Mosquitto } from '../../test/helpers/mosquitto.js'
+import { CLI, spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
 import { ChatTokenizer } from '../../daemon/verdict/tokenizer.js'
@@ -35,7 +36,6 @@ const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const budget = Number(values.budget)
 const OUT = values.out!
-const CLI = join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js')
 const TOPIC = 'flashcheck/inspect/st4/joint'
 
 // Static instructions shared by every request: what the cache holds. Grown to ~512 tokens below.
@@ -109,17 +109,8 @@ function run(cmd: string, args: string[]): Promise<void> {
   })
 }
 
-async function startDaemon(url: string, model: string, rulesDir: string, cache: boolean): Promise<ChildProcess> {
-  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
-  await watcher.subscribeAsync('flashcheck/bench/status')
-  const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [CLI, 'run', '--mqtt-url', url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench',
-    '--model-dir', model, '--model-threads', String(values.threads), '--model-prefix-cache', String(cache),
-    // Benchmarks run wherever the developer is, containers included; the daemon refuses root otherwise.
-    ...(process.getuid?.() === 0 ? ['--security-allow-root', 'true'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] })
-  await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
-  await watcher.endAsync()
-  return p
+function startDaemon(url: string, model: string, rulesDir: string, cache: boolean): Promise<ChildProcess> {
+  return spawnDaemon({ url, args: ['--rules-dir', rulesDir, '--model-dir', model, '--model-threads', String(values.threads), '--model-prefix-cache', String(cache)] })
 }
 
 interface Sample {
@@ -217,8 +208,7 @@ async function main(): Promise<void> {
           all[mode].push(...xs)
           console.log(JSON.stringify({ round: r + 1, ...summary(`cache ${mode}`, xs) }))
         } finally {
-          d.kill('SIGTERM')
-          await new Promise((res) => d.once('exit', res))
+          await stopProcess(d)
         }
       }
     }

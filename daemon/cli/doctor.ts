@@ -4,7 +4,6 @@
 // `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
 // (as `flashcheck run`).
 import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
@@ -12,8 +11,8 @@ import { AUDIT_FILE, openReadOnly } from '../audit/db.js'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
-import { estimate } from '../model/estimate.js'
-import { ADDON_PATH } from '../model/kernel.js'
+import { estimate } from '../model/offline/estimate.js'
+import { ADDON_PATH, loadAddon } from '../model/addon.js'
 import { readCheckpointHeaders } from '../model/safetensors-header.js'
 import { clientOptions } from '../mqtt/options.js'
 import { loadRuleDir } from '../rules/load.js'
@@ -310,7 +309,7 @@ async function checkAudit(cfg: Config, rows: Row[], timeoutMs: number): Promise<
 function checkNative(rows: Row[]): void {
   let addon: { isa?: () => string; sdNotify?: unknown }
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as typeof addon
+    addon = loadAddon<typeof addon>()
   } catch (e) {
     rows.push({ outcome: 'FAIL', name: 'addon', detail: `${ADDON_PATH} does not load (run npm ci): ${(e as Error).message.split('\n')[0]}` })
     return

@@ -4,10 +4,10 @@ import { existsSync, statSync } from 'node:fs'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Arch, archFromConfig, ConfigError } from '../model/arch.js'
-import { estimate, stateBytesAt } from '../model/estimate.js'
-import { DEFAULT_SHARD_BYTES, initCheckpoint, type WeightDType } from '../model/init.js'
-import { findPreset, PRESETS } from '../model/presets.js'
-import { writeTokenizer } from '../model/tokenizer-init.js'
+import { estimate, stateBytesAt } from '../model/offline/estimate.js'
+import { DEFAULT_SHARD_BYTES, initCheckpoint, type WeightDType } from '../model/offline/init.js'
+import { findPreset, PRESETS } from '../model/offline/presets.js'
+import { writeTokenizer } from '../model/offline/tokenizer-init.js'
 
 const INIT_USAGE =
   'usage: flashcheck model init --config <preset|config.json|checkpoint dir> --out DIR [--seed N] [--dtype f32|bf16] ' +

@@ -1,6 +1,6 @@
 // DecoderBackend over the native kernel: forwards run on the addon's thread pool and resolve promises.
-import type { DecoderBackend, DecoderState, PrefillOpts } from './backend.js'
-import { KernelError, Model, State, type ModelConfig } from './kernel.js'
+import { KernelError, type DecoderBackend, type DecoderState, type ModelConfig, type PrefillOpts } from './backend.js'
+import { Model, State } from './kernel.js'
 
 class NativeDecoderState implements DecoderState {
   private disposed = false

@@ -13,15 +13,8 @@ function wildcard(level: string | undefined): boolean {
 
 /** True when `topic` (a concrete topic) matches `filter`. */
 export function filterMatches(filter: string, topic: string): boolean {
-  const f = filter.split('/')
-  if (wildcard(f[0]) && reservedTopic(topic)) return false
-  const t = topic.split('/')
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === '#') return true
-    if (i >= t.length) return false
-    if (f[i] !== '+' && f[i] !== t[i]) return false
-  }
-  return f.length === t.length
+  // A topic is the narrowest filter: it matches exactly when the filter covers it.
+  return covers(filter, topic)
 }
 
 /** Precompiled matcher for one filter; `a/b/#` becomes a prefix test, the common case on the hot path. */

@@ -204,7 +204,7 @@ export class Inbound {
   private trigger(ex: Exchange): void {
     const parsed = parsePayload(ex.payload, this.d.config.limits.maxPayloadBytes, ex.rule!.id)
     if ('error' in parsed) {
-      this.reply(ex, { ...parsed.error, trigger_topic: ex.topic })
+      this.reply(ex, parsed.error)
       return
     }
     // A bare value on a trigger topic is offered to rules as {value: x}, the usual sensor convention.
@@ -219,16 +219,17 @@ export class Inbound {
 
   /** Replies with the checks' verdict, or first asks the decoder (reason rules), within the deadline. */
   private handOff(ex: Exchange, result: InspectionResult): void {
-    const { prompt, promptError, ...base } = result
-    const outcome: Outcome = ex.triggerTopic === undefined ? base : { ...base, trigger_topic: ex.triggerTopic }
+    // The reply copies the fields a response has; the prompt stays behind.
+    const outcome: Outcome = result
+    const prompt = result.prompt
     const rule = ex.rule!
     const step = rule.reason
     const engine = this.d.engine
-    if (!step || !engine || base.verdict === 'ERROR') return this.reply(ex, outcome)
-    const decided = decidedByChecks(rule, base.verdict)
+    if (!step || !engine || result.verdict === 'ERROR') return this.reply(ex, outcome)
+    const decided = decidedByChecks(rule, result.verdict)
     if (decided !== undefined) return this.reply(ex, { ...outcome, model: { status: 'skipped', reason: 'decided', detail: decided, ms: 0 } })
     if (prompt === undefined) {
-      const model: ModelOutcome = { status: 'skipped', reason: 'prompt', detail: promptError ?? 'no prompt', ms: 0 }
+      const model: ModelOutcome = { status: 'skipped', reason: 'prompt', detail: result.promptError ?? 'no prompt', ms: 0 }
       this.d.metrics.modelFallbacks.inc({ inspection: rule.id, status: 'skipped', reason: 'prompt' })
       return this.reply(ex, withModel(rule, outcome, model))
     }
@@ -257,10 +258,14 @@ export class Inbound {
     const deadline = deadlineOf(this.budgetOf(ex), ex.env, ex.now)
     const latency = performance.now() - ex.t0
     const late = ex.now + latency > deadline
+    // One literal of a fixed shape, then the optional fields: cheaper than spreading the outcome (hot path).
     const res: Response = {
       verdict_id: verdictId(ex.now),
       ts: new Date(ex.now).toISOString(),
-      ...outcome,
+      inspection: outcome.inspection,
+      verdict: outcome.verdict,
+      checks: outcome.checks,
+      inputs: outcome.inputs,
       latency_ms: ms(latency),
       deadline_missed: (o.modelMissed ?? false) || late,
       rules_rev: ex.set.rev,
@@ -269,6 +274,10 @@ export class Inbound {
     if (ex.env.correlationId !== undefined) res.correlation_id = ex.env.correlationId
     const trace = traceValue(outcome.inputs, ex.rule?.trace)
     if (trace !== undefined) res.trace = trace
+    if (outcome.error !== undefined) res.error = outcome.error
+    if (ex.triggerTopic !== undefined) res.trigger_topic = ex.triggerTopic
+    if (outcome.model !== undefined) res.model = outcome.model
+    if (outcome.fallback !== undefined) res.fallback = outcome.fallback
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
     const json = JSON.stringify(res)

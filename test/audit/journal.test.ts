@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseCsv } from 'csv-parse/sync'
 import Database from 'better-sqlite3'
-import { Mosquitto } from '../helpers/mosquitto.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 import { cli } from '../helpers/cli.js'
-import { Requester, startDaemon, testConfig, type Reply, type Running } from '../helpers/daemon.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig, type Reply } from '../helpers/daemon.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'audit')
 const TOPIC = 'flashcheck/inspect/st7/weight'

@@ -12,7 +12,7 @@ import { Aedes, type Client, type Subscription } from 'aedes'
 import { openWritable } from '../../daemon/audit/db.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli } from '../helpers/cli.js'
-import { freePort, Mosquitto } from '../helpers/mosquitto.js'
+import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 
 const RULES = join(PACKAGE_ROOT, 'rules', 'examples')
 const BROKEN_RULES = join(PACKAGE_ROOT, 'test', 'fixtures', 'rules', 'broken')

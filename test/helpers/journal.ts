@@ -2,7 +2,7 @@
 // in it exactly once.
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import type { LoadRun } from './load.js'
+import type { LoadRun } from '../../harness/session-load.js'
 
 export interface JournalCounts {
   /** Answered requests with no row. */

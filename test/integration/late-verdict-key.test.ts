@@ -13,47 +13,31 @@ import t from 'tap'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
-import { jointRule, modelFixture, ruleDir, type ModelFixture } from '../helpers/model.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
+import { jointRule, modelFixture, RULES_ONLY, ruleDir } from '../helpers/model.js'
 import { Dedupe } from '../../daemon/service/dedupe.js'
 import { dedupeKey } from '../../daemon/service/envelope.js'
 import type { ModelOutcome, VerdictEngine } from '../../daemon/verdict/engine.js'
 
-const RULES_ONLY = `id: torque-only
-request: flashcheck/inspect/{station}/torque
-inputs:
-  torque: payload.torque_nm
-checks:
-  - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }
-`
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 
-let fx: ModelFixture
-let broker: Mosquitto
-let d: Running
-let req: Requester
-let state: string
-
-t.before(async () => {
-  fx = await modelFixture()
-  broker = await Mosquitto.start()
-  state = mkdtempSync(join(tmpdir(), 'flashcheck-state-'))
-  const rules = ruleDir(fx, 'rules', { 'joint.yaml': jointRule({ budgetMs: 60_000 }), 'torque.yaml': RULES_ONLY })
-  d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--mqtt-protocol-version', '4', '--rules-dir', rules, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '1', '--state-dir', state, '--audit-enabled', 'false']))
-  req = await Requester.connect(broker.url, 4)
-})
-
-t.teardown(async () => {
-  await req?.end()
-  await d?.stop()
-  await broker?.stop()
-  fx?.cleanup()
-  if (state) rmSync(state, { recursive: true, force: true })
-})
-
 t.test('a late model verdict (MQTT 3.1.1) does not take over the dedupe key of the request handled after it', async (t) => {
+  const fx = await modelFixture()
+  const broker = await Mosquitto.start()
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-state-'))
+  const rules = ruleDir(fx, 'rules', { 'joint.yaml': jointRule({ budgetMs: 60_000 }), 'torque.yaml': RULES_ONLY })
+  const d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--mqtt-protocol-version', '4', '--rules-dir', rules, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '1', '--state-dir', state, '--audit-enabled', 'false']))
+  const req = await Requester.connect(broker.url, 4)
+  t.teardown(async () => {
+    await req.end()
+    await d.stop()
+    await broker.stop()
+    fx.cleanup()
+    rmSync(state, { recursive: true, force: true })
+  })
+
   // Decoder outcomes are held here until the test releases them; the decoder itself runs for real.
   const engine = (d.daemon as unknown as { engine: VerdictEngine }).engine
   t.ok(engine, 'the daemon runs a decoder')

@@ -4,18 +4,11 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Reply, type Running } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig, type Reply } from '../helpers/daemon.js'
 import { cli } from '../helpers/cli.js'
-import { jointRule, modelFixture, ruleDir, type ModelFixture } from '../helpers/model.js'
-
-const RULES_ONLY = `id: torque-only
-request: flashcheck/inspect/{station}/torque
-inputs:
-  torque: payload.torque_nm
-checks:
-  - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }
-`
+import { jointRule, modelFixture, RULES_ONLY, ruleDir, type ModelFixture } from '../helpers/model.js'
 
 // Streaming mode: every finished joint is judged and the verdict published, model included.
 const STREAM = `id: joint-stream

@@ -3,7 +3,8 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { Model, ModelLoadError } from '../../daemon/model/kernel.js'
+import { ModelLoadError } from '../../daemon/model/backend.js'
+import { Model } from '../../daemon/model/kernel.js'
 import { configJson, makeTensors, safetensorsBytes, writeCheckpoint, type TinyConfig } from './helpers/checkpoint.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fc-kernel-err-'))

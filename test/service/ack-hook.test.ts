@@ -4,7 +4,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
-import { Mosquitto } from '../helpers/mosquitto.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 import { AckHook, HeldAck } from '../../daemon/service/ack-hook.js'
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))

@@ -3,7 +3,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Arch, archFromConfig, layerPlan } from '../arch.js'
-import type { ModelConfig } from '../kernel.js'
+import type { ModelConfig } from '../backend.js'
 import { type CheckpointHeaders, readCheckpointHeaders } from '../safetensors-header.js'
 
 export interface Checkpoint {

@@ -6,6 +6,7 @@ import { open, writeFile } from 'node:fs/promises'
 import { endianness } from 'node:os'
 import { join } from 'node:path'
 import { f32ToBf16 } from './bf16.js'
+import { INDEX_FILE, SINGLE_FILE } from '../safetensors-header.js'
 
 export type DType = 'F32' | 'BF16'
 export const DTYPE_BYTES: Record<DType, number> = { F32: 4, BF16: 2 }
@@ -120,8 +121,6 @@ export function shardFileName(index: number, count: number): string {
   return `model-${p(index + 1)}-of-${p(count)}.safetensors`
 }
 
-export const SINGLE_FILE = 'model.safetensors'
-export const INDEX_FILE = 'model.safetensors.index.json'
 
 export interface WrittenWeights {
   /** Weight files written, relative to the directory. */

@@ -3,7 +3,7 @@
 // gives the same weights whatever the dtype or shard size.
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { archFromConfig } from './arch.js'
+import { archFromConfig } from '../arch.js'
 import { hashString, Prng } from './prng.js'
 import { type DType, type TensorSource, type WrittenWeights, writeWeights } from './safetensors-write.js'
 import { type Init, type TensorSpec, tensorSpecs } from './tensors.js'
