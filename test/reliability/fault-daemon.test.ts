@@ -46,8 +46,7 @@ t.test('daemon killed (SIGKILL) and restarted five times under load: none lost, 
   // A request answered twice got the same bytes (same verdict_id) both times: a copy, not a second inspection.
   t.equal(c.answeredTwice, 0, 'none inspected twice')
   t.ok(restored > 0, `the redelivery memory came back from the journal (${restored} requests)`)
-  d.proc.kill('SIGTERM')
-  await d.exited
+  // Read while the daemon runs (WAL readers do not wait for it): an answered request's row was written before its answer went out.
   const j = journalCounts(state, load)
   t.comment(`journal: ${j.rows} rows, answered requests missing ${j.missing}, in it twice ${j.duplicated}`)
   if (j.unansweredInJournal.length) t.comment(`unanswered but journaled: ${j.unansweredInJournal.slice(0, 10).join(' ')}; kills at ${kills.join(' ')}`)
