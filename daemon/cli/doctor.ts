@@ -7,6 +7,7 @@ import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'no
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
+import { AUDIT_FILE, openReadOnly } from '../audit/db.js'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
@@ -64,6 +65,7 @@ export async function doctor(argv: string[]): Promise<number> {
   await checkBroker(cfg, rules, timeoutMs, rows)
   await checkModel(cfg, rows)
   checkState(cfg, rows)
+  await checkAudit(cfg, rows, timeoutMs)
   checkNative(rows)
   print(rows)
   return rows.some((r) => r.outcome === 'FAIL') ? 1 : 0
@@ -272,6 +274,57 @@ function checkState(cfg: Config, rows: Row[]): void {
   } catch {
     rows.push({ outcome: 'WARN', name: 'state', detail: `${dir} not writable by this user (uid ${process.getuid?.() ?? '?'}); the service user needs to write it` })
   }
+}
+
+/**
+ * The audit journal: that it opens, its size and newest record, and journal write failures — those recorded in
+ * the database once it wrote again, and, with metrics.port set, the running daemon's live count.
+ */
+async function checkAudit(cfg: Config, rows: Row[], timeoutMs: number): Promise<void> {
+  if (!cfg.audit.enabled || !cfg.state.dir) {
+    rows.push({ outcome: 'WARN', name: 'audit', detail: !cfg.audit.enabled ? 'audit.enabled is false: verdicts are not journaled' : 'state.dir empty: no audit journal' })
+    return
+  }
+  const file = join(cfg.state.dir, AUDIT_FILE)
+  const problems: string[] = []
+  let outcome: Outcome = 'PASS'
+  let detail = `${file}: not created yet (the daemon creates it at start)`
+  if (existsSync(file)) {
+    try {
+      const db = openReadOnly(file)
+      try {
+        const n = (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n
+        const newest = (db.prepare('SELECT ts FROM verdicts ORDER BY seq DESC LIMIT 1').get() as { ts: string } | undefined)?.ts
+        const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
+        detail = `${file}: ${n} record(s), ${(bytes / 1048576).toFixed(1)} MiB of ${(cfg.audit.maxBytes / 1048576).toFixed(0)} MiB${newest ? `, newest ${newest}` : ''}`
+        const meta = new Map((db.prepare('SELECT k, v FROM meta').all() as { k: string; v: string }[]).map((r) => [r.k, r.v]))
+        const recorded = Number(meta.get('write_errors') ?? 0)
+        if (recorded > 0) {
+          outcome = 'WARN'
+          problems.push(`${recorded} journal write failure(s) recorded, last: ${meta.get('last_error') ?? '?'}`)
+        }
+      } finally {
+        db.close()
+      }
+    } catch (e) {
+      rows.push({ outcome: 'FAIL', name: 'audit', detail: (e as Error).message })
+      return
+    }
+  }
+  if (cfg.metrics.port > 0) {
+    try {
+      const res = await fetch(`http://${cfg.metrics.host}:${cfg.metrics.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) })
+      const m = /^flashcheck_audit_write_errors_total (\S+)$/m.exec(await res.text())
+      const live = m ? Number(m[1]) : 0
+      if (live > 0) {
+        outcome = 'FAIL'
+        problems.push(`the running daemon counts ${live} journal write failure(s) since its start (flashcheck_audit_write_errors_total)`)
+      }
+    } catch {
+      // No daemon running (or its metrics elsewhere): what the database holds is all there is to show.
+    }
+  }
+  rows.push({ outcome, name: 'audit', detail: problems.length ? `${detail}; ${problems.join('; ')}` : detail })
 }
 
 function checkNative(rows: Row[]): void {

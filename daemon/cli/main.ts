@@ -23,6 +23,10 @@ usage:
   flashcheck model export-onnx DIR --out OUTDIR [--external-above BYTES]
                                                        write ONNX prefill/decode graphs for model.backend onnx
   flashcheck model presets                             list model presets
+  flashcheck audit show ID|TRACE [--db FILE]           the audit record(s) of a verdict id or traced part, newest first
+  flashcheck audit export [--since T] [--until T] [--inspection ID] [--verdict V] [--format jsonl|csv] [--out FILE] [--db FILE]
+                                                       stream audit records (T: ISO-8601 or relative, e.g. -24h)
+  flashcheck audit stats [--since T] [--db FILE]       per inspection: count, verdict mix, first-pass yield, misses, p50/p99
   flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]
                                                        check config, broker, rules, model files, memory, CPU (PASS/WARN/FAIL)
   flashcheck --version
@@ -41,6 +45,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./record.js')).record(argv.slice(1))
     case 'replay':
       return (await import('./replay.js')).replay(argv.slice(1))
+    case 'audit':
+      return (await import('./audit.js')).audit(argv.slice(1))
     case 'request':
       return (await import('./request.js')).request(argv.slice(1))
     case 'rules':

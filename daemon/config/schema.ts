@@ -108,7 +108,13 @@ export const schemaDefinition = {
     maxAgeFactor: { doc: 'A request whose age on arrival (sent-at user property or sent_at field) exceeds its budget times this factor is answered at once with an OVERLOADED error instead of a late verdict; 0 = off.', format: Number, default: 1, ...key('limits.maxAgeFactor') },
   },
   state: {
-    dir: { doc: 'Directory for state kept across restarts (the redelivery memory); systemd StateDirectory. Empty = keep nothing.', format: String, default: '/var/lib/flashcheck', ...key('state.dir') },
+    dir: { doc: 'Directory for state kept across restarts (the audit journal, the redelivery memory); systemd StateDirectory. Empty = keep nothing.', format: String, default: '/var/lib/flashcheck', ...key('state.dir') },
+  },
+  audit: {
+    enabled: { doc: 'Keep every verdict in the audit journal <state.dir>/audit.db (SQLite); needs state.dir. The journal also answers redelivered requests after a crash with their stored verdict.', format: Boolean, default: true, ...key('audit.enabled') },
+    retentionDays: { doc: 'Audit rows older than this many days are removed.', format: positiveInt, default: 400, ...key('audit.retentionDays') },
+    maxBytes: { doc: 'Most bytes of audit rows kept; beyond it the oldest rows go first (flashcheck_audit_pruned_total).', format: positiveInt, default: 2 * 1024 ** 3, ...key('audit.maxBytes') },
+    sync: { doc: 'normal: each batch reaches the OS (survives a killed daemon); full: fsync per batch (survives power loss, costs flash writes).', format: ['normal', 'full'], default: 'normal', ...key('audit.sync') },
   },
   security: {
     allowRoot: { doc: 'Allow running as root (refused by default).', format: Boolean, default: false, ...key('security.allowRoot') },
@@ -177,6 +183,7 @@ export interface Config {
   budget: { defaultMs: number }
   limits: { maxPayloadBytes: number; dedupeWindowS: number; dedupeEntries: number; outboxSize: number; maxAgeFactor: number }
   state: { dir: string }
+  audit: { enabled: boolean; retentionDays: number; maxBytes: number; sync: 'normal' | 'full' }
   security: { allowRoot: boolean }
   model: { dir: string; backend: 'native' | 'onnx'; threads: number; quantize: 'none' | 'q8_0' | 'q4_0'; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
   metrics: { port: number; host: string }

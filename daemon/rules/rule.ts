@@ -51,6 +51,7 @@ export class RuleImpl implements CompiledRule {
   readonly publish?: string
   readonly budgetMs: number
   readonly verdicts: string[]
+  readonly trace?: string
   readonly topicFilter: TopicFilter
   readonly sparkplugTrigger?: SparkplugSelector
   readonly reason?: ReasonStep
@@ -79,6 +80,7 @@ export class RuleImpl implements CompiledRule {
     if (doc.sparkplugTrigger) this.sparkplugTrigger = doc.sparkplugTrigger
     this.budgetMs = doc.budgetMs
     this.verdicts = doc.verdicts
+    this.trace = doc.trace
     this.severity = new Map(doc.verdicts.map((v, i) => [v, i]))
     this.inputs = doc.inputs
     this.templates = doc.signals.map((s) => s.topic)

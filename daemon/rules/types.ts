@@ -90,6 +90,8 @@ export interface CompiledRule {
   publishTopic?(params: Record<string, string>): string
   budgetMs: number
   verdicts: string[]
+  /** The input named by `trace:` (part traceability), if any. */
+  trace?: string
   /** Present when the rule asks the decoder (`reason:`). */
   reason?: ReasonStep
   /** stream mode: `trigger: {sparkplug: …}`, the Sparkplug metric whose arrival runs the inspection. */

@@ -72,6 +72,8 @@ export interface RuleDoc {
   reason?: ReasonDoc
   /** `trigger: {sparkplug: …}`: the metric whose arrival runs the inspection. */
   sparkplugTrigger?: SparkplugSelector
+  /** `trace:` the input whose value identifies the part (serial number) in the audit record. */
+  trace?: string
   /** False when an input or signal failed validation: expressions then are not compiled (their names would look unknown). */
   declsOk: boolean
 }
@@ -85,7 +87,7 @@ const RESERVED = new Set([
   'true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if',
   'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while',
 ])
-const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks', 'reason']
+const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks', 'reason', 'trace']
 const REASON_KEYS = ['prompt', 'system', 'choices', 'min_confidence', 'fallback', 'combine', 'explain']
 const EXPLAIN_KEYS = ['max_tokens', 'topic']
 const INPUT_KEYS = ['from', 'type', 'default', 'description']
@@ -291,6 +293,19 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
 
   const declsOk = errs.list.length === declErrorsFrom
 
+  // Trace: the input that identifies the part (serial, VIN, lot) in the audit journal and the response.
+  let trace: string | undefined
+  const tp = top.get('trace')
+  if (tp) {
+    const v = tp.value as Node
+    const name = isScalar(v) && typeof v.value === 'string' ? v.value : undefined
+    if (name === undefined) errs.node(v ?? (tp.key as Node), `trace must name an input, got ${describe(v)}`)
+    else if (!inputs.some((i) => i.name === name)) {
+      const known = inputs.map((i) => i.name)
+      errs.node(v, `trace: '${name}' is not an input of this rule${known.length ? ` (inputs: ${known.join(', ')})` : ' (it declares no inputs)'}`)
+    } else trace = name
+  }
+
   // Checks
   const checks: CheckDoc[] = []
   const cp = top.get('checks')
@@ -315,7 +330,7 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
   const posOf = (n: Node): { file: string; line: number; col: number } => ({ file, ...lines.linePos(n.range?.[0] ?? 0) })
   return {
     lines,
-    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, publishPos: publish && pub ? posOf(pub.value as Node) : undefined, budgetMs, verdicts, inputs, signals, checks, reason, declsOk, ...(sparkplugTrigger ? { sparkplugTrigger } : {}) },
+    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, publishPos: publish && pub ? posOf(pub.value as Node) : undefined, budgetMs, verdicts, inputs, signals, checks, reason, trace, declsOk, ...(sparkplugTrigger ? { sparkplugTrigger } : {}) },
     errors: errs.list,
   }
 }

@@ -17,6 +17,8 @@ import type { LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { VerdictEngine } from '../verdict/engine.js'
 import { backendOptions } from '../model/load-backend.js'
 import { SignalStore } from '../signals/store.js'
+import { Journal } from '../audit/journal.js'
+import { modelIdentity } from '../audit/model-id.js'
 import { AckHook } from './ack-hook.js'
 import { Inbound } from './inbound.js'
 import { Publisher } from './publisher.js'
@@ -58,6 +60,7 @@ export class Daemon extends EventEmitter {
   private sparkplug?: SparkplugHost
   /** Present with sparkplug.enabled: flashcheck's own Sparkplug edge node session. */
   private edge?: EdgeNode
+  private journal?: Journal
   private client?: MqttClient
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
@@ -85,7 +88,13 @@ export class Daemon extends EventEmitter {
     this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
     this.publisher = new Publisher(
       () => this.client,
-      { qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey },
+      {
+        qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey,
+        durable: {
+          add: (id, topic, payload, cd, qos) => this.journal?.outboxAdd(id, topic, payload, cd, qos, this.cfg.limits.outboxSize),
+          remove: (seq) => this.journal?.outboxRemove(seq),
+        },
+      },
       this.metrics,
     )
     this.backoffMs = this.cfg.mqtt.reconnectMinMs
@@ -144,6 +153,7 @@ export class Daemon extends EventEmitter {
     })
     if (this.cfg.sparkplug.enabled) this.edge = new EdgeNode({ config: this.cfg, log: this.log, metrics: this.metrics, version: VERSION, rules: () => this.rules })
     const edge = this.edge
+    const journal = this.openJournal()
     this.inbound = new Inbound({
       sparkplug: this.sparkplug,
       onVerdict: edge ? (res, startedAt) => edge.verdict(res, startedAt) : undefined,
@@ -157,8 +167,11 @@ export class Daemon extends EventEmitter {
       engine: this.engine,
       clock: this.clock,
       shadow: this.shadow,
+      journal,
+      modelId: this.cfg.model.dir !== '' ? await modelIdentity(this.cfg.model.dir) : undefined,
     })
-    await this.memory.restore(this.cfg.state.dir)
+    if (journal?.open) this.restoreFromJournal(journal)
+    else await this.memory.restore(this.cfg.state.dir)
 
     // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
@@ -211,8 +224,38 @@ export class Daemon extends EventEmitter {
     if (this.metricsServer) await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
     if (this.broker) await this.broker.close()
     await this.memory.close()
+    this.journal?.close()
     if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
+  }
+
+  /** The audit journal in state.dir, when audit is on; it keeps trying to open if it cannot now. */
+  private openJournal(): Journal | undefined {
+    if (!this.cfg.audit.enabled || this.cfg.state.dir === '') return undefined
+    this.journal = new Journal(this.cfg.state.dir, this.cfg.audit, this.log, this.metrics)
+    this.journal.start()
+    return this.journal
+  }
+
+  /**
+   * With the journal open it replaces the dedupe.bin snapshot: its rows are written before each verdict goes
+   * out, so they include requests a killed process answered but never acknowledged, which the snapshot
+   * (saved once a second, open requests left out) cannot know. Verdicts left in the durable outbox are queued.
+   */
+  private restoreFromJournal(journal: Journal): void {
+    const now = Date.now()
+    let keys = 0
+    for (const k of journal.recentKeys(now - this.cfg.limits.dedupeWindowS * 1000)) {
+      this.memory.remember(k.key, k.sum, k.at)
+      keys++
+    }
+    const pending = journal.outboxPending()
+    for (const row of pending) {
+      const opts = this.publisher.replyOptions(row.correlation_data ? { correlationData: row.correlation_data } : {})
+      opts.qos = row.qos as 0 | 1 | 2
+      this.publisher.restore(row.topic, row.payload, opts, row.seq)
+    }
+    this.log.info({ requests: keys, outbox: pending.length, file: journal.file }, 'redelivery memory and outbox restored from the audit journal')
   }
 
   /** Reloads the rule directory; resolves true when a new set became active. */

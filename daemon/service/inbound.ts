@@ -19,9 +19,12 @@ import type { VerdictEngine } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
 import { isSparkplugTopic } from '../sparkplug/topic.js'
 import type { SparkplugHost } from '../sparkplug/host.js'
+import type { Journal } from '../audit/journal.js'
+import { auditRecord, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
+import { checksum } from './dedupe.js'
 import type { Publisher } from './publisher.js'
 import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
 import type { RedeliveryMemory } from './redelivery.js'
@@ -70,6 +73,10 @@ export interface InboundDeps {
   sparkplug?: SparkplugHost
   /** Told of every verdict published (the Sparkplug edge node republishes it as DDATA). */
   onVerdict?: (res: Response, startedAt: number) => void
+  /** The audit journal; absent when audit is off. */
+  journal?: Journal
+  /** Identity of the checkpoint (audit rows of model verdicts). */
+  modelId?: string
 }
 
 /** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
@@ -188,7 +195,13 @@ export class Inbound {
     if (key !== undefined) {
       if (this.d.memory.seen(key, ex.payload, ex.now)) {
         this.d.metrics.duplicates.inc()
-        this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
+        // Answered before (by this process or one that was killed): the journal has the verdict as it went
+        // out, and it goes out again unchanged. Not yet written means it is still on its way: dropped.
+        const stored = this.d.journal?.lookup(key, checksum(ex.payload))
+        if (stored !== undefined) {
+          this.d.publisher.send(ex.to, stored, this.d.publisher.replyOptions(ex.env))
+          this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
+        } else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -280,6 +293,8 @@ export class Inbound {
     const late = ex.now + latency > deadline
     // One literal of a fixed shape, then the optional fields: cheaper than spreading the outcome (hot path).
     const res: Response = {
+      verdict_id: verdictId(ex.now),
+      ts: new Date(ex.now).toISOString(),
       inspection: outcome.inspection,
       verdict: outcome.verdict,
       checks: outcome.checks,
@@ -290,6 +305,8 @@ export class Inbound {
       node: this.d.config.node.id,
     }
     if (ex.env.correlationId !== undefined) res.correlation_id = ex.env.correlationId
+    const trace = traceValue(outcome.inputs, ex.rule?.trace)
+    if (trace !== undefined) res.trace = trace
     if (outcome.error !== undefined) res.error = outcome.error
     if (ex.triggerTopic !== undefined) res.trigger_topic = ex.triggerTopic
     if (outcome.model !== undefined) res.model = outcome.model
@@ -297,8 +314,28 @@ export class Inbound {
     if (ex.shadow) this.d.shadow!.compare(ex.shadow, res)
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
-    if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
-    else publisher.send(ex.to, JSON.stringify(res), opts, ex.key)
+    const json = JSON.stringify(res)
+    const to = ex.to
+    const key = ex.key
+    const journal = this.d.journal
+    if (journal?.open) {
+      // The verdict goes out once its row is written, and the request's PUBACK after it: a daemon killed in
+      // between leaves a redelivery that the journal answers with this very verdict.
+      const release = (ex.ack ??= new HeldAck()).hold()
+      const rec = auditRecord(res, json, {
+        requestTopic: ex.triggerTopic ?? ex.topic, responseTopic: to, correlationData: ex.env.correlationData, correlationId: ex.env.correlationId,
+        dedupeKey: key, payloadSum: key === undefined ? undefined : checksum(ex.payload), modelId: this.d.modelId,
+      })
+      journal.append(rec, () => {
+        try {
+          if (o.shed) publisher.shed(to, json, opts, key)
+          else publisher.send(to, json, opts, key, res.verdict_id)
+        } finally {
+          release()
+        }
+      })
+    } else if (o.shed) publisher.shed(to, json, opts, key)
+    else publisher.send(to, json, opts, key)
     this.d.onVerdict?.(res, ex.now)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'

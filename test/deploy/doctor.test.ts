@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Aedes, type Client, type Subscription } from 'aedes'
+import { openWritable } from '../../daemon/audit/db.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli } from '../helpers/cli.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
@@ -49,8 +50,9 @@ t.test('good setup: live broker, example rules, no model', async (t) => {
   t.teardown(() => rmSync(state, { recursive: true, force: true }))
   const d = await doctor(['--mqtt-url', broker.url, '--rules-dir', RULES, '--state-dir', state])
   t.equal(d.code, 0, d.text)
-  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'state', 'addon', 'cpu'])
+  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'state', 'audit', 'addon', 'cpu'])
   row(t, d, 'state', 'PASS', /writable$/)
+  row(t, d, 'audit', 'PASS', /audit\.db: not created yet/)
   for (const r of d.rows.values()) t.not(r.outcome, 'FAIL')
   row(t, d, 'rules', 'PASS', /^4 rule\(s\), revision [0-9a-f]{12}, /)
   row(t, d, 'broker', 'PASS', new RegExp(`connected to ${broker.url} \\(MQTT 5, anonymous\\)`))
@@ -58,6 +60,20 @@ t.test('good setup: live broker, example rules, no model', async (t) => {
   row(t, d, 'addon', 'PASS', /sd_notify available/)
   t.match(d.rows.get('cpu')?.detail, /^kernel (avx512|avx2|generic|neon) on (x64|arm64)/)
   t.match(d.text, /^doctor: \d+ pass, \d+ warn, 0 fail$/m)
+})
+
+t.test('audit journal: its size, and write failures the daemon recorded in it', async (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-doctor-audit-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const db = openWritable(join(state, 'audit.db'), 'normal')
+  db.prepare("INSERT INTO meta(k, v) VALUES ('write_errors', '3'), ('last_error', '2026-03-03T08:00:00.000Z database or disk is full')").run()
+  db.close()
+  const port = await freePort()
+  const d = await doctor(['--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', RULES, '--state-dir', state, '--timeout', '500'])
+  row(t, d, 'audit', 'WARN', /0 record\(s\), .* MiB of 2048 MiB; 3 journal write failure\(s\) recorded, last: .*disk is full/)
+  writeFileSync(join(state, 'audit.db'), 'not a database'.repeat(400))
+  const bad = await doctor(['--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', RULES, '--state-dir', state, '--timeout', '500'])
+  row(t, bad, 'audit', 'FAIL', /not a flashcheck audit database|cannot open/)
 })
 
 t.test('closed port: broker unreachable', async (t) => {
