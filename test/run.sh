@@ -18,6 +18,10 @@ command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 # needed); python3 (node-gyp's too) runs an independent sd_notify listener.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# tools/train (the trained demo model's trainer, its parity with the kernel and a training smoke test): Debian's
+# own PyTorch, run by Debian's interpreter; OpenBLAS so that it does not fall back to the reference BLAS.
+/usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
+dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'ok installed' || need+=(libopenblas0-pthread)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing ${need[*]} (apt-get)"
   SUDO=""
