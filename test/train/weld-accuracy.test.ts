@@ -11,6 +11,9 @@ import { Mosquitto } from '../helpers/mosquitto.js'
 import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
 import { WELD_FIXTURES, WELD_MODEL, type Note } from './python.js'
 
+// ~2,100 verdicts (more with q8_0): a few ms each on an idle machine, more on a shared CI runner.
+t.setTimeout(420_000)
+
 const EXAMPLES = join(PACKAGE_ROOT, 'rules', 'examples', 'model')
 const LABELS = ['PASS', 'REWORK', 'FAIL'] as const
 const readNotes = (f: string): Note[] => readFileSync(join(WELD_FIXTURES, f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Note)

@@ -353,7 +353,10 @@ class SambaY(nn.Module):
         os.makedirs(d, exist_ok=True)
         cfg = dict(self.c.raw)
         cfg['torch_dtype'] = 'bfloat16' if dtype == 'BF16' else 'float32'
-        with open(os.path.join(d, 'config.json'), 'w') as f:
+        # Weights first, each file replaced atomically: a daemon loading meanwhile sees whole files.
+        write_safetensors(os.path.join(d, 'model.safetensors'), self.checkpoint_tensors(), dtype)
+        tmp = os.path.join(d, 'config.json.tmp')
+        with open(tmp, 'w') as f:
             json.dump(cfg, f, indent=2)
             f.write('\n')
-        write_safetensors(os.path.join(d, 'model.safetensors'), self.checkpoint_tensors(), dtype)
+        os.replace(tmp, os.path.join(d, 'config.json'))
