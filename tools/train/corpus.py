@@ -50,7 +50,27 @@ DEFECTS = [
 ]
 
 MODIFIERS = ['slight', 'minor', 'heavy', 'visible', 'small', 'some', 'light', 'severe', 'fine', 'isolated',
-             'significant', 'excessive', 'faint', 'moderate', 'scattered', 'a little', 'large', 'obvious']
+             'significant', 'excessive', 'faint', 'moderate', 'scattered', 'a little', 'large', 'obvious',
+             'two', 'three', 'several', 'a few', 'multiple', 'many', 'one', 'tiny', 'long', 'deep', 'shallow']
+# Words that carry no label: places, activities and objects of a weld shop, composed into locations, subjects
+# and whole clauses, so that the model learns to ignore what is not a defect or a cue.
+PREPS = ['at', 'near', 'on', 'along', 'by', 'in', 'under', 'over', 'around', 'beside', 'past', 'after', 'during',
+         'behind', 'below', 'above', 'next to', 'close to', 'towards']
+THINGS = ['the end plate', 'the bracket', 'the flange', 'the corner', 'the tab', 'the stiffener', 'the gusset',
+          'the restart', 'the tack', 'the clamp', 'the fixture', 'the backing bar', 'the stop', 'the edge',
+          'the heel', 'the root', 'the cap', 'the left side', 'the bottom', 'the top', 'the inside', 'the outside',
+          'the middle', 'both ends', 'each end', 'the nozzle side', 'the hole', 'the slot', 'the boss', 'the nut',
+          'the rib', 'the plate', 'the pipe', 'the tube', 'the bend', 'the radius', 'the chamfer', 'the bevel',
+          'cooling', 'grinding', 'cleaning', 'the second pass', 'the repair', 'the weld start', 'the web']
+ACTIVITIES = ['inspected', 'checked', 'measured', 'photographed', 'ground flush', 'cleaned', 'cooled down',
+              'looked at twice', 're-checked by the lead', 'inspected after cooling', 'brushed', 'marked',
+              'viewed with a lamp', 'wiped', 'dried', 'sampled', 'tested', 'approved by the lead', 'compared to the sample',
+              'inspected from both sides', 'rotated and inspected', 'scanned', 'logged in the system']
+GOOD = ['good', 'fine', 'ok', 'okay', 'nice', 'great', 'excellent', 'flawless', 'perfect', 'acceptable', 'solid',
+        'neat', 'tidy', 'consistent', 'even', 'regular', 'straight', 'clean', 'smooth', 'uniform', 'sound',
+        'as expected', 'in order', 'satisfactory', 'within tolerance', 'like the master sample']
+IDS = ['weld #{n}', 'part {n}', 'seam {n}', 'joint {n}', 'sample {n}', 'piece {n}', 'item {n}', 'unit {n}',
+       'frame {n}', 'bracket {n}', 'job {n}']
 LOCATIONS = ['at the toe', 'near the start', 'on the flange', 'along 20 mm', 'at the root', 'at the end',
              'near the stop', 'on the cap', 'along the fusion line', 'at the crater', 'on the left side',
              'on the right leg', 'near the tack', 'at 3 o\'clock', 'over 15 mm', 'along 40 mm', 'at the corner',
@@ -66,7 +86,8 @@ CLEAN = ['clean weld', 'smooth bead', 'uniform bead', 'clean', 'smooth', 'unifor
          'clean surface', 'weld looks clean', 'good tie-in', 'consistent width', 'flat profile', 'good wetting',
          'seam clean', 'all good', 'acceptable appearance', 'smooth transition at the toe', 'regular ripples',
          'uniform width along the seam', 'clean cap', 'even bead', 'good shape', 'ok', 'fine', 'visual ok',
-         'surface smooth', 'within spec visually', 'no issues', 'nothing to report', 'no defects']
+         'surface smooth', 'within spec visually', 'no issues', 'nothing to report', 'no defects',
+         'no defects found', 'nothing found', 'no findings', 'no remarks', 'no problems seen']
 PREFIXES = ['operator notes:', 'visual check:', 'note:', 'inspector:', 'shift b:', 'vt:', 'remarks:',
             'visual:', 'obs:', 'comment:', 'qc:', 'after grinding:', 'first article:', 'recheck:', 'weld 14:',
             'part 3301:', 'station notes -', 'night shift:', 'line 2:', 'robot cell 4:']
@@ -85,23 +106,49 @@ def pick(r, xs):
     return xs[r.randrange(len(xs))]
 
 
+def location(r):
+    if r.random() < 0.5:
+        return pick(r, LOCATIONS)
+    return f'{pick(r, PREPS)} {pick(r, THINGS)}'
+
+
+def subject(r):
+    if r.random() < 0.15:
+        return pick(r, IDS).format(n=r.randrange(1, 400))
+    return pick(r, SUBJECTS)
+
+
+def neutral(r):
+    """A clause without defect words or cues (never changes the label)."""
+    t = r.random()
+    if t < 0.3:
+        return f'{subject(r)} {pick(r, ACTIVITIES)}'
+    if t < 0.55:
+        return f'{subject(r)} {pick(r, ["looks", "is", "was", "seems", "appears"])} {pick(r, GOOD)}'
+    if t < 0.7:
+        return f'{pick(r, GOOD)} {subject(r)}'
+    if t < 0.85:
+        return f'{pick(r, ACTIVITIES)} {pick(r, PREPS)} {pick(r, THINGS)}'
+    return pick(r, GOOD)
+
+
 def positive(r, fam):
     """A phrase that reports a defect of this family (never negated)."""
     sev, nouns, pos, adjs, _ = fam
     t = r.random()
     term = pick(r, pos)
     mod = pick(r, MODIFIERS) + ' ' if r.random() < 0.45 and not term.startswith(('a ', 'an ')) else ''
-    loc = ' ' + pick(r, LOCATIONS) if r.random() < 0.55 else ''
+    loc = ' ' + location(r) if r.random() < 0.55 else ''
     if adjs and t < 0.2:
         adj = pick(r, adjs)
-        return f'{pick(r, SUBJECTS)} {pick(r, ["", "is ", "was ", "looks "])}{adj}{loc}'.replace('  ', ' ')
+        return f'{subject(r)} {pick(r, ["", "is ", "was ", "looks "])}{adj}{loc}'.replace('  ', ' ')
     if t < 0.45:
         return f'{mod}{term}{loc}'  # bare when mod and loc are empty
     if t < 0.7:
         return f'{pick(r, REPORT_VERBS_PRE)} {mod}{term}{loc}'
     if t < 0.85:
         return f'{mod}{term}{loc} {pick(r, REPORT_VERBS_POST)}'
-    return f'{pick(r, SUBJECTS)} {pick(r, ["has", "shows", "with"])} {mod}{term}{loc}'
+    return f'{subject(r)} {pick(r, ["has", "shows", "with"])} {mod}{term}{loc}'
 
 
 def negated(r, fams):
@@ -117,10 +164,15 @@ def negated(r, fams):
             return f'{pick(r, nouns)}{pick(r, [": none", " - none", ": none found", " none", ": none seen"])}'
     words = [pick(r, f[1]) for f in fams]
     if len(words) == 1:
-        lst = words[0]
-    else:
-        j = pick(r, LIST_JOIN[:3])
-        lst = ', '.join(words[:-1]) + j + words[-1] if r.random() < 0.5 else j.join(words)
+        # A trailing verb or place belongs to the one negated defect ("no undercut found on the flange").
+        tail = ''
+        if r.random() < 0.35:
+            tail += ' ' + pick(r, REPORT_VERBS_POST[:7])
+        if r.random() < 0.3:
+            tail += ' ' + location(r)
+        return f'{pick(r, NEG_NOUN)} {words[0]}{tail}'
+    j = pick(r, LIST_JOIN[:3])
+    lst = ', '.join(words[:-1]) + j + words[-1] if r.random() < 0.5 else j.join(words)
     return f'{pick(r, NEG_NOUN)} {lst}'
 
 
@@ -171,6 +223,8 @@ def note(r):
         i += 1
     if not parts or r.random() < 0.3:
         parts.insert(r.randrange(len(parts) + 1), (pick(r, CLEAN), 'clean'))
+    for _ in range(pick(r, [0, 0, 0, 1, 1, 2])):
+        parts.insert(r.randrange(len(parts) + 1), (neutral(r), 'clean'))
     # A bare defect word right after a negation would join its list ("no cracks, porosity"): the policy
     # reads that as negated too, so a reported one is separated by a clause break.
     text = parts[0][0]
