@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Arch, archFromConfig } from '../../daemon/model/arch.js'
-import { initCheckpoint, type WeightDType } from '../../daemon/model/init.js'
-import { findPreset, PRESETS } from '../../daemon/model/presets.js'
+import { initCheckpoint, type WeightDType } from '../../daemon/model/offline/init.js'
+import { findPreset, PRESETS } from '../../daemon/model/offline/presets.js'
 
 export interface Checkpoint {
   label: string

@@ -1,14 +1,17 @@
 // bench/latency: request → verdict round trips through a real mosquitto, the daemon against a trivial echo
 // responder measured in the same run, alternating rounds so that machine noise hits both alike.
 //   node dist/bench/latency/main.js [--rate 2000] [--seconds 5] [--rounds 4] [--clients 8] [--warmup 2]
-import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { fork, type ChildProcess } from 'node:child_process'
+import { availableParallelism, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import mqtt from 'mqtt'
-import { Mosquitto } from '../../test/helpers/mosquitto.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
-import { LoadGen, type LoadResult } from './load.js'
+import { spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
+import { LatencyLoad, type LoadResult } from '../../harness/load.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { cpuSeconds } from '../../harness/proc.js'
+import { cpuInfo } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({
   options: {
@@ -39,29 +42,6 @@ async function startEcho(url: string): Promise<ChildProcess> {
   return p
 }
 
-// BENCH_DAEMON_NODE_ARGS='--cpu-prof' profiles the daemon alone.
-async function startDaemon(url: string): Promise<ChildProcess> {
-  const watcher = await mqtt.connectAsync(url, { protocolVersion: 5, reconnectPeriod: 0 })
-  await watcher.subscribeAsync('flashcheck/bench/status')
-  const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
-  const p = spawn(process.execPath, [...(process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), join(PACKAGE_ROOT, 'dist', 'daemon', 'cli', 'main.js'), 'run', '--mqtt-url', url, '--rules-dir', values.rules!, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench', '--state-dir', '', '--security-allow-root', 'true'], {
-    stdio: ['ignore', 'inherit', 'inherit'],
-  })
-  await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
-  await watcher.endAsync()
-  return p
-}
-
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux). */
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return (Number(f[11]) + Number(f[12])) / 100
-  } catch {
-    return NaN
-  }
-}
-
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b)
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
@@ -72,12 +52,17 @@ const f = (x: number) => x.toFixed(3)
 async function main(): Promise<void> {
   const broker = await Mosquitto.start()
   const echo = await startEcho(broker.url)
-  const daemon = await startDaemon(broker.url)
+  // BENCH_DAEMON_NODE_ARGS='--cpu-prof' profiles the daemon alone.
+  const nodeArgs = (process.env.BENCH_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const daemon = await spawnDaemon({ url: broker.url, args: ['--rules-dir', values.rules!], nodeArgs })
   // Live vibration samples so the example rule's signal window is realistic (50 Hz).
   const sensor = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
   const feed = setInterval(() => sensor.publish('plant/st1/spindle/vibration', JSON.stringify({ rms: 1.1 + Math.random() * 0.2 })), 20)
-  const load = await LoadGen.connect(broker.url, nClients)
+  const load = await LatencyLoad.connect(broker.url, nClients)
   try {
+    const cpu0 = cpuInfo()
+    const isa = cpu0.arch === 'arm64' ? 'neon' : cpu0.flags.has('avx512f') ? 'avx512' : cpu0.flags.has('avx2') ? 'avx2' : 'generic'
+    console.log(`machine: ${cpu0.model}, ${cpu0.arch}, ISA ${isa}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
     console.log(`bench/latency: ${rate} req/s, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s after ${warmup} s warm-up each`)
     await load.run(ECHO_TOPIC, PAYLOAD, rate, warmup)
     await load.run(REQUEST_TOPIC, PAYLOAD, rate, warmup)
@@ -111,9 +96,7 @@ async function main(): Promise<void> {
     clearInterval(feed)
     await load.close()
     await sensor.endAsync()
-    daemon.kill('SIGTERM')
-    echo.kill('SIGTERM')
-    await Promise.all([daemon, echo].map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))))
+    await Promise.all([daemon, echo].map(stopProcess))
     await broker.stop()
   }
 }

@@ -6,7 +6,9 @@
 // what it could not deliver within a second instead of queueing without bound.
 //   node dist/bench/overload/main.js [--capacity N] [--factor 10] [--seconds 30] [--max-age-factor 0.5] [--clients 8] [--expiry 1]
 import { parseArgs } from 'node:util'
-import { f, metric, rssMiB, startRig, type Window } from './gen.js'
+import { rssMiB } from '../../harness/proc.js'
+import { metric, startRig, type Window } from '../../harness/rig.js'
+import { f } from '../format.js'
 
 const { values } = parseArgs({
   options: {

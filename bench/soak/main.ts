@@ -4,7 +4,9 @@
 // first minute to the last and the overall counts.
 //   node dist/bench/soak/main.js [--rate 2000] [--minutes 10] [--clients 8] [--window 30]
 import { parseArgs } from 'node:util'
-import { f, metric, rssMiB, startRig } from '../overload/gen.js'
+import { rssMiB } from '../../harness/proc.js'
+import { metric, startRig } from '../../harness/rig.js'
+import { f } from '../format.js'
 
 const { values } = parseArgs({
   options: {

@@ -4,8 +4,8 @@
 // cross-decoder and LM head for the last one, spec §4) plus the prefix-state clone; single-token labels are
 // scored from those logits, each multi-token label adds a pass.
 import { archFromConfig } from '../../daemon/model/arch.js'
-import { estimate, flops } from '../../daemon/model/estimate.js'
-import { findPreset } from '../../daemon/model/presets.js'
+import { estimate, flops } from '../../daemon/model/offline/estimate.js'
+import { findPreset } from '../../daemon/model/offline/presets.js'
 
 /** Vendor peak figures (assumptions, stated): DRAM bandwidth; GPU dense FP16 tensor throughput taken as a
  *  quarter of NVIDIA's sparse INT8 GPU TOPS; CPU FP32 FMA peak of the Cortex-A78AE cluster (2×128-bit NEON). */

@@ -4,15 +4,15 @@
 // `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
 // (as `flashcheck run`).
 import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
-import { estimate } from '../model/estimate.js'
-import { ADDON_PATH } from '../model/kernel.js'
+import { estimate } from '../model/offline/estimate.js'
+import { ADDON_PATH, loadAddon } from '../model/addon.js'
+import { ChatTokenizer } from '../verdict/tokenizer.js'
 import { readCheckpointHeaders } from '../model/safetensors-header.js'
 import { clientOptions } from '../mqtt/options.js'
 import { loadRuleDir } from '../rules/load.js'
@@ -189,10 +189,17 @@ async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
     return
   }
   let archBytes: number | undefined
+  let modelVocab: number | undefined
   try {
-    const arch = archFromConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'))
+    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_config?: { type?: string } }
+    const arch = archFromConfig(raw, join(dir, 'config.json'))
     archBytes = estimate(arch).bytesBf16
-    rows.push({ outcome: 'PASS', name: 'model-config', detail: `${join(dir, 'config.json')}: ${arch.layout}, ${arch.layers} layers, hidden ${arch.hidden}` })
+    modelVocab = arch.vocab
+    const quant = raw.quantization_config ? `, quantized ${raw.quantization_config.type ?? '(unknown type)'}` : ''
+    rows.push({ outcome: 'PASS', name: 'model-config', detail: `${join(dir, 'config.json')}: ${arch.layout}, ${arch.layers} layers, hidden ${arch.hidden}${quant}` })
+    if (cfg.model.backend === 'onnx' && (raw.quantization_config || cfg.model.quantize !== 'none')) {
+      rows.push({ outcome: 'FAIL', name: 'model-quantize', detail: `the onnx backend runs float weights only (${raw.quantization_config ? 'quantized checkpoint' : `model.quantize ${cfg.model.quantize}`}); use model.backend native` })
+    }
   } catch (e) {
     rows.push({ outcome: 'FAIL', name: 'model-config', detail: (e as NodeJS.ErrnoException).code === 'ENOENT' ? `${join(dir, 'config.json')} missing` : (e as Error).message })
   }
@@ -216,14 +223,27 @@ async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
   if (!existsSync(tok)) {
     rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok} missing` })
   } else {
+    // What the daemon does at start: build the tokenizer, parse the chat template, render a chat and encode it.
     try {
       const t = JSON.parse(readFileSync(tok, 'utf8')) as { model?: { type?: string; vocab?: object } }
-      if (!t.model || typeof t.model !== 'object') throw new Error('no "model" object')
+      if (!t.model || typeof t.model !== 'object') throw new Error(`${tok}: no "model" object`)
       const vocab = t.model.vocab ? Object.keys(t.model.vocab).length : 0
+      const ct = await ChatTokenizer.load(dir)
+      let text: string
+      try {
+        text = ct.render('You are a quality inspector.', 'Screw joint at station st1: torque 11.2 Nm. Verdict?')
+      } catch (e) {
+        throw new Error(`${join(dir, 'tokenizer_config.json')}: chat_template fails to render (${(e as Error).message})`)
+      }
+      const ids = ct.encode(text)
+      const over = modelVocab === undefined ? undefined : ids.find((id) => id >= modelVocab)
+      if (over !== undefined) throw new Error(`${tok}: token id ${over} is beyond the model's vocab_size ${modelVocab}`)
       const extra = existsSync(join(dir, 'tokenizer_config.json')) ? '' : ' (no tokenizer_config.json)'
-      rows.push({ outcome: extra ? 'WARN' : 'PASS', name: 'tokenizer', detail: `${t.model.type ?? 'unknown'} model, ${vocab} vocab entries${extra}` })
+      const how = ct.hasTemplate ? `chat template renders (${ids.length} tokens)` : 'no chat template (plain prompts)'
+      rows.push({ outcome: extra ? 'WARN' : 'PASS', name: 'tokenizer', detail: `${t.model.type ?? 'unknown'} model, ${vocab} vocab entries, ${how}${extra}` })
     } catch (e) {
-      rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok}: ${(e as Error).message}` })
+      const msg = (e as Error).message
+      rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: msg.startsWith(dir) ? msg : `${tok}: ${msg}` })
     }
   }
   // Weights are memory-mapped and, on a Jetson, share RAM with the GPU: what matters is what is free now.
@@ -257,7 +277,7 @@ function checkState(cfg: Config, rows: Row[]): void {
 function checkNative(rows: Row[]): void {
   let addon: { isa?: () => string; sdNotify?: unknown }
   try {
-    addon = createRequire(import.meta.url)(ADDON_PATH) as typeof addon
+    addon = loadAddon<typeof addon>()
   } catch (e) {
     rows.push({ outcome: 'FAIL', name: 'addon', detail: `${ADDON_PATH} does not load (run npm ci): ${(e as Error).message.split('\n')[0]}` })
     return

@@ -11,8 +11,9 @@ usage:
   flashcheck request TOPIC JSON [--url URL] [--timeout MS] [--mqtt311]
                                                        send one request (MQTT 5 request/response) and print the response
   flashcheck config [--config FILE] [--<key> VALUE ...]   print the effective configuration (secrets redacted)
-  flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16]
-  flashcheck model check DIR [--backend native|onnx]   run a golden case against the kernel (or exported ONNX graphs)
+  flashcheck model init --config PRESET|FILE --out DIR [--seed N] [--dtype f32|bf16] [--quant q8_0|q4_0]
+  flashcheck model quantize SRC --out DST --type q8_0|q4_0   quantized copy of a float checkpoint (streaming)
+  flashcheck model check DIR [--backend native|onnx] [--quant q8_0|q4_0]   run a golden case against the kernel (or exported ONNX graphs; --quant: load-time quantization)
   flashcheck model export-onnx DIR --out OUTDIR [--external-above BYTES]
                                                        write ONNX prefill/decode graphs for model.backend onnx
   flashcheck model presets                             list model presets
@@ -38,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     case 'model':
       if (sub === 'init') return (await import('./model-init.js')).modelInit(rest)
       if (sub === 'check') return (await import('./model-check.js')).modelCheck(rest)
+      if (sub === 'quantize') return (await import('./model-quantize.js')).modelQuantize(rest)
       if (sub === 'export-onnx') return (await import('./model-export-onnx.js')).modelExportOnnx(rest)
       if (sub === 'presets') return (await import('./model-init.js')).modelPresets(rest)
       break

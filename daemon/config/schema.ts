@@ -114,6 +114,7 @@ export const schemaDefinition = {
       trtFp16: { doc: 'tensorrt provider: allow FP16 kernels.', format: Boolean, default: false, ...key('model.onnx.trtFp16') },
       trtMaxWorkspaceBytes: { doc: 'tensorrt provider: builder workspace limit in bytes; 0 = TensorRT\'s default.', format: 'nat', default: 0, ...key('model.onnx.trtMaxWorkspaceBytes') },
     },
+    quantize: { doc: 'native backend: quantize a float checkpoint\'s weights at load (none, q8_0 or q4_0; as `flashcheck model quantize` does offline). A quantized checkpoint in model.dir runs as stored. The onnx backend refuses anything but none.', format: ['none', 'q8_0', 'q4_0'], default: 'none', ...key('model.quantize') },
     nice: { doc: 'How much lower the decoder threads run than the event loop (Linux nice increment, 0-19): timers and MQTT I/O preempt the decoder when every core is busy.', format: 'nat', default: 5, ...key('model.nice') },
     guardMs: { doc: 'Margin before a deadline at which the fallback verdict is published if the model has not answered.', format: 'nat', default: 5, ...key('model.guardMs') },
     queueMax: { doc: 'Most requests waiting for the decoder; beyond it requests get their fallback verdict at once.', format: 'nat', default: 32, ...key('model.queueMax') },
@@ -160,7 +161,7 @@ export interface Config {
   limits: { maxPayloadBytes: number; dedupeWindowS: number; dedupeEntries: number; outboxSize: number; maxAgeFactor: number }
   state: { dir: string }
   security: { allowRoot: boolean }
-  model: { dir: string; backend: 'native' | 'onnx'; threads: number; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
+  model: { dir: string; backend: 'native' | 'onnx'; threads: number; quantize: 'none' | 'q8_0' | 'q4_0'; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
   metrics: { port: number; host: string }
   log: { level: string }
   node: { id: string }

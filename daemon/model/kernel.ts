@@ -1,72 +1,17 @@
 // Typed wrapper over the native SambaY kernel (native/, built by node-gyp during `npm ci`).
 // All compute happens in C++; async variants run on the addon's own threads and return promises.
-import { createRequire } from 'node:module'
-import { join } from 'node:path'
-import { PACKAGE_ROOT } from '../paths.js'
-
-/** Parsed and validated config.json of a phi4flash checkpoint, plus what the loader derived. */
-export interface ModelConfig {
-  model_type: 'phi4flash'
-  /** 'sambay' = the spec's layer plan; 'all-attention' = the project's baseline (config `flashcheck_layout`). */
-  layout: 'sambay' | 'all-attention'
-  hidden_size: number
-  num_hidden_layers: number
-  num_attention_heads: number
-  num_key_value_heads: number
-  head_dim: number
-  intermediate_size: number
-  vocab_size: number
-  /** 0 for the all-attention layout. */
-  sliding_window: number
-  /** 0 for the all-attention layout. */
-  mb_per_layer: number
-  mamba_d_state: number
-  mamba_d_conv: number
-  mamba_expand: number
-  dt_rank: number
-  d_inner: number
-  layer_norm_eps: number
-  tie_word_embeddings: boolean
-  /** Kind per layer: mamba, mamba_mem, swa, attn_kv, gmu, cross (sambay) or attn (all-attention). */
-  layers: string[]
-  /** dtype of the weight matrices as stored: 'F32', 'BF16', 'F16' or 'mixed'. */
-  weight_dtype: string
-  param_count: number
-  /** Bytes of the used tensors in the checkpoint (memory-mapped). */
-  weight_bytes: number
-  /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors). */
-  converted_bytes: number
-  /** Worker threads of this model's pool. */
-  threads: number
-  /** Kernel implementation picked at run time: avx512, avx2, generic (x86-64) or neon (aarch64). */
-  isa: string
-}
+import { loadAddon } from './addon.js'
+import { KernelError, ModelLoadError, QUANT_TYPES, type ModelConfig, type PrefillOpts, type QuantType } from './backend.js'
 
 export interface LoadOptions {
   /** Size of the model's compute pool; default = number of cores. */
   threads?: number
   /** Lower the compute threads' priority by this nice increment (Linux), so the event loop preempts them. */
   nice?: number
-}
-
-export interface PrefillOptions {
-  /** Return the logits of every position ([T*V], row-major) instead of the last one ([V]). */
-  allLogits?: boolean
-  /** Return the logits of the last n positions ([n*V]); only those run through the cross-decoder. */
-  lastRows?: number
-}
-
-/** A checkpoint could not be loaded; the message says what is wrong (file, tensor, shapes). */
-export class ModelLoadError extends Error {
-  override name = 'ModelLoadError'
-}
-
-/** Any other error from the kernel; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT or E_KERNEL. */
-export class KernelError extends Error {
-  override name = 'KernelError'
-  constructor(message: string, readonly code: string) {
-    super(message)
-  }
+  /** Quantize a float checkpoint's projections at load ('q8_0' | 'q4_0'; the embedding / LM head becomes
+   *  q8_0). A checkpoint stored quantized loads as it is with 'none' (default) or its own type and is refused
+   *  (ModelLoadError) with the other one. */
+  quantize?: QuantType
 }
 
 interface NativeStateHandle {
@@ -76,37 +21,24 @@ interface NativeStateHandle {
   busy(): boolean
   dispose(): void
 }
-interface NativeModelHandle {
+/** @internal the addon's model object */
+export interface NativeModelHandle {
   config(): ModelConfig
   newState(): NativeStateHandle
   forward(state: NativeStateHandle, tokens: Int32Array, rows: boolean | number): Float32Array
   forwardAsync(state: NativeStateHandle, tokens: Int32Array, rows: boolean | number): Promise<Float32Array>
   dispose(): void
 }
-interface NativeAddon {
-  load(dir: string, threads: number, nice: number): NativeModelHandle
-  loadAsync(dir: string, threads: number, nice: number): Promise<NativeModelHandle>
+interface KernelAddon {
+  load(dir: string, threads: number, nice: number, quantize: QuantType): NativeModelHandle
+  loadAsync(dir: string, threads: number, nice: number, quantize: QuantType): Promise<NativeModelHandle>
   isa(): string
 }
-
-export const ADDON_PATH = join(PACKAGE_ROOT, 'native', 'build', 'Release', 'flashcheck_kernel.node')
-
-let addon: NativeAddon | undefined
-function native(): NativeAddon {
-  if (!addon) {
-    try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon
-    } catch (err) {
-      throw new Error(
-        `native kernel not built (${ADDON_PATH}): run \`npm ci\` or \`npx node-gyp rebuild --directory=native\`\n` +
-          (err instanceof Error ? err.message : String(err)),
-      )
-    }
-  }
-  return addon
+function native(): KernelAddon {
+  return loadAddon<KernelAddon>()
 }
 
-/** The kernel implementation this CPU gets (avx512, avx2, generic, neon). */
+/** The kernel implementation this CPU gets (avx512, avx2-vnni, avx2, generic, dotprod, neon). */
 export function kernelIsa(): string {
   return native().isa()
 }
@@ -139,8 +71,14 @@ function threadsOf(opts?: LoadOptions): number {
   return t
 }
 
-function rowsOf(opts?: PrefillOptions): boolean | number {
+function rowsOf(opts?: PrefillOpts): boolean | number {
   return opts?.allLogits === true ? true : opts?.lastRows ?? false
+}
+
+function quantizeOf(opts?: LoadOptions): QuantType {
+  const q = opts?.quantize ?? 'none'
+  if (!QUANT_TYPES.includes(q)) throw new RangeError(`quantize must be one of ${QUANT_TYPES.join(', ')}, got ${String(q)}`)
+  return q
 }
 
 function niceOf(opts?: LoadOptions): number {
@@ -206,7 +144,7 @@ export class Model {
   static load(dir: string, opts?: LoadOptions): Model {
     const threads = threadsOf(opts)
     try {
-      return new Model(native().load(dir, threads, niceOf(opts)))
+      return new Model(native().load(dir, threads, niceOf(opts), quantizeOf(opts)))
     } catch (err) {
       throw convert(err)
     }
@@ -214,8 +152,9 @@ export class Model {
 
   static async loadAsync(dir: string, opts?: LoadOptions): Promise<Model> {
     const threads = threadsOf(opts)
+    const quantize = quantizeOf(opts)
     try {
-      return new Model(await native().loadAsync(dir, threads, niceOf(opts)))
+      return new Model(await native().loadAsync(dir, threads, niceOf(opts), quantize))
     } catch (err) {
       throw convert(err)
     }
@@ -236,7 +175,7 @@ export class Model {
   }
 
   /** Feeds tokens (chunked, linear time); returns the last position's logits [V], or [T*V] with allLogits. */
-  prefill(state: State, tokens: ArrayLike<number>, opts?: PrefillOptions): Float32Array {
+  prefill(state: State, tokens: ArrayLike<number>, opts?: PrefillOpts): Float32Array {
     this.check(state)
     try {
       return this.handle.forward(state.handle, toTokens(tokens), rowsOf(opts))
@@ -245,7 +184,7 @@ export class Model {
     }
   }
 
-  async prefillAsync(state: State, tokens: ArrayLike<number>, opts?: PrefillOptions): Promise<Float32Array> {
+  async prefillAsync(state: State, tokens: ArrayLike<number>, opts?: PrefillOpts): Promise<Float32Array> {
     this.check(state)
     try {
       return await this.handle.forwardAsync(state.handle, toTokens(tokens), rowsOf(opts))

@@ -3,7 +3,10 @@
 import { existsSync } from 'node:fs'
 import { open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
-import { INDEX_FILE, SINGLE_FILE } from './safetensors-write.js'
+
+/** The file names of a single-file and of a sharded checkpoint (Hugging Face convention). */
+export const SINGLE_FILE = 'model.safetensors'
+export const INDEX_FILE = 'model.safetensors.index.json'
 
 export interface HeaderEntry {
   name: string

@@ -36,6 +36,9 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
     connectTimeout: 10_000,
     will: { topic: statusTopic(cfg.node.id), payload: Buffer.from('offline'), qos: 1, retain: true },
   }
+  // mqtt.js logs through \`debug\` a dozen times per packet, which costs even when disabled; without DEBUG set
+  // (which would turn \`debug\` on) a no-op takes its place on the hot path.
+  if (!process.env.DEBUG) opts.log = noLog
   if (protocolVersion === 5) {
     // A member of a share group keeps no session: brokers (mosquitto 2.0) go on handing shared requests to a
     // dead member's kept session, where they wait for it, instead of to the live members.
@@ -50,3 +53,5 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
   if ((m.cert && !m.key) || (m.key && !m.cert)) throw new ConfigError('config error: mqtt.cert and mqtt.key must be set together')
   return opts
 }
+
+function noLog(): void {}

@@ -1,6 +1,8 @@
 // Topic filters with named levels: `plant/{station}/spindle/#`. A `{name}` level matches one level like `+`
 // and binds it; `+` matches without binding; a trailing `#` matches the rest. Filters are compiled once
-// at load so matching a topic is a single left-to-right scan without regexes or splitting.
+// at load so matching a topic is a single left-to-right scan without regexes or splitting. Plain MQTT
+// filter semantics (the '$' rule, overlap) come from mqtt/topic-filter.ts.
+import { filtersOverlap as mqttOverlap, reservedTopic } from '../mqtt/topic-filter.js'
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
@@ -82,8 +84,7 @@ export class TopicFilter {
   }
 
   private scan(topic: string, params: Record<string, string> | null): boolean {
-    // MQTT: wildcards at the first level never match topics starting with '$'.
-    if (topic.charCodeAt(0) === 36 && this.kinds[0] !== 0) return false
+    if (this.kinds[0] !== 0 && reservedTopic(topic)) return false
     const kinds = this.kinds
     const n = kinds.length
     let pos = 0
@@ -189,20 +190,12 @@ function safeLevel(s: string, from: number, to: number): boolean {
   return true
 }
 
-/** True when some concrete topic matches both MQTT filters (`{name}` levels count as `+`). */
+/** True when some concrete topic matches both filters (`{name}` levels count as `+`). */
 export function filtersOverlap(a: string, b: string): boolean {
-  const x = a.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '+').split('/')
-  const y = b.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '+').split('/')
-  for (let i = 0; ; i++) {
-    const p = x[i]
-    const q = y[i]
-    if (p === '#' || q === '#') {
-      // '#' at the first level matches no $ topic.
-      const other = p === '#' ? q : p
-      return !(i === 0 && other !== undefined && other.startsWith('$'))
-    }
-    if (p === undefined || q === undefined) return p === q
-    if (i === 0 && ((p === '+' && q.startsWith('$')) || (q === '+' && p.startsWith('$')))) return false
-    if (p !== '+' && q !== '+' && p !== q) return false
-  }
+  return mqttOverlap(asMqttFilter(a), asMqttFilter(b))
+}
+
+/** The MQTT filter of a rule topic: `{name}` levels become `+`. */
+export function asMqttFilter(source: string): string {
+  return source.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '+')
 }

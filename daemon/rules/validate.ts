@@ -1,5 +1,8 @@
 // Turns one rule file's YAML into a checked RuleDoc, or records every problem with its position. Works on
 // the YAML node tree (not plain JS values) so each error points at the offending key or value.
+// Over 400 lines on purpose: it is the rule format's schema walk, one section parser per key of the format
+// (inputs, signals, checks, reason) over the same position-keeping helpers, read top to bottom beside
+// rules/README.md; split, each half would need the other's helpers and constants.
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, type Node, type Pair, type YAMLMap } from 'yaml'
 import type { RuleError } from './types.js'
 import { parseFilter, TopicFilter, TopicTemplate, type Level } from './topic.js'

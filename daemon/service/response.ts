@@ -1,9 +1,6 @@
 // The JSON a requester gets back. One shape for verdicts and errors so clients parse a single schema.
 import type { InspectionResult, VerdictError } from '../rules/types.js'
-import type { ModelOutcome } from '../verdict/engine.js'
-
-/** The model step of a reason rule as reported: the decoder's outcome, and whether its choice was used. */
-export type ModelReport = ModelOutcome & { below_min_confidence?: boolean }
+import type { ModelReport } from '../verdict/combine.js'
 
 export interface Response {
   inspection: string | null
@@ -24,7 +21,10 @@ export interface Response {
   fallback?: boolean
 }
 
-export function errorResult(inspection: string | null, error: VerdictError): Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'> {
+/** A response before the reply stage adds its timing and provenance. */
+export type Outcome = Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'>
+
+export function errorResult(inspection: string | null, error: VerdictError): Outcome {
   return { inspection, verdict: 'ERROR', checks: [], inputs: {}, error }
 }
 

@@ -1,15 +1,14 @@
 // sd_notify(3) for Node: the datagram goes out through the project's native addon (Node has no AF_UNIX
 // datagram sockets), without libsystemd. Without $NOTIFY_SOCKET every call is a no-op, so `flashcheck run`
 // behaves the same under a shell, a container or systemd's Type=simple.
-import { createRequire } from 'node:module'
-import { ADDON_PATH } from '../model/kernel.js'
+import { ADDON_PATH, loadAddon } from '../model/addon.js'
 
 type Send = (socket: string, state: string) => number
 
 let nativeSend: Send | undefined
 function addonSend(): Send {
   if (!nativeSend) {
-    const addon = createRequire(import.meta.url)(ADDON_PATH) as { sdNotify?: Send }
+    const addon = loadAddon<{ sdNotify?: Send }>()
     if (typeof addon.sdNotify !== 'function') throw new Error(`${ADDON_PATH} has no sdNotify: rebuild the addon (npm ci)`)
     nativeSend = addon.sdNotify.bind(addon)
   }

@@ -1,5 +1,9 @@
 // What a decoder call costs on this machine, learnt from the calls themselves: a fixed part per call and a
-// part per token, as exponentially weighted means. The scheduler asks it whether work fits in a budget.
+// part per token, as exponentially weighted means. The scheduler asks it whether work fits in a budget, with
+// the one formula for a verdict job's work (admission before it starts, checkpoints while it runs).
+
+/** ms to clone a decoder state (prefix cache, label passes). */
+export const CLONE_MS = 0.2
 
 export class CostModel {
   /** ms of a 1-token call (dispatch, state bookkeeping, the LM head, memory-bound decode). */
@@ -18,6 +22,24 @@ export class CostModel {
   /** Predicted ms of one call feeding `tokens` tokens. */
   call(tokens: number): number {
     return tokens <= 0 ? 0 : this.hopMs + this.perCallMs + (tokens - 1) * this.perTokenMs
+  }
+
+  /** Predicted ms to feed `n` tokens in calls of `chunk`, the last call carrying `fold` extra (label) tokens. */
+  feed(n: number, chunk: number, fold = 0): number {
+    return Math.floor(n / chunk) * this.call(chunk) + this.call((n % chunk) + fold)
+  }
+
+  /** Predicted ms of scoring labels[from…] in passes of their own (none when the labels are folded). */
+  labels(labels: readonly Int32Array[], from = 0, folded = false): number {
+    if (folded) return 0
+    let ms = 0
+    for (let i = from; i < labels.length; i++) if (labels[i]!.length > 1) ms += CLONE_MS + this.call(labels[i]!.length - 1)
+    return ms
+  }
+
+  /** Predicted ms of a whole verdict job: the state clone, the prompt suffix (in chunks), the label passes. */
+  job(feed: number, chunk: number, labels: readonly Int32Array[], fold: number): number {
+    return CLONE_MS + this.feed(feed, chunk, fold) + this.labels(labels, 0, fold > 0)
   }
 
   /**

@@ -1,6 +1,7 @@
 // Runs golden case directories through the kernel without Node (used by scripts/sanitize.sh and for
 // quick checks): full forward, prefill-then-step, clone-then-continue; prints max_rel_err per case.
-// Usage: golden_driver [--threads N] CASE_DIR...   exit 0 iff every case passes.
+// Usage: golden_driver [--threads N] [--quant q8_0|q4_0] CASE_DIR...   exit 0 iff every case passes (with
+//        --quant: loaded with load-time quantization, against the case's own tolerance, e.g. a grid case's).
 //        golden_driver --expect-load-error DIR...   exit 0 iff every DIR fails to load with a LoadError.
 //        golden_driver --list-isa                   the kernel implementations this CPU can run.
 #include <cmath>
@@ -37,8 +38,8 @@ static int argmax(const float* x, int64_t V) {
   return b;
 }
 
-static bool run_case(const std::string& dir, int threads) {
-  auto model = Model::load(dir, threads);
+static bool run_case(const std::string& dir, int threads, QType quant) {
+  auto model = Model::load(dir, threads, 0, quant);
   const int64_t V = model->config().V;
   json::Value in = json::parse(read_text_file(dir + "/inputs.json"));
   json::Value ex = json::parse(read_text_file(dir + "/expected.json"));
@@ -101,19 +102,24 @@ static bool expect_load_error(const std::string& dir) {
 
 int main(int argc, char** argv) {
   int threads = 2;
+  QType quant = QType::None;
   bool expect_error = false;
   bool all_ok = true;
   int n = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--list-isa") {
-      const Kernels* all[4];
-      int k = kernels_available(all, 4);
+      const Kernels* all[8];
+      int k = kernels_available(all, 8);
       for (int j = 0; j < k; j++) std::printf("%s\n", all[j]->name);
       return 0;
     }
     if (a == "--expect-load-error") {
       expect_error = true;
+      continue;
+    }
+    if (a == "--quant" && i + 1 < argc) {
+      quant = parse_qtype(argv[++i]);
       continue;
     }
     if (a == "--threads" && i + 1 < argc) {
@@ -122,14 +128,14 @@ int main(int argc, char** argv) {
     }
     n++;
     try {
-      if (!(expect_error ? expect_load_error(a) : run_case(a, threads))) all_ok = false;
+      if (!(expect_error ? expect_load_error(a) : run_case(a, threads, quant))) all_ok = false;
     } catch (const std::exception& e) {
       std::printf("%s: ERROR %s\n", a.c_str(), e.what());
       all_ok = false;
     }
   }
   if (n == 0) {
-    std::fprintf(stderr, "usage: golden_driver [--threads N] CASE_DIR...\n");
+    std::fprintf(stderr, "usage: golden_driver [--threads N] [--quant q8_0|q4_0] CASE_DIR...\n");
     return 2;
   }
   return all_ok ? 0 : 1;

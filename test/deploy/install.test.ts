@@ -8,7 +8,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSyn
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
-import { Mosquitto } from '../helpers/mosquitto.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 
 const INSTALL = join(PACKAGE_ROOT, 'deploy', 'install.sh')
 const ARCH = process.arch === 'arm64' ? 'arm64' : 'x64'

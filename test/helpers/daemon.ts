@@ -1,46 +1,14 @@
-// Runs the real daemon in-process against a real broker, with its log captured for assertions, and gives
-// tests MQTT 5 and 3.1.1 requesters.
+// Test configuration for the daemon, and MQTT 5 and 3.1.1 requesters (PLC-like clients) for the tests.
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
 import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt'
 import { loadConfig } from '../../daemon/config/load.js'
 import type { Config } from '../../daemon/config/schema.js'
-import { createLogger } from '../../daemon/log/logger.js'
-import { Daemon } from '../../daemon/service/daemon.js'
 
 export function testConfig(args: string[]): Config {
   const cfg = loadConfig({ args: ['--node-id', 'test-node', '--log-level', 'debug', ...args], env: {} })
   // No state in the machine's /var/lib unless a test asks for a directory of its own.
   if (!args.includes('--state-dir')) cfg.state.dir = ''
   return cfg
-}
-
-export interface Running {
-  daemon: Daemon
-  logs: Record<string, unknown>[]
-  stop(): Promise<void>
-}
-
-export async function startDaemon(cfg: Config): Promise<Running> {
-  const logs: Record<string, unknown>[] = []
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
-      cb()
-    },
-  })
-  const daemon = new Daemon({ config: cfg, logger: createLogger(cfg.log.level, sink) })
-  const connected = new Promise<void>((resolve) => daemon.once('connected', () => resolve()))
-  await daemon.start()
-  await connected
-  return { daemon, logs, stop: () => daemon.stop() }
-}
-
-export function once<T = unknown>(emitter: NodeJS.EventEmitter, event: string, timeoutMs = 10_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), timeoutMs)
-    emitter.once(event, (v: T) => { clearTimeout(timer); resolve(v) })
-  })
 }
 
 export interface Reply {

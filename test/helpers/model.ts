@@ -29,6 +29,15 @@ export function ruleDir(fx: ModelFixture, name: string, files: Record<string, st
   return dir
 }
 
+/** A rules-only inspection served beside the reason rules (no model step). */
+export const RULES_ONLY = `id: torque-only
+request: flashcheck/inspect/{station}/torque
+inputs:
+  torque: payload.torque_nm
+checks:
+  - { id: torque-in-spec, expr: "torque >= 10.0 && torque <= 12.0", on_fail: FAIL }
+`
+
 /** A reason rule over a screw joint; `extra` lines are appended inside `reason:`. */
 export function jointRule(o: { id?: string; topic?: string; choices?: string; verdicts?: string; fallback?: string; minConfidence?: number; budgetMs?: number; extra?: string; prefix?: string; suffix?: string; combine?: string } = {}): string {
   return [

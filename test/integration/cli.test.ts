@@ -4,7 +4,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
-import { freePort } from '../helpers/mosquitto.js'
+import { freePort } from '../../harness/mosquitto.js'
 import { cli, cliProcess } from '../helpers/cli.js'
 
 t.test('embedded quickstart: run on deploy/quickstart.json, answer `flashcheck request`, stop on SIGTERM', async (t) => {

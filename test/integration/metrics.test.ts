@@ -1,8 +1,9 @@
 // The Prometheus endpoint serves the daemon's metrics and a health probe.
 import t from 'tap'
 import { join } from 'node:path'
-import { freePort } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig } from '../helpers/daemon.js'
+import { freePort } from '../../harness/mosquitto.js'
+import { startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 t.test('/metrics and /healthz over HTTP', async (t) => {
   const [bport, mport] = [await freePort(), await freePort()]

@@ -1,8 +1,9 @@
 // Broker stop/start mid-run: the daemon reconnects with backoff, resubscribes and answers again.
 import t from 'tap'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, once, startDaemon, testConfig } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { once, startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'

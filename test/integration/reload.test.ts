@@ -4,8 +4,9 @@ import t from 'tap'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, once, startDaemon, testConfig } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { once, startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'

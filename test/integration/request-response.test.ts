@@ -1,8 +1,9 @@
 // End to end through a real mosquitto: MQTT 5 and 3.1.1 requesters, the daemon in-process, live signals.
 import t from 'tap'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 import mqtt from 'mqtt'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')

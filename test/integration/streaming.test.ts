@@ -1,8 +1,9 @@
 // Streaming mode: every message on a trigger topic is inspected and its verdict published.
 import t from 'tap'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 

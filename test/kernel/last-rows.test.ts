@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { KernelError, Model } from '../../daemon/model/kernel.js'
+import { KernelError } from '../../daemon/model/backend.js'
+import { Model } from '../../daemon/model/kernel.js'
 import { rng, writeCheckpoint, type TinyConfig } from './helpers/checkpoint.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fc-kernel-rows-'))

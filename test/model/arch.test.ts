@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { archFromConfig, ConfigError, layerPlan } from '../../daemon/model/arch.js'
-import { makeConfig } from '../../daemon/model/presets.js'
+import { makeConfig } from '../../daemon/model/offline/presets.js'
 import { goldenCases, goldenDir } from './helpers.js'
 
 // The golden cases write the plan in two notations: `1:swa(w=12)` / `7:attn_kv` and `1:attn(w=10)` / `5:attn`.

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { bf16ToF32, f32ToBf16 } from '../../daemon/model/bf16.js'
+import { bf16ToF32, f32ToBf16 } from '../../daemon/model/offline/bf16.js'
 
 function fromBits(bits: number[]): Float32Array {
   return new Float32Array(new Uint32Array(bits).buffer)

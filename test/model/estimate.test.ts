@@ -1,7 +1,7 @@
 import t from 'tap'
 import { archFromConfig } from '../../daemon/model/arch.js'
-import { estimate, flops, stateBytesAt } from '../../daemon/model/estimate.js'
-import { makeConfig } from '../../daemon/model/presets.js'
+import { estimate, flops, stateBytesAt } from '../../daemon/model/offline/estimate.js'
+import { makeConfig } from '../../daemon/model/offline/presets.js'
 
 // H 64, 4 heads of 16, 2 kv heads, I 32, V 10, window 3; L 8: mamba, swa, mamba, swa, mamba_mem, full, gmu, cross.
 const sizes = { hidden_size: 64, num_hidden_layers: 8, num_attention_heads: 4, num_key_value_heads: 2, intermediate_size: 32, vocab_size: 10, sliding_window: 3 }

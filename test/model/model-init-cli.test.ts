@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { modelInit, modelPresets, parseSize } from '../../daemon/cli/model-init.js'
-import { findPreset } from '../../daemon/model/presets.js'
+import { findPreset } from '../../daemon/model/offline/presets.js'
 import { readCheckpointHeaders } from '../../daemon/model/safetensors-header.js'
 import { capture, goldenCases, goldenDir, tempDir } from './helpers.js'
 

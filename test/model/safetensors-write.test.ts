@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { readCheckpointHeaders, readFileHeader } from '../../daemon/model/safetensors-header.js'
-import { buildHeader, planShards, type TensorSource, writeSafetensors, writeWeights } from '../../daemon/model/safetensors-write.js'
+import { buildHeader, planShards, type TensorSource, writeSafetensors, writeWeights } from '../../daemon/model/offline/safetensors-write.js'
 import { asF32, asU16, tempDir, tensorBytes } from './helpers.js'
 
 /** A tensor whose element i is start + i. */

@@ -1,8 +1,9 @@
 // A reason rule served by the daemon with model.backend onnx: a real mosquitto, the daemon in-process on a
 // tiny random checkpoint; the scores must be those the native backend gives for the same request.
 import t from 'tap'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 import { jointRule, modelFixture, ruleDir, type ModelFixture } from '../helpers/model.js'
 
 let fx: ModelFixture

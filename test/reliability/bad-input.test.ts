@@ -5,8 +5,9 @@ import t from 'tap'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import mqtt, { type MqttClient } from 'mqtt'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'

@@ -7,8 +7,9 @@ import { join } from 'node:path'
 import { errorsOf } from '../rules/helpers.js'
 import { loadRuleDir, MAX_RULE_FILE_BYTES } from '../../daemon/rules/load.js'
 import { filtersOverlap } from '../../daemon/rules/topic.js'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, once, startDaemon, testConfig } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { once, startDaemon } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'

@@ -6,9 +6,9 @@ import t from 'tap'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Mosquitto } from '../helpers/mosquitto.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
 import { cliProcess } from '../helpers/cli.js'
-import { LoadRun, sleep } from '../helpers/load.js'
+import { LoadRun, sleep } from '../../harness/session-load.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { Dedupe, checksum } from '../../daemon/service/dedupe.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic } from '../../daemon/service/envelope.js'
-import { compileFilter, covers, desiredFilters, filterMatches } from '../../daemon/service/subscriptions.js'
+import { compileFilter, covers, filterMatches, filtersOverlap } from '../../daemon/mqtt/topic-filter.js'
+import { desiredFilters } from '../../daemon/service/subscriptions.js'
 import type { IPublishPacket } from 'mqtt'
 import type { RuleSet } from '../../daemon/rules/types.js'
 
@@ -72,6 +73,21 @@ t.test('topic filters', async (t) => {
   const g = compileFilter('a/+/#')
   t.ok(g('a/x/y'))
   t.notOk(g('b/x/y'))
+})
+
+t.test("one '$' rule for every filter check: a leading wildcard never reaches a reserved topic", async (t) => {
+  for (const f of ['#', '+/x', '+/+']) {
+    t.notOk(filterMatches(f, '$SYS/x'), `${f} does not match $SYS/x`)
+    t.notOk(compileFilter(f)('$SYS/x'), `${f} (compiled) does not match $SYS/x`)
+    t.notOk(covers(f, '$SYS/x'), `${f} does not cover $SYS/x`)
+    t.notOk(filtersOverlap(f, '$SYS/x'), `${f} does not overlap $SYS/x`)
+    t.notOk(filtersOverlap('$SYS/x', f), `$SYS/x does not overlap ${f}`)
+  }
+  t.ok(filterMatches('$SYS/#', '$SYS/x'), 'a literal $ level matches')
+  t.ok(covers('$SYS/#', '$SYS/+'))
+  t.ok(filtersOverlap('$SYS/+', '$SYS/#'))
+  t.ok(filtersOverlap('a/+/c', 'a/b/#'))
+  t.notOk(filtersOverlap('a/+', 'a/b/c'))
 })
 
 t.test('covers and desired filters drop subscriptions a broader one already has', async (t) => {

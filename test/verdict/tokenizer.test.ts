@@ -4,7 +4,7 @@ import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { buildTokenizer, writeTokenizer, SPECIAL_TOKENS } from '../../daemon/model/tokenizer-init.js'
+import { buildTokenizer, writeTokenizer, SPECIAL_TOKENS } from '../../daemon/model/offline/tokenizer-init.js'
 import { ChatTokenizer, TokenizerLoadError } from '../../daemon/verdict/tokenizer.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'flashcheck-tok-'))

@@ -3,7 +3,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Arch, archFromConfig, layerPlan } from '../arch.js'
-import type { ModelConfig } from '../kernel.js'
+import type { ModelConfig } from '../backend.js'
 import { type CheckpointHeaders, readCheckpointHeaders } from '../safetensors-header.js'
 
 export interface Checkpoint {
@@ -68,6 +68,7 @@ export function modelConfig(ck: Checkpoint, threads: number, isa: string): Model
     tie_word_embeddings: a.tied,
     layers: layerNames(a),
     weight_dtype: matDtypes.size === 1 ? [...matDtypes][0]! : 'mixed',
+    quant: 'none',
     param_count: params,
     weight_bytes: bytes,
     converted_bytes: 0,

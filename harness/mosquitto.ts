@@ -1,5 +1,5 @@
-// Starts a real mosquitto on a free loopback port for one test file, and can stop/restart it on the same
-// port to exercise reconnects. The broker is the system's `mosquitto` binary (the test command installs it).
+// Starts a real mosquitto on a free loopback port for a test file or a benchmark, and can stop and restart it
+// on the same port to exercise reconnects. The broker is the system's `mosquitto` binary (the test command installs it).
 import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect } from 'node:net'

@@ -1,6 +1,6 @@
 // The tensor inventory of a checkpoint: names and shapes exactly as the real checkpoint has them
 // (spec §2, §3), and how each is initialised for a random-weight model.
-import { type Arch, type LayerKind, layerPlan } from './arch.js'
+import { type Arch, type LayerKind, layerPlan } from '../arch.js'
 
 /** normal: N(0, std²); uniform: U(-bound, bound); const: every element = value;
  *  a_log: row-wise log(1..N) as Mamba initialises A; dt_bias: inverse softplus of a dt drawn

@@ -1,7 +1,7 @@
 // Named model configurations for `flashcheck model init`: random-weight SambaY models from tiny (tests)
 // to ~400M parameters (benchmarks), their all-attention twins of about equal size, and the real
 // Phi-4-mini-flash-reasoning 3.8B config (for memory estimates).
-import { archFromConfig } from './arch.js'
+import { archFromConfig } from '../arch.js'
 import { estimate } from './estimate.js'
 
 export interface Sizes {

@@ -1,10 +1,10 @@
-// Worker thread of bench/overload and bench/soak: receives the answers on its own MQTT connection and event
-// loop, so that the sender's busy loop at high rates does not delay (and inflate) the measured round trips.
+// Worker thread of the windowed load (rig.ts: bench/overload and bench/soak): receives the answers on its own
+// MQTT connection and event loop, so that the sender's busy loop at high rates does not delay (and inflate) the measured round trips.
 // Correlation data = request id (u32) + sent-at (f64 epoch ms).
 import { parentPort, workerData } from 'node:worker_threads'
 import * as hdr from 'hdr-histogram-js'
 import mqtt from 'mqtt'
-import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
+import { setNoDelay } from '../daemon/mqtt/nodelay.js'
 
 const { url, filter, budgetMs } = workerData as { url: string; filter: string; budgetMs: number }
 const newHist = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 100_000_000, numberOfSignificantValueDigits: 3 })

@@ -1,6 +1,6 @@
 // Parameter count, weight bytes and per-sequence decode-state bytes of an architecture, without
 // writing anything (model init --dry-run, the presets listing and the kernel benchmark use it).
-import { type Arch, type LayerKind, layerPlan } from './arch.js'
+import { type Arch, type LayerKind, layerPlan } from '../arch.js'
 import { numel, tensorSpecs } from './tensors.js'
 
 export interface Estimate {

@@ -1,0 +1,97 @@
+// Publisher: a verdict's dedupe key is closed only once the broker has it (or it can never be sent), the outbox
+// keeps verdicts in order while the broker is away and drops the oldest when full, OVERLOADED answers go at
+// QoS 0 or are dropped when the socket is backed up. The MQTT client is a recording stand-in: what is checked
+// is what the publisher asks of it.
+import t from 'tap'
+import type { IClientPublishOptions, MqttClient } from 'mqtt'
+import { Metrics } from '../../daemon/metrics/metrics.js'
+import { Publisher } from '../../daemon/service/publisher.js'
+
+interface Sent {
+  topic: string
+  payload: string
+  opts: IClientPublishOptions
+  ack?: () => void
+}
+
+function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number } = {}) {
+  const sent: Sent[] = []
+  const closed: string[] = []
+  const stub = {
+    connected: true,
+    stream: { writableLength: 0 },
+    publish(topic: string, payload: string, opts: IClientPublishOptions, cb?: () => void) {
+      sent.push({ topic, payload, opts, ack: cb })
+    },
+  }
+  const metrics = new Metrics()
+  const pub = new Publisher(() => stub as unknown as MqttClient, { qos: 1, protocolVersion: o.protocolVersion ?? 5, outboxSize: o.outboxSize ?? 4, closeKey: (k) => closed.push(k) }, metrics)
+  return { pub, stub, sent, closed, metrics }
+}
+
+const value = async (m: { get(): Promise<{ values: { value: number }[] }> }) => (await m.get()).values[0]?.value ?? 0
+
+t.test('a QoS 1 verdict closes its key on the broker acknowledgement, not before', async (t) => {
+  const { pub, sent, closed } = rig()
+  pub.send('r/1', '{"v":1}', pub.replyOptions({ correlationData: Buffer.from('c1') }), 'key-1')
+  t.equal(sent.length, 1)
+  t.same(closed, [], 'still open while the broker has not acknowledged')
+  sent[0]!.ack!()
+  t.same(closed, ['key-1'])
+  t.same(sent[0]!.opts.properties, { correlationData: Buffer.from('c1'), contentType: 'application/json' })
+  pub.send('r/1', '{"v":2}', { qos: 0 }, 'key-2')
+  t.same(closed, ['key-1', 'key-2'], 'QoS 0: no acknowledgement will come, closed at once')
+  pub.send('r/1', '{"v":3}', { qos: 1 })
+  t.equal(sent[2]!.ack, undefined, 'no key, no callback')
+})
+
+t.test('reply options: MQTT 3.1.1 carries only the QoS; each call gets its own object', async (t) => {
+  const { pub } = rig({ protocolVersion: 4 })
+  t.same(pub.replyOptions({ correlationData: Buffer.from('x') }), { qos: 1 })
+  const v5 = rig().pub
+  const a = v5.replyOptions({})
+  t.same(a, { qos: 1, properties: { contentType: 'application/json' } })
+  t.not(a, v5.replyOptions({}), 'mqtt.js keeps a QoS 1 publish\'s options until acknowledged: never shared')
+})
+
+t.test('while the broker is away verdicts wait in order; a full outbox drops the oldest and closes its key', async (t) => {
+  const { pub, stub, sent, closed, metrics } = rig({ outboxSize: 2 })
+  stub.connected = false
+  pub.send('r/a', 'A', { qos: 1 }, 'ka')
+  pub.send('r/b', 'B', { qos: 1 }, 'kb')
+  pub.send('r/c', 'C', { qos: 1 }, 'kc')
+  t.equal(sent.length, 0)
+  t.equal(pub.waiting, 2)
+  t.same(closed, ['ka'], 'the dropped verdict will never be sent: its request may be answered on redelivery')
+  t.equal(await value(metrics.outboxDropped), 1)
+  stub.connected = true
+  t.equal(pub.flush(), 2)
+  t.same(sent.map((s) => s.payload), ['B', 'C'], 'oldest first')
+  t.equal(pub.waiting, 0)
+  t.equal(await value(metrics.outboxDepth), 0)
+  for (const s of sent) s.ack!()
+  t.same(closed, ['ka', 'kb', 'kc'])
+})
+
+t.test('OVERLOADED answers go at QoS 0, or are dropped while the socket is backed up; either way the key closes', async (t) => {
+  const { pub, stub, sent, closed, metrics } = rig()
+  pub.shed('r/x', 'X', { qos: 1, properties: { contentType: 'application/json' } }, 'kx')
+  t.equal(sent[0]!.opts.qos, 0)
+  t.same(closed, ['kx'])
+  stub.stream.writableLength = 8 << 20
+  pub.shed('r/y', 'Y', { qos: 1 }, 'ky')
+  t.equal(sent.length, 1, 'not queued behind megabytes')
+  t.same(closed, ['kx', 'ky'])
+  t.equal(await value(metrics.shedDropped), 1)
+})
+
+t.test('explanations are dropped while the broker is away, never queued', async (t) => {
+  const { pub, stub, sent, metrics } = rig()
+  pub.explain('e/1', { correlationId: 'c-7' }, { inspection: 'j', text: 'ok' })
+  t.same(JSON.parse(sent[0]!.payload), { inspection: 'j', text: 'ok', correlation_id: 'c-7' })
+  stub.connected = false
+  pub.explain('e/1', {}, { inspection: 'j', text: 'late' })
+  t.equal(sent.length, 1)
+  t.equal(pub.waiting, 0)
+  t.equal((await metrics.modelExplains.get()).values.find((v) => v.labels.result === 'dropped')?.value, 1)
+})
