@@ -3,7 +3,7 @@
 // loopback-only demo), then `flashcheck request` with the README's note.
 import t from 'tap'
 import { cli, cliProcess } from '../helpers/cli.js'
-import { freePort } from '../helpers/mosquitto.js'
+import { freePort } from '../../harness/mosquitto.js'
 
 t.test('README demo: "crack at the toe" is FAIL from the model, confidently', async (t) => {
   const port = await freePort()

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadConfig } from '../../daemon/config/load.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
-import { Mosquitto } from '../helpers/mosquitto.js'
-import { Requester, startDaemon, testConfig, type Running } from '../helpers/daemon.js'
+import { Mosquitto } from '../../harness/mosquitto.js'
+import { startDaemon, type Running } from '../../harness/daemon.js'
+import { Requester, testConfig } from '../helpers/daemon.js'
 import { WELD_FIXTURES, WELD_MODEL, type Note } from './python.js'
 
 // ~2,100 verdicts (more with q8_0): a few ms each on an idle machine, more on a shared CI runner.
