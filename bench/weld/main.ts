@@ -6,6 +6,7 @@
 //  2. latency: open-loop requests at each rate, alternating in rounds with a checks-only twin of the rule
 //     (same inputs and CEL check, no `reason:`) as the baseline measured in the same run; p50/p99 and ratios.
 //   node dist/bench/weld/main.js [--rates 10,100] [--seconds 10] [--rounds 2] [--threads 1] [--model DIR]
+//     [--quantize none|q8_0|q4_0] [--skip-accuracy] [--skip-latency]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -26,7 +27,9 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     threads: { type: 'string', default: '1' },
     model: { type: 'string', default: join(PACKAGE_ROOT, 'rules', 'examples', 'model', 'weld-demo') },
+    quantize: { type: 'string', default: 'none' },
     'skip-accuracy': { type: 'boolean', default: false },
+    'skip-latency': { type: 'boolean', default: false },
     out: { type: 'string', default: join(PACKAGE_ROOT, 'bench', 'out', 'weld') },
   },
 })
@@ -51,7 +54,7 @@ async function startDaemon(url: string, rulesDir: string): Promise<ChildProcess>
   await watcher.subscribeAsync('flashcheck/bench/status')
   const online = new Promise<void>((resolve) => watcher.on('message', (_t, p) => { if (String(p) === 'online') resolve() }))
   const p = spawn(process.execPath, [CLI, 'run', '--mqtt-url', url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--log-level', 'warn', '--node-id', 'bench',
-    '--model-dir', values.model!, '--model-threads', values.threads!, '--state-dir', '',
+    '--model-dir', values.model!, '--model-threads', values.threads!, '--model-quantize', values.quantize!, '--state-dir', '',
     ...(process.getuid?.() === 0 ? ['--security-allow-root', 'true'] : [])], { stdio: ['ignore', 'inherit', 'inherit'] })
   await Promise.race([online, new Promise((_, reject) => p.once('exit', (c) => reject(new Error(`daemon exited ${c}`))))])
   await watcher.endAsync()
@@ -144,7 +147,7 @@ async function main(): Promise<void> {
           acc.push(scoreSplit(name, ns, xs))
         }
         report.accuracy = acc
-        console.log('\n== accuracy (float checkpoint; closed loop, budget 5000 ms so that no answer is a deadline fallback)')
+        console.log(`\n== accuracy (weights ${values.quantize === 'none' ? 'float' : values.quantize}; closed loop, budget 5000 ms so that no answer is a deadline fallback)`)
         console.table(acc.map(({ confusion, ...rest }) => rest))
         for (const a of acc) {
           console.log(`confusion, ${a.split} (row = policy label, column = model choice)`)
@@ -155,6 +158,7 @@ async function main(): Promise<void> {
         await new Promise((res) => d.once('exit', res))
       }
     }
+    if (values['skip-latency']) return
     const d = await startDaemon(broker.url, rules(50))
     const lat: Record<string, unknown>[] = []
     try {
