@@ -141,7 +141,7 @@ t.test('min_confidence: exactly the answers below 0.9 fall back to REWORK, flagg
   t.ok(unsure / all.length < 0.05, 'the threshold leaves most answers to the model')
 })
 
-// Quantized weights are being added (model.quantize); this runs once the key exists.
+// Quantized weights (model.quantize): skipped only on a build without that key.
 let hasQuantize = true
 try {
   loadConfig({ args: ['--model-quantize', 'q8_0'], env: {} })
