@@ -20,6 +20,10 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # numpy under Debian's own interpreter: an independent float16 peer for the quantization format tests.
 /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3 python3-numpy)
+# tools/train (the trained demo model's trainer, its parity with the kernel and a training smoke test): Debian's
+# own PyTorch, run by Debian's interpreter; OpenBLAS so that it does not fall back to the reference BLAS.
+/usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
+dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'ok installed' || need+=(libopenblas0-pthread)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing ${need[*]} (apt-get)"
   SUDO=""

@@ -36,10 +36,11 @@ export function configFromArgs(argv: string[]): Config | null {
 
 /**
  * A daemon that parses input from the network has no business running as root: a bug would own the gateway.
- * The systemd unit runs it as its own user; root must be asked for explicitly.
+ * The systemd unit runs it as its own user; root must be asked for explicitly. The embedded broker listens
+ * on 127.0.0.1 only: a local demo (containers run as root), reachable by nothing outside the machine.
  */
 export function rootRefusal(cfg: Config, uid: number | undefined): string | undefined {
-  if (uid !== 0 || cfg.security.allowRoot) return undefined
+  if (uid !== 0 || cfg.security.allowRoot || cfg.mqtt.url === 'embedded') return undefined
   return 'config error: refusing to run as root; run as an unprivileged user (the systemd unit does), or set security.allowRoot (--security-allow-root true, FLASHCHECK_SECURITY_ALLOW_ROOT=true) to accept the risk'
 }
 

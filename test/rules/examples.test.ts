@@ -48,9 +48,12 @@ t.test('the model-assisted example validates and loads when a model is configure
   const dir = EXAMPLES + 'model/'
   const ajv = new (Ajv2020 as unknown as typeof Ajv2020.default)({ allErrors: true, strict: true, strictRequired: false })
   const validate = ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')))
-  t.ok(validate(parse(readFileSync(dir + 'torque-joint-ai.yaml', 'utf8'))), JSON.stringify(validate.errors))
+  for (const f of ['torque-joint-ai.yaml', 'weld-seam.yaml']) t.ok(validate(parse(readFileSync(dir + f, 'utf8'))), `${f}: ${JSON.stringify(validate.errors)}`)
   const ok = await loadRuleDir(dir, { defaultBudgetMs: 50, model: true })
-  t.same(ok.ok ? ok.set.rules.map((r) => [r.id, r.reason?.choices]) : ok.errors, [['torque-joint-ai', ['PASS', 'REWORK', 'FAIL']]])
+  t.same(ok.ok ? ok.set.rules.map((r) => [r.id, r.reason?.choices]).sort() : ok.errors, [
+    ['torque-joint-ai', ['PASS', 'REWORK', 'FAIL']],
+    ['weld-seam', ['PASS', 'REWORK', 'FAIL']],
+  ])
   const refused = await loadRuleDir(dir, { defaultBudgetMs: 50, model: false })
   t.equal(refused.ok, false)
 })
