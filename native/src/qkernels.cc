@@ -210,6 +210,9 @@ const QKernels qk_avxvnni = {"int8-avxvnni", q_avxvnni::gemm, true};
 // AVX-512 VNNI on 256-bit vectors (EVEX vpdpbusd): 32 registers allow a 4 x 16 tile (two panels).
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512vl,avx512bw,avx512vnni")
+#pragma GCC diagnostic push
+// GCC 12 flags the undefined upper half inside _mm512_inserti64x4 / _mm512_cvtepi32_ps' own definitions
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace q_avx512vnni {
 constexpr int MRW = 4, NPW = 1;
 constexpr bool UA = true;
@@ -312,6 +315,7 @@ static void zgemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C
   else zgemm_t<false>(A, W, p0, p1, C, ldc);
 }
 }  // namespace q_avx512vnni
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 const QKernels qk_avx512vnni = {"int8-avx512vnni", q_avx512vnni::zgemm, true};
 
