@@ -90,14 +90,16 @@ constexpr int64_t kQPrefetch = 2048;
     __m256 f[MR][NP];                                                                                         \
     for (int t = 0; t < MR; t++)                                                                              \
       for (int q = 0; q < NP; q++) f[t][q] = _mm256_setzero_ps();                                             \
-    const __m256i m4 = _mm256_set1_epi8(15);                                                                  \
+    const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi8(1);                                     \
+    (void)ones;                                                                                               \
     for (int64_t b = 0; b < nb; b++) {                                                                        \
       const uint8_t* blk[NP];                                                                                 \
       for (int q = 0; q < NP; q++) {                                                                          \
         blk[q] = W.q + ((p + q) * nb + b) * bb;                                                               \
         for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0); \
       }                                                                                                       \
-      __m256i acc[MR][NP];                                                                                    \
+      __m256i acc[MR][NP], wsum[NP];                                                                          \
+      for (int q = 0; q < NP; q++) wsum[q] = _mm256_setzero_si256();                                         \
       for (int t = 0; t < MR; t++)                                                                            \
         for (int q = 0; q < NP; q++) acc[t][q] = _mm256_setzero_si256();                                      \
       for (int g = 0; g < 8; g++) {                                                                           \
@@ -108,13 +110,15 @@ constexpr int64_t kQPrefetch = 2048;
             w[q] = g < 4 ? _mm256_and_si256(raw, m4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);      \
           } else {                                                                                            \
             w[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk[q] + g * 32));                      \
-            aw[q] = _mm256_abs_epi8(w[q]);                                                                    \
+            if constexpr (UA) wsum[q] = dot8(wsum[q], ones, w[q]);                                            \
+            else aw[q] = _mm256_abs_epi8(w[q]);                                                               \
           }                                                                                                   \
         }                                                                                                     \
         for (int t = 0; t < MR; t++) {                                                                        \
           const __m256i a = _mm256_set1_epi32(ld32(A.q + (t0 + t) * K + b * kQBlock + g * 4));                \
           for (int q = 0; q < NP; q++) {                                                                      \
             if constexpr (Q4) acc[t][q] = dot4(acc[t][q], w[q], a);                                           \
+            else if constexpr (UA) acc[t][q] = dot8(acc[t][q], a, w[q]);                                      \
             else acc[t][q] = dot8(acc[t][q], aw[q], _mm256_sign_epi8(a, w[q]));                               \
           }                                                                                                   \
         }                                                                                                     \
@@ -123,12 +127,16 @@ constexpr int64_t kQPrefetch = 2048;
           for (int q = 0; q < NP; q++) __asm__("" : "+x"(acc[t][q]));                                         \
       }                                                                                                       \
       __m256 ds[NP];                                                                                          \
-      for (int q = 0; q < NP; q++) ds[q] = _mm256_load_ps(W.d + ((p + q) * nb + b) * kQPanel);               \
+      __m256i corr[NP];                                                                                       \
+      for (int q = 0; q < NP; q++) {                                                                          \
+        ds[q] = _mm256_load_ps(W.d + ((p + q) * nb + b) * kQPanel);                                           \
+        corr[q] = _mm256_slli_epi32(wsum[q], 7);                                                              \
+      }                                                                                                       \
       for (int t = 0; t < MR; t++) {                                                                          \
         const __m256 da = _mm256_set1_ps(A.d[(t0 + t) * nb + b]);                                             \
         const __m256i off = _mm256_set1_epi32(Q4 ? 8 * A.s[(t0 + t) * nb + b] : 0);                           \
         for (int q = 0; q < NP; q++) {                                                                        \
-          __m256i i = Q4 ? _mm256_sub_epi32(fin4(acc[t][q]), off) : acc[t][q];                                \
+          __m256i i = Q4 ? _mm256_sub_epi32(fin4(acc[t][q]), off) : UA ? _mm256_sub_epi32(acc[t][q], corr[q]) : acc[t][q]; \
           f[t][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(ds[q], da), f[t][q]);                \
         }                                                                                                     \
       }                                                                                                       \
@@ -162,7 +170,7 @@ constexpr int64_t kQPrefetch = 2048;
         rows<MRW, 1, Q4>(rem, A, t0, W, p, C, ldc);                                                           \
       }                                                                                                       \
   }                                                                                                           \
-  static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {             \
+  [[maybe_unused]] static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) { \
     if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, C, ldc);                                           \
     else gemm_t<false>(A, W, p0, p1, C, ldc);                                                                 \
   }
@@ -174,6 +182,7 @@ constexpr int64_t kQPrefetch = 2048;
 #pragma GCC target("avx2,fma")
 namespace q_avx2 {
 constexpr int MRW = 4, NPW = 1;
+constexpr bool UA = false;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, a)); }
 static inline __m256i fin4(__m256i acc) { return _mm256_madd_epi16(acc, _mm256_set1_epi16(1)); }
 static inline __m256i dot8(__m256i acc, __m256i aw, __m256i sa) {
@@ -189,26 +198,126 @@ const QKernels qk_avx2 = {"int8-avx2", q_avx2::gemm};
 #pragma GCC target("avx2,fma,avxvnni")
 namespace q_avxvnni {
 constexpr int MRW = 4, NPW = 1;
+constexpr bool UA = true;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
 static inline __m256i dot8(__m256i acc, __m256i aw, __m256i sa) { return _mm256_dpbusd_avx_epi32(acc, aw, sa); }
 FC_QTILE_BODY
 }  // namespace q_avxvnni
 #pragma GCC pop_options
-const QKernels qk_avxvnni = {"int8-avxvnni", q_avxvnni::gemm};
+const QKernels qk_avxvnni = {"int8-avxvnni", q_avxvnni::gemm, true};
 
 // AVX-512 VNNI on 256-bit vectors (EVEX vpdpbusd): 32 registers allow a 4 x 16 tile (two panels).
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512vl,avx512bw,avx512vnni")
+#pragma GCC diagnostic push
+// GCC 12 flags the undefined upper half inside _mm512_inserti64x4 / _mm512_cvtepi32_ps' own definitions
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace q_avx512vnni {
-constexpr int MRW = 4, NPW = 2;
+constexpr int MRW = 4, NPW = 1;
+constexpr bool UA = true;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
 static inline __m256i dot8(__m256i acc, __m256i aw, __m256i sa) { return _mm256_dpbusd_epi32(acc, aw, sa); }
 FC_QTILE_BODY
+
+// 512-bit tile: a zmm holds two panels' group of 4 inputs (16 output rows; two aligned 32-byte loads), MR
+// activation rows x NZ such vectors. Per lane the arithmetic is the 256-bit tile's (exact int32 dot, then the
+// same convert / scale / FMA), so a panel gives bit-identical results whichever tile computed it.
+static inline __m512i load2(const uint8_t* lo, const uint8_t* hi) {
+  return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(lo))),
+                            _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), 1);
+}
+template <int MR, int NZ, bool Q4>
+static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+  const int64_t nb = W.nb, K = A.K, bb = W.block_bytes();
+  __m512 f[MR][NZ];
+  for (int t = 0; t < MR; t++)
+    for (int z = 0; z < NZ; z++) f[t][z] = _mm512_setzero_ps();
+  const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk[2 * NZ];
+    for (int q = 0; q < 2 * NZ; q++) {
+      blk[q] = W.q + ((p + q) * nb + b) * bb;
+      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0);
+    }
+    __m512i acc[MR][NZ], wsum[NZ];
+    for (int z = 0; z < NZ; z++) wsum[z] = _mm512_setzero_si512();
+    for (int t = 0; t < MR; t++)
+      for (int z = 0; z < NZ; z++) acc[t][z] = _mm512_setzero_si512();
+    for (int g = 0; g < 8; g++) {
+      __m512i w[NZ];
+      for (int z = 0; z < NZ; z++) {
+        if constexpr (Q4) {
+          const __m512i raw = load2(blk[2 * z] + (g & 3) * 32, blk[2 * z + 1] + (g & 3) * 32);
+          w[z] = g < 4 ? _mm512_and_si512(raw, m4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+        } else {
+          w[z] = load2(blk[2 * z] + g * 32, blk[2 * z + 1] + g * 32);
+          wsum[z] = _mm512_dpbusd_epi32(wsum[z], ones, w[z]);
+        }
+      }
+      for (int t = 0; t < MR; t++) {
+        const __m512i a = _mm512_set1_epi32(ld32(A.q + (t0 + t) * K + b * kQBlock + g * 4));
+        for (int z = 0; z < NZ; z++)
+          acc[t][z] = Q4 ? _mm512_dpbusd_epi32(acc[t][z], w[z], a) : _mm512_dpbusd_epi32(acc[t][z], a, w[z]);
+      }
+      for (int t = 0; t < MR; t++)
+        for (int z = 0; z < NZ; z++) __asm__("" : "+v"(acc[t][z]));
+    }
+    __m512 ds[NZ];
+    __m512i corr[NZ];
+    for (int z = 0; z < NZ; z++) {
+      ds[z] = _mm512_castsi512_ps(load2(reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z) * nb + b) * kQPanel),
+                                        reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z + 1) * nb + b) * kQPanel)));
+      corr[z] = _mm512_slli_epi32(wsum[z], 7);
+    }
+    for (int t = 0; t < MR; t++) {
+      const __m512 da = _mm512_set1_ps(A.d[(t0 + t) * nb + b]);
+      const __m512i off = _mm512_set1_epi32(Q4 ? 8 * A.s[(t0 + t) * nb + b] : 0);
+      for (int z = 0; z < NZ; z++) {
+        const __m512i i = _mm512_sub_epi32(acc[t][z], Q4 ? off : corr[z]);
+        f[t][z] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ds[z], da), f[t][z]);
+      }
+    }
+  }
+  for (int t = 0; t < MR; t++)
+    for (int z = 0; z < NZ; z++) {
+      alignas(64) float v[16];
+      _mm512_store_ps(v, f[t][z]);
+      for (int h = 0; h < 2; h++) {
+        const int64_t n0 = (p + 2 * z + h) * kQPanel;
+        store_row(C + (t0 + t) * ldc + n0, v + 8 * h, W.rows - n0);
+      }
+    }
+}
+template <int R, int NZ, bool Q4>
+static inline void zrows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+  if constexpr (R > 0) {
+    if (rem == R) ztile<R, NZ, Q4>(A, t0, W, p, C, ldc);
+    else zrows<R - 1, NZ, Q4>(rem, A, t0, W, p, C, ldc);
+  }
+}
+#ifndef FC_MRZ
+#define FC_MRZ 6
+#endif
+constexpr int MRZ = FC_MRZ;
+template <bool Q4>
+static void zgemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
+  int64_t p = p0;
+  for (; p + 4 <= p1; p += 4)
+    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, C, ldc);
+  for (; p + 2 <= p1; p += 2)
+    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) zrows<MRZ, 1, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, C, ldc);
+  gemm_t<Q4>(A, W, p, p1, C, ldc);
+}
+static void zgemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
+  if (W.type == QType::Q4_0) zgemm_t<true>(A, W, p0, p1, C, ldc);
+  else zgemm_t<false>(A, W, p0, p1, C, ldc);
+}
 }  // namespace q_avx512vnni
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
-const QKernels qk_avx512vnni = {"int8-avx512vnni", q_avx512vnni::gemm};
+const QKernels qk_avx512vnni = {"int8-avx512vnni", q_avx512vnni::zgemm, true};
 
 #endif  // FC_X86_QUANT
 

@@ -66,9 +66,12 @@ struct QAct {
 };
 
 // C[t, n] = sum_k A[t, k] W[n, k] over weight panels [p0, p1) (output rows 8*p0 .. min(8*p1, rows)).
+// uact_q8: the kernel wants q8_0 activations as unsigned bytes (q + 128: vpdpbusd's u8 operand, no sign trick);
+// it subtracts 128·Σw per block itself.
 struct QKernels {
   const char* name;
   void (*gemm)(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc);
+  bool uact_q8 = false;
 };
 
 // The integer implementations this CPU can run; qkernels_for(float ISA name) picks the one paired with it.

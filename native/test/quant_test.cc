@@ -2,7 +2,7 @@
 // property, repacking from checkpoint formats, dequantized rows, and every integer kernel this CPU runs against
 // a float64 product of the dequantized weights and the int8 activations (exact but for fp32 rounding) and of
 // the float activations (the activation quantization error). With --bench ROWS COLS: GEMV/GEMM timings.
-// Usage: quant_test [--bench ROWS COLS]   exit 0 iff every check passes.
+// Usage: quant_test [--bench ROWS COLS | --bench1 ROWS COLS]   exit 0 iff every check passes.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -263,9 +263,63 @@ static void bench(int64_t N, int64_t K) {
   }
 }
 
+// Prefill (T = 128) on one thread, best of 30 (steadier than two threads on a shared machine): the BF16 float
+// GEMM of the picked ISA, then per type the integer GEMM alone (activation planes given) and the whole qlinear.
+static void bench1(int64_t N, int64_t K) {
+  const int64_t T = 128;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> w(static_cast<size_t>(N * K)), A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
+  for (auto& v : w) v = nd(rng);
+  for (auto& v : A) v = nd(rng);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); i++) {
+    uint32_t u;
+    std::memcpy(&u, &w[i], 4);
+    wb[i] = uint16_t(u >> 16);
+  }
+  Mat bm;
+  bm.data = wb.data();
+  bm.dt = DType::BF16;
+  bm.rows = N;
+  bm.cols = K;
+  const Kernels& fk = kernels();
+  auto best = [](auto fn) {
+    double b = 1e30;
+    for (int r = 0; r < 30; r++) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      b = std::min(b, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return b * 1e3;
+  };
+  std::vector<float> pack(static_cast<size_t>(gemm_pack_floats()));
+  const double bf = best([&] { fk.gemm(A.data(), K, T, bm, 0, N, C.data(), N, pack.data()); });
+  std::printf("bf16 %s T=%lld 1 thread: %.3f ms (baseline)\n", fk.name, (long long)T, bf);
+  ThreadPool pool(1);
+  const QKernels& qk = qkernels_for(fk.name);
+  for (QType type : {QType::Q8_0, QType::Q4_0}) {
+    auto qm = quantize_matrix(f32_tensor(w, N, K), type, 1);
+    std::vector<int8_t> q(static_cast<size_t>(2 * T * K));
+    std::vector<float> d(static_cast<size_t>(2 * T * K / 32), 0.01f);
+    std::vector<int32_t> s(d.size(), 3);
+    for (auto& v : q) v = int8_t(int(rng() % 200) - 100);
+    const QAct act{q.data(), d.data(), s.data(), 2 * T, K, K / 32};
+    std::vector<float> P(static_cast<size_t>(2 * T * N));
+    const double g = best([&] { qk.gemm(act, *qm, 0, qm->panels, P.data(), N); });
+    const double l = best([&] { qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N); });
+    std::printf("%s %s: integer GEMM %.3f ms (%.2fx bf16), qlinear %.3f ms (%.2fx bf16)\n", qtype_name(type), qk.name, g,
+                bf / g, l, bf / l);
+  }
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "--bench") == 0) {
     bench(std::atoll(argv[2]), std::atoll(argv[3]));
+    return 0;
+  }
+  if (argc == 4 && std::strcmp(argv[1], "--bench1") == 0) {
+    bench1(std::atoll(argv[2]), std::atoll(argv[3]));
     return 0;
   }
   std::mt19937 rng(42);
