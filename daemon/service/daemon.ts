@@ -24,6 +24,11 @@ import { RedeliveryMemory } from './redelivery.js'
 import { RuleReloader } from './reloader.js'
 import { desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
+import { basicAuth } from '../view/auth.js'
+import type { VerdictSource } from '../view/journal.js'
+import { View, type ViewStatus } from '../view/server.js'
+import { StatsSampler } from '../view/stats.js'
+import { VerdictTap } from '../view/tap.js'
 
 export class RulesInvalidError extends Error {
   constructor(readonly errors: RuleError[]) {
@@ -37,6 +42,8 @@ export interface DaemonOptions {
   metrics?: Metrics
   /** Install a SIGHUP handler that reloads the rules (the CLI does; tests call reload()). */
   handleSignals?: boolean
+  /** Past verdicts for the status page's search (GET /api/verdicts); absent = the endpoint says there is no journal. */
+  journal?: VerdictSource
 }
 
 export class Daemon extends EventEmitter {
@@ -54,6 +61,9 @@ export class Daemon extends EventEmitter {
   private engine?: VerdictEngine
   private broker?: EmbeddedBroker
   private metricsServer?: Server
+  private tap?: VerdictTap
+  private sampler?: StatsSampler
+  private readonly journal?: VerdictSource
   private reloader?: RuleReloader
   private subscribed = new Set<string>()
   private readonly protocolVersion: 4 | 5
@@ -77,6 +87,9 @@ export class Daemon extends EventEmitter {
       this.metrics,
     )
     this.backoffMs = this.cfg.mqtt.reconnectMinMs
+    this.journal = opts.journal
+    this.metrics.info.set({ node: this.cfg.node.id, version: VERSION }, 1)
+    if (this.cfg.metrics.port > 0 && this.cfg.metrics.page) this.tap = new VerdictTap()
     if (opts.handleSignals) process.on('SIGHUP', this.onHup)
   }
 
@@ -122,6 +135,7 @@ export class Daemon extends EventEmitter {
       publisher: this.publisher,
       rules: () => this.rules,
       engine: this.engine,
+      tap: this.tap,
     })
     await this.memory.restore(this.cfg.state.dir)
 
@@ -133,10 +147,17 @@ export class Daemon extends EventEmitter {
     if (this.cfg.rules.watch) this.reloader.watch()
 
     if (this.cfg.metrics.port > 0) {
+      const auth = basicAuth(this.cfg.metrics.user, this.cfg.metrics.passwordFile)
+      let view: View | undefined
+      if (this.tap) {
+        this.sampler = new StatsSampler(this.metrics)
+        await this.sampler.start()
+        view = new View({ status: () => this.viewStatus(), sampler: this.sampler, tap: this.tap, journal: this.journal })
+      }
       this.metricsServer = await startMetricsServer(this.metrics, this.cfg.metrics.host, this.cfg.metrics.port, () => ({
         ok: this.connected,
         detail: { connected: this.connected, rules_rev: this.rules?.rev ?? null, node: this.cfg.node.id },
-      }))
+      }), { auth, extra: view ? (req, res) => view.handle(req, res) : undefined })
       this.log.info({ host: this.cfg.metrics.host, port: this.cfg.metrics.port }, 'metrics endpoint listening')
     }
 
@@ -164,7 +185,12 @@ export class Daemon extends EventEmitter {
       }
       await client.endAsync(!client.connected)
     }
-    if (this.metricsServer) await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
+    this.sampler?.stop()
+    this.tap?.close()
+    if (this.metricsServer) {
+      this.metricsServer.closeAllConnections()
+      await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
+    }
     if (this.broker) await this.broker.close()
     await this.memory.close()
     if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
@@ -213,6 +239,24 @@ export class Daemon extends EventEmitter {
     this.signals.configure(set.signals)
     this.rules = set
     this.metrics.rulesActive.set(set.rules.length)
+    this.metrics.budget.reset()
+    for (const r of set.rules) this.metrics.budget.set({ inspection: r.id }, r.budgetMs / 1000)
+  }
+
+  /** The status page's header and the inspections it lists. */
+  private viewStatus(): ViewStatus {
+    const m = this.cfg.model
+    const b = this.engine?.backend.config
+    return {
+      node: this.cfg.node.id,
+      version: VERSION,
+      started_at: this.startedAt,
+      broker: this.connected ? 'connected' : 'disconnected',
+      rules_rev: this.rules?.rev ?? null,
+      inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs })),
+      model: m.dir === '' ? null : { backend: m.backend, quant: b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
+      outbox_depth: this.publisher.waiting,
+    }
   }
 
   private connect(url: string): void {

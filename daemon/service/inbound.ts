@@ -57,6 +57,14 @@ export interface InboundDeps {
   rules: () => RuleSet | undefined
   /** The decoder for reason rules; absent without model.dir. */
   engine?: VerdictEngine
+  /** The status page's live stream: offered every published verdict while a page watches. */
+  tap?: VerdictListener
+}
+
+/** Receives published responses; `active` is read first, so an idle listener costs one property read. */
+export interface VerdictListener {
+  readonly active: boolean
+  push(res: Response, topic: string, ts: number): void
 }
 
 interface ReplyOptions {
@@ -265,6 +273,8 @@ export class Inbound {
     const opts = publisher.replyOptions(ex.env)
     if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
     else publisher.send(ex.to, JSON.stringify(res), opts, ex.key)
+    const tap = this.d.tap
+    if (tap !== undefined && tap.active) tap.push(res, ex.triggerTopic ?? ex.topic, ex.now)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
