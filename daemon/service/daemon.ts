@@ -253,7 +253,7 @@ export class Daemon extends EventEmitter {
       started_at: this.startedAt,
       broker: this.connected ? 'connected' : 'disconnected',
       rules_rev: this.rules?.rev ?? null,
-      inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs })),
+      inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs, verdicts: r.verdicts })),
       model: m.dir === '' ? null : { backend: m.backend, quant: b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
       outbox_depth: this.publisher.waiting,
     }

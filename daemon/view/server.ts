@@ -15,7 +15,7 @@ export interface ViewStatus {
   started_at: string
   broker: 'connected' | 'disconnected'
   rules_rev: string | null
-  inspections: { id: string; mode: string; topic: string; budget_ms: number }[]
+  inspections: { id: string; mode: string; topic: string; budget_ms: number; verdicts: string[] }[]
   model: { backend: string; quant: string; isa: string; status: string } | null
   outbox_depth: number
 }
@@ -95,7 +95,7 @@ export class View {
   private async summary(res: ServerResponse): Promise<void> {
     try {
       const s = this.d.status()
-      const inspections = await this.d.sampler.summary(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms })))
+      const inspections = await this.d.sampler.summary(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
       json(res, 200, {
         ...s,
         uptime_s: Math.round((Date.now() - Date.parse(s.started_at)) / 1000),

@@ -24,7 +24,7 @@ export interface WindowStats {
   requests: number
   per_min: number
   verdicts: Record<string, number>
-  /** PASS share of the verdicts in the window: each request counts as one part. */
+  /** Share of the verdicts in the window that are the rule's first (passing) label: each request counts as one part. */
   first_pass_yield: number | null
   p50_ms: number | null
   p99_ms: number | null
@@ -35,6 +35,8 @@ export interface WindowStats {
 export interface InspectionStats {
   inspection: string
   budget_ms: number | null
+  /** The rule's least severe verdict label (PASS unless the rule names its own, e.g. OK). */
+  pass_label: string
   m5: WindowStats
   h1: WindowStats
   /** Latency histogram over the last 5 minutes: non-cumulative count per bucket upper bound (ms; null = +Inf). */
@@ -93,9 +95,10 @@ export class StatsSampler {
   }
 
   /** Figures per inspection: every inspection of the rule set, and any other that answered in the last hour. */
-  async summary(inspections: { id: string; budgetMs: number }[]): Promise<InspectionStats[]> {
+  async summary(inspections: { id: string; budgetMs: number; passLabel: string }[]): Promise<InspectionStats[]> {
     const now = await this.read()
     const budgets = new Map(inspections.map((r) => [r.id, r.budgetMs]))
+    const pass = new Map(inspections.map((r) => [r.id, r.passLabel]))
     const ids = [...inspections.map((r) => r.id)]
     for (const k of now.by.keys()) if (!budgets.has(k)) ids.push(k)
     const base = (ms: number) => this.ring.find((s) => s.t >= now.t - ms) ?? this.ring[this.ring.length - 1] ?? now
@@ -105,7 +108,8 @@ export class StatsSampler {
       const cur = now.by.get(id) ?? emptyCounts()
       const d5 = diff(cur, b5.by.get(id))
       const h = d5.buckets.map((n, i) => ({ le_ms: i < LATENCY_BUCKETS_S.length ? LATENCY_BUCKETS_S[i] * 1000 : null, n: n - (i > 0 ? d5.buckets[i - 1] : 0) }))
-      return { inspection: id, budget_ms: budgets.get(id) ?? null, m5: windowOf(d5, now.t - b5.t), h1: windowOf(diff(cur, b1.by.get(id)), now.t - b1.t), histogram: h }
+      const ok = pass.get(id) ?? 'PASS'
+      return { inspection: id, budget_ms: budgets.get(id) ?? null, pass_label: ok, m5: windowOf(d5, now.t - b5.t, ok), h1: windowOf(diff(cur, b1.by.get(id)), now.t - b1.t, ok), histogram: h }
     })
   }
 
@@ -135,7 +139,7 @@ function diff(cur: Counts, old: Counts | undefined): Counts {
   return { verdicts, buckets: cur.buckets.map((n, i) => n - old.buckets[i]), missed: cur.missed - old.missed, fallbacks: cur.fallbacks - old.fallbacks }
 }
 
-function windowOf(d: Counts, spanMs: number): WindowStats {
+function windowOf(d: Counts, spanMs: number, passLabel: string): WindowStats {
   let requests = 0
   const verdicts: Record<string, number> = {}
   for (const [v, n] of Object.entries(d.verdicts)) if (n > 0) { verdicts[v] = n; requests += n }
@@ -145,7 +149,7 @@ function windowOf(d: Counts, spanMs: number): WindowStats {
     requests,
     per_min: Math.round((requests / seconds) * 60 * 10) / 10,
     verdicts,
-    first_pass_yield: requests > 0 ? Math.round(((verdicts.PASS ?? 0) / requests) * 10000) / 10000 : null,
+    first_pass_yield: requests > 0 ? Math.round(((verdicts[passLabel] ?? 0) / requests) * 10000) / 10000 : null,
     p50_ms: quantileMs(d.buckets, 0.5),
     p99_ms: quantileMs(d.buckets, 0.99),
     deadline_missed: d.missed,

@@ -3,7 +3,7 @@
 // nothing in this file parses data as HTML.
 const SVG = 'http://www.w3.org/2000/svg'
 const STREAM_ROWS = 200
-const COLORS = { PASS: '#2e8540', FAIL: '#c62828', REJECT: '#c62828', SCRAP: '#8e0000', WARN: '#d98c00', REWORK: '#d98c00', ERROR: '#6a1b9a' }
+const COLORS = { PASS: '#2e8540', OK: '#43a047', NOK: '#e53935', GOOD: '#43a047', NG: '#e53935', FAIL: '#c62828', REJECT: '#c62828', SCRAP: '#8e0000', WARN: '#d98c00', REWORK: '#d98c00', ERROR: '#6a1b9a' }
 const PALETTE = ['#1e88e5', '#00897b', '#8d6e63', '#5e35b1', '#f4511e', '#546e7a']
 const $ = (id) => document.getElementById(id)
 
@@ -102,12 +102,13 @@ function renderInspections(stats) {
     const mix = el('td', { 'data-field': 'mix' })
     if (m5.requests > 0) mix.append(el('div', { class: 'mixtext' }, Object.entries(m5.verdicts).map(([v, n]) => `${v} ${n}`).join(' · ')), mixBar(m5.verdicts, m5.requests))
     else mix.append(el('span', { class: 'mixtext' }, 'no requests'))
+    const fpyTitle = `share of ${x.pass_label} verdicts; each request counts as one part`
     const over = x.budget_ms != null && m5.p99_ms != null && m5.p99_ms > x.budget_ms
     return el('tr', { 'data-inspection': x.inspection },
       el('td', {}, x.inspection),
       el('td', { class: 'num', 'data-field': 'per-min' }, m5.per_min.toFixed(1)),
       mix,
-      el('td', { class: 'num', 'data-field': 'fpy' }, `${pct(m5.first_pass_yield)} · ${pct(h1.first_pass_yield)}`),
+      el('td', { class: 'num', 'data-field': 'fpy', title: fpyTitle }, `${pct(m5.first_pass_yield)} · ${pct(h1.first_pass_yield)}`),
       el('td', { class: `num${over ? ' over' : ''}`, 'data-field': 'latency' }, `${fmtMs(m5.p50_ms)} · ${fmtMs(m5.p99_ms)} ms`),
       el('td', { class: 'num' }, x.budget_ms == null ? '–' : `${x.budget_ms} ms`),
       el('td', { class: `num${m5.deadline_missed > 0 ? ' over' : ''}`, 'data-field': 'missed' }, `${m5.deadline_missed} · ${h1.deadline_missed}`),
