@@ -18,6 +18,8 @@ command -v qemu-aarch64 >/dev/null 2>&1 || need+=(qemu-user)
 # needed); python3 (node-gyp's too) runs an independent sd_notify listener.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# numpy under Debian's own interpreter: an independent float16 peer for the quantization format tests.
+/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1 || need+=(python3 python3-numpy)
 # The status page's browser tests drive Debian's chromium (playwright-core, no browser download).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then

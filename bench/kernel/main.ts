@@ -5,7 +5,7 @@
 //
 //   node dist/bench/kernel/main.js [--preset large] [--ctx-preset tiny] [--ctx 1024,4096,16384,32768]
 //        [--threads N] [--checkpoint DIR,...] [--ctx-checkpoints SAMBAY_DIR,ATTN_DIR] [--cache DIR] [--json FILE]
-//        [--backend native,onnx]
+//        [--backend native,onnx] [--quant none,q8_0,q4_0]
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
@@ -16,6 +16,8 @@ import type { Model as KernelModel } from '../../daemon/model/kernel.js'
 import { Prng } from '../../daemon/model/offline/prng.js'
 import { type Checkpoint, fromDir, fromPreset } from './checkpoints.js'
 import { cpuInfo, estimatePeak, type PeakEstimate } from './cpu-peak.js'
+import { benchQuant, speedupLine, type QuantComparison } from './quant.js'
+import type { QuantType } from '../../daemon/model/backend.js'
 import { type BandwidthResult, measureBandwidthInChild } from './membw.js'
 import { type Summary, summarize } from './stats.js'
 
@@ -37,7 +39,11 @@ const USAGE = `usage: node dist/bench/kernel/main.js [options]
   --cache DIR                 keep generated checkpoints here and reuse them (default: a temp dir, removed)
   --json FILE                 also write every figure as JSON
   --backend LIST              native (default), or native,onnx: also the exported ONNX graphs on onnxruntime's CPU
-                              provider (same checkpoints, threads and token counts, timed alternately with native)`
+                              provider (same checkpoints, threads and token counts, timed alternately with native)
+  --quant LIST                e.g. none,q8_0,q4_0: the checkpoint as it is (first: the baseline; presets are written
+                              as BF16 unless --dtype says otherwise) against load-time quantization, timed
+                              alternately; replaces the per-model figures (and the context sweep unless --ctx is
+                              given). Last line: quant speedup vs bf16: decode q8_0 <x>x q4_0 <y>x; prefill ...`
 
 const log = (s: string) => process.stdout.write(s + '\n')
 const fmt = (x: number, d = 1) => x.toFixed(d)
@@ -320,6 +326,7 @@ interface Opts {
   cache?: string
   json?: string
   onnx: boolean
+  quants: QuantType[]
 }
 
 function parse(argv: string[]): Opts {
@@ -330,7 +337,7 @@ function parse(argv: string[]): Opts {
       'ctx-checkpoints': { type: 'string' }, ctx: { type: 'string' }, threads: { type: 'string' }, dtype: { type: 'string' },
       prefill: { type: 'string' }, reps: { type: 'string' }, steps: { type: 'string' }, 'ctx-steps': { type: 'string' },
       'ctx-max-prefill': { type: 'string' }, 'bw-bytes': { type: 'string' }, cache: { type: 'string' }, json: { type: 'string' }, help: { type: 'boolean' },
-      backend: { type: 'string' },
+      backend: { type: 'string' }, quant: { type: 'string' },
     },
   })
   if (v.help) {
@@ -342,14 +349,17 @@ function parse(argv: string[]): Opts {
   if (ctxCheckpoints.length !== 0 && ctxCheckpoints.length !== 2) throw new Error('--ctx-checkpoints takes two directories: SAMBAY,ATTN')
   const backends = (v.backend ?? 'native').split(',').map((x) => x.trim())
   if (!backends.includes('native') || backends.some((x) => x !== 'native' && x !== 'onnx')) throw new Error(`--backend takes native or native,onnx, got "${v.backend}"`)
+  const quants = (v.quant ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '')
+  for (const q of quants) if (q !== 'none' && q !== 'q8_0' && q !== 'q4_0') throw new Error(`--quant takes none, q8_0, q4_0, got "${q}"`)
   return {
+    quants: quants as QuantType[],
     presets: v.checkpoint ? [] : (v.preset ?? 'large').split(','),
     checkpoints: v.checkpoint?.split(',') ?? [],
     ctxPreset: v['ctx-preset'] ?? 'tiny',
     ctxCheckpoints,
-    ctx: v.ctx === 'none' ? [] : intList(v.ctx ?? '1024,4096,16384,32768', 'ctx').sort((a, b) => a - b),
+    ctx: v.ctx === 'none' || (quants.length && v.ctx === undefined) ? [] : intList(v.ctx ?? '1024,4096,16384,32768', 'ctx').sort((a, b) => a - b),
     threads: posInt(v.threads, 'threads', availableParallelism()),
-    dtype: (v.dtype ?? 'f32') as WeightDType,
+    dtype: (v.dtype ?? (quants.length ? 'bf16' : 'f32')) as WeightDType,
     prefill: intList(v.prefill ?? '512,2048', 'prefill'),
     reps: posInt(v.reps, 'reps', 5),
     steps: posInt(v.steps, 'steps', 64),
@@ -408,8 +418,10 @@ async function main(): Promise<number> {
     let bwLimit = bwBefore.headline.gbps.max
     const models: ModelFigures[] = []
     const onnx: OnnxFigures[] = []
+    const quant: QuantComparison[] = []
     for (const c of mains) {
-      models.push(await benchModel(k, c, o, peak, bwLimit))
+      if (o.quants.length) quant.push(await benchQuant(k, c, { ...o, quants: o.quants }, log))
+      else models.push(await benchModel(k, c, o, peak, bwLimit))
       if (o.onnx) onnx.push(await benchOnnx(k, c, o, tmp))
     }
 
@@ -450,8 +462,14 @@ async function main(): Promise<number> {
     }
     if (o.json) {
       await mkdir(dirname(o.json), { recursive: true })
-      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, loadAverage: { start: loadStart, end: loadEnd }, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, onnx, contextSweep: sweeps }, null, 2) + '\n')
+      await writeFile(o.json, JSON.stringify({ started, cpu: { ...cpu, flags: undefined }, options: o, loadAverage: { start: loadStart, end: loadEnd }, bandwidth: { before: bwBefore, after: bwAfter, limitGBps: bwLimit }, peak, models, onnx, quant, contextSweep: sweeps }, null, 2) + '\n')
       log(`figures written to ${o.json}`)
+    }
+    if (quant.length) {
+      log(`\nquantized weights (isa: ${quant[0]!.figures.map((f) => `${f.quant} ${f.isa}`).join(', ')}; baseline ${quant[0]!.figures[0]!.quant} = ` +
+        `${quant[0]!.figures[0]!.weightDtype}); goals: decode q8_0 >= 1.8x, q4_0 >= 3x; prefill q8_0 >= 2x (AVX2), >= 3x (VNNI)`)
+      for (const q of quant.slice(0, -1)) log(`${q.label}: ${speedupLine(q)}`)
+      log(speedupLine(quant[quant.length - 1]!))
     }
     return 0
   } finally {

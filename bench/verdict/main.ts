@@ -2,7 +2,9 @@
 // process with the native decoder on a ~30M-parameter SambaY checkpoint (preset `verdict`, random weights,
 // byte-level BPE tokenizer), one reason rule with a ~512-token static prompt prefix, a ~48-token request
 // suffix and 4 labels. Rounds alternate prefix cache on and off, so machine noise hits both alike.
-//   node dist/bench/verdict/main.js [--rate 10] [--seconds 10] [--rounds 2] [--threads 2] [--budget 50]
+// With --quant q8_0|q4_0 the rounds instead alternate the BF16 checkpoint as it is and the same checkpoint
+// quantized at load (model.quantize), both with the prefix cache on at the paced rate.
+//   node dist/bench/verdict/main.js [--rate 10] [--seconds 10] [--rounds 2] [--threads 2] [--budget 50] [--quant q8_0]
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     // get a budget that lets them finish and run closed-loop, to measure what the cache saves.
     'off-budget': { type: 'string', default: '5000' },
     'off-requests': { type: 'string', default: '10' },
+    quant: { type: 'string' },
     out: { type: 'string', default: join(PACKAGE_ROOT, 'bench', 'out', 'verdict') },
   },
 })
@@ -37,6 +40,11 @@ const rounds = Number(values.rounds)
 const budget = Number(values.budget)
 const OUT = values.out!
 const TOPIC = 'flashcheck/inspect/st4/joint'
+const QUANT = values.quant
+if (QUANT !== undefined && QUANT !== 'q8_0' && QUANT !== 'q4_0') {
+  console.error(`--quant must be q8_0 or q4_0, got ${QUANT}`)
+  process.exit(2)
+}
 
 // Static instructions shared by every request: what the cache holds. Grown to ~512 tokens below.
 const PROCEDURE = [
@@ -109,8 +117,8 @@ function run(cmd: string, args: string[]): Promise<void> {
   })
 }
 
-function startDaemon(url: string, model: string, rulesDir: string, cache: boolean): Promise<ChildProcess> {
-  return spawnDaemon({ url, args: ['--rules-dir', rulesDir, '--model-dir', model, '--model-threads', String(values.threads), '--model-prefix-cache', String(cache)] })
+function startDaemon(url: string, model: string, rulesDir: string, cache: boolean, quantize = 'none'): Promise<ChildProcess> {
+  return spawnDaemon({ url, args: ['--rules-dir', rulesDir, '--model-dir', model, '--model-threads', String(values.threads), '--model-prefix-cache', String(cache), '--model-quantize', quantize] })
 }
 
 interface Sample {
@@ -190,7 +198,47 @@ function summary(name: string, xs: Sample[]): Record<string, number | string> {
   }
 }
 
+/** BF16 against load-time quantization, both cached at the paced rate, alternating rounds. */
+async function mainQuant(q: string): Promise<void> {
+  const { model, rulesOn, prefixTokens } = await prepare()
+  const broker = await Mosquitto.start()
+  const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, clientId: `bench-verdict-${process.pid}` })
+  setNoDelay(client)
+  const replyTo = `bench/verdict/reply/${process.pid}`
+  await client.subscribeAsync(replyTo, { qos: 1 })
+  const modes = ['none', q]
+  const all: Record<string, Sample[]> = { none: [], [q]: [] }
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
+        const d = await startDaemon(broker.url, model, rulesOn, true, mode)
+        try {
+          await load(client, replyTo, Math.max(5, Math.round(rate)))
+          const xs = await load(client, replyTo, Math.round(rate * seconds))
+          all[mode]!.push(...xs)
+          console.log(JSON.stringify({ round: r + 1, ...summary(mode === 'none' ? 'bf16' : mode, xs) }))
+        } finally {
+          d.kill('SIGTERM')
+          await new Promise((res) => d.once('exit', res))
+        }
+      }
+    }
+  } finally {
+    await client.endAsync(true)
+    await broker.stop()
+  }
+  const base = summary('bf16', all.none!)
+  const qs = summary(`${q} (load-time)`, all[q]!)
+  console.log('\n== totals (client-side round trips through mosquitto, ms), prefix cache on')
+  console.table([base, qs])
+  const { kernelIsa } = await import('../../daemon/model/kernel.js')
+  console.log(`kernel isa ${process.env.FLASHCHECK_ISA ?? kernelIsa()} (FLASHCHECK_ISA ${process.env.FLASHCHECK_ISA ?? 'unset'}); static prompt prefix: ${prefixTokens} tokens; mean request suffix: ${qs.suffix_tokens} tokens; 4 labels; budget ${budget} ms; ${rate} req/s; threads ${values.threads}`)
+  console.log(`${q} at ${rate} req/s, budget ${budget} ms: p50 ${qs.rtt_p50} ms, p99 ${qs.rtt_p99} ms; fallbacks ${qs.fallbacks} of ${qs.n} (bf16: ${base.fallbacks} of ${base.n})`)
+  console.log(`per-verdict decoder time, bf16 / ${q}: p50 ${(Number(base.model_ms_p50) / Number(qs.model_ms_p50)).toFixed(2)}x less (${base.model_ms_p50} / ${qs.model_ms_p50} ms; over scored verdicts)`)
+}
+
 async function main(): Promise<void> {
+  if (QUANT) return mainQuant(QUANT)
   const { model, rulesOn, rulesOff, prefixTokens } = await prepare()
   const broker = await Mosquitto.start()
   const client = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0, clientId: `bench-verdict-${process.pid}` })

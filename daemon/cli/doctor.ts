@@ -7,11 +7,13 @@ import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'no
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
+import { AUDIT_FILE, openReadOnly } from '../audit/db.js'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
 import { estimate } from '../model/offline/estimate.js'
 import { ADDON_PATH, loadAddon } from '../model/addon.js'
+import { ChatTokenizer } from '../verdict/tokenizer.js'
 import { readCheckpointHeaders } from '../model/safetensors-header.js'
 import { clientOptions } from '../mqtt/options.js'
 import { loadRuleDir } from '../rules/load.js'
@@ -63,6 +65,7 @@ export async function doctor(argv: string[]): Promise<number> {
   await checkBroker(cfg, rules, timeoutMs, rows)
   await checkModel(cfg, rows)
   checkState(cfg, rows)
+  await checkAudit(cfg, rows, timeoutMs)
   checkNative(rows)
   print(rows)
   return rows.some((r) => r.outcome === 'FAIL') ? 1 : 0
@@ -188,10 +191,17 @@ async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
     return
   }
   let archBytes: number | undefined
+  let modelVocab: number | undefined
   try {
-    const arch = archFromConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'))
+    const raw = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { quantization_config?: { type?: string } }
+    const arch = archFromConfig(raw, join(dir, 'config.json'))
     archBytes = estimate(arch).bytesBf16
-    rows.push({ outcome: 'PASS', name: 'model-config', detail: `${join(dir, 'config.json')}: ${arch.layout}, ${arch.layers} layers, hidden ${arch.hidden}` })
+    modelVocab = arch.vocab
+    const quant = raw.quantization_config ? `, quantized ${raw.quantization_config.type ?? '(unknown type)'}` : ''
+    rows.push({ outcome: 'PASS', name: 'model-config', detail: `${join(dir, 'config.json')}: ${arch.layout}, ${arch.layers} layers, hidden ${arch.hidden}${quant}` })
+    if (cfg.model.backend === 'onnx' && (raw.quantization_config || cfg.model.quantize !== 'none')) {
+      rows.push({ outcome: 'FAIL', name: 'model-quantize', detail: `the onnx backend runs float weights only (${raw.quantization_config ? 'quantized checkpoint' : `model.quantize ${cfg.model.quantize}`}); use model.backend native` })
+    }
   } catch (e) {
     rows.push({ outcome: 'FAIL', name: 'model-config', detail: (e as NodeJS.ErrnoException).code === 'ENOENT' ? `${join(dir, 'config.json')} missing` : (e as Error).message })
   }
@@ -215,14 +225,27 @@ async function checkModel(cfg: Config, rows: Row[]): Promise<void> {
   if (!existsSync(tok)) {
     rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok} missing` })
   } else {
+    // What the daemon does at start: build the tokenizer, parse the chat template, render a chat and encode it.
     try {
       const t = JSON.parse(readFileSync(tok, 'utf8')) as { model?: { type?: string; vocab?: object } }
-      if (!t.model || typeof t.model !== 'object') throw new Error('no "model" object')
+      if (!t.model || typeof t.model !== 'object') throw new Error(`${tok}: no "model" object`)
       const vocab = t.model.vocab ? Object.keys(t.model.vocab).length : 0
+      const ct = await ChatTokenizer.load(dir)
+      let text: string
+      try {
+        text = ct.render('You are a quality inspector.', 'Screw joint at station st1: torque 11.2 Nm. Verdict?')
+      } catch (e) {
+        throw new Error(`${join(dir, 'tokenizer_config.json')}: chat_template fails to render (${(e as Error).message})`)
+      }
+      const ids = ct.encode(text)
+      const over = modelVocab === undefined ? undefined : ids.find((id) => id >= modelVocab)
+      if (over !== undefined) throw new Error(`${tok}: token id ${over} is beyond the model's vocab_size ${modelVocab}`)
       const extra = existsSync(join(dir, 'tokenizer_config.json')) ? '' : ' (no tokenizer_config.json)'
-      rows.push({ outcome: extra ? 'WARN' : 'PASS', name: 'tokenizer', detail: `${t.model.type ?? 'unknown'} model, ${vocab} vocab entries${extra}` })
+      const how = ct.hasTemplate ? `chat template renders (${ids.length} tokens)` : 'no chat template (plain prompts)'
+      rows.push({ outcome: extra ? 'WARN' : 'PASS', name: 'tokenizer', detail: `${t.model.type ?? 'unknown'} model, ${vocab} vocab entries, ${how}${extra}` })
     } catch (e) {
-      rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: `${tok}: ${(e as Error).message}` })
+      const msg = (e as Error).message
+      rows.push({ outcome: 'FAIL', name: 'tokenizer', detail: msg.startsWith(dir) ? msg : `${tok}: ${msg}` })
     }
   }
   // Weights are memory-mapped and, on a Jetson, share RAM with the GPU: what matters is what is free now.
@@ -251,6 +274,57 @@ function checkState(cfg: Config, rows: Row[]): void {
   } catch {
     rows.push({ outcome: 'WARN', name: 'state', detail: `${dir} not writable by this user (uid ${process.getuid?.() ?? '?'}); the service user needs to write it` })
   }
+}
+
+/**
+ * The audit journal: that it opens, its size and newest record, and journal write failures — those recorded in
+ * the database once it wrote again, and, with metrics.port set, the running daemon's live count.
+ */
+async function checkAudit(cfg: Config, rows: Row[], timeoutMs: number): Promise<void> {
+  if (!cfg.audit.enabled || !cfg.state.dir) {
+    rows.push({ outcome: 'WARN', name: 'audit', detail: !cfg.audit.enabled ? 'audit.enabled is false: verdicts are not journaled' : 'state.dir empty: no audit journal' })
+    return
+  }
+  const file = join(cfg.state.dir, AUDIT_FILE)
+  const problems: string[] = []
+  let outcome: Outcome = 'PASS'
+  let detail = `${file}: not created yet (the daemon creates it at start)`
+  if (existsSync(file)) {
+    try {
+      const db = openReadOnly(file)
+      try {
+        const n = (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n
+        const newest = (db.prepare('SELECT ts FROM verdicts ORDER BY seq DESC LIMIT 1').get() as { ts: string } | undefined)?.ts
+        const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
+        detail = `${file}: ${n} record(s), ${(bytes / 1048576).toFixed(1)} MiB of ${(cfg.audit.maxBytes / 1048576).toFixed(0)} MiB${newest ? `, newest ${newest}` : ''}`
+        const meta = new Map((db.prepare('SELECT k, v FROM meta').all() as { k: string; v: string }[]).map((r) => [r.k, r.v]))
+        const recorded = Number(meta.get('write_errors') ?? 0)
+        if (recorded > 0) {
+          outcome = 'WARN'
+          problems.push(`${recorded} journal write failure(s) recorded, last: ${meta.get('last_error') ?? '?'}`)
+        }
+      } finally {
+        db.close()
+      }
+    } catch (e) {
+      rows.push({ outcome: 'FAIL', name: 'audit', detail: (e as Error).message })
+      return
+    }
+  }
+  if (cfg.metrics.port > 0) {
+    try {
+      const res = await fetch(`http://${cfg.metrics.host}:${cfg.metrics.port}/metrics`, { signal: AbortSignal.timeout(timeoutMs) })
+      const m = /^flashcheck_audit_write_errors_total (\S+)$/m.exec(await res.text())
+      const live = m ? Number(m[1]) : 0
+      if (live > 0) {
+        outcome = 'FAIL'
+        problems.push(`the running daemon counts ${live} journal write failure(s) since its start (flashcheck_audit_write_errors_total)`)
+      }
+    } catch {
+      // No daemon running (or its metrics elsewhere): what the database holds is all there is to show.
+    }
+  }
+  rows.push({ outcome, name: 'audit', detail: problems.length ? `${detail}; ${problems.join('; ')}` : detail })
 }
 
 function checkNative(rows: Row[]): void {

@@ -7,21 +7,27 @@ import { type Arch, archFromConfig, ConfigError } from '../model/arch.js'
 import { estimate, stateBytesAt } from '../model/offline/estimate.js'
 import { DEFAULT_SHARD_BYTES, initCheckpoint, type WeightDType } from '../model/offline/init.js'
 import { findPreset, PRESETS } from '../model/offline/presets.js'
-import { writeTokenizer } from '../model/offline/tokenizer-init.js'
+import { WEIGHT_FILE } from '../model/offline/publish-dir.js'
+import { parseQuantType, type QuantType } from '../model/offline/quant-format.js'
+import { TOKENIZER_STYLES, type TokenizerStyle, writeTokenizer } from '../model/offline/tokenizer-init.js'
 
 const INIT_USAGE =
   'usage: flashcheck model init --config <preset|config.json|checkpoint dir> --out DIR [--seed N] [--dtype f32|bf16] ' +
-  '[--shard-size SIZE] [--tokenizer] [--force] | --config X --dry-run [--json]\n' +
-  '  --tokenizer also writes a small byte-level BPE tokenizer.json and a tokenizer_config.json with a chat template'
+  '[--shard-size SIZE] [--quant q8_0|q4_0] [--tokenizer [small|real]] [--force] | --config X --dry-run [--json]\n' +
+  '  --quant writes the weights straight into that quantized format (as `flashcheck model quantize` would)\n' +
+  '  --tokenizer also writes a small byte-level BPE tokenizer.json and a tokenizer_config.json with a chat template;\n' +
+  '  --tokenizer real gives them the real checkpoint\'s structure (o200k split, rstrip chat and tool tokens at their\n' +
+  '  real ids when the vocabulary has them, the real chat template) plus generation_config.json with its stop ids'
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 interface FlagSpec {
-  [flag: string]: 'value' | 'bool'
+  [flag: string]: 'value' | 'bool' | 'optional'
 }
 
-/** Parses `--flag value`, `--flag=value` and boolean `--flag`; anything else is a usage error. */
-function parseFlags(argv: readonly string[], spec: FlagSpec): Map<string, string | true> {
+/** Parses `--flag value`, `--flag=value` and boolean `--flag`; an 'optional' flag takes a value when the
+ *  next argument is not a flag. Anything else is a usage error. */
+export function parseFlags(argv: readonly string[], spec: FlagSpec): Map<string, string | true> {
   const out = new Map<string, string | true>()
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
@@ -29,7 +35,11 @@ function parseFlags(argv: readonly string[], spec: FlagSpec): Map<string, string
     if (!m || !(m[1]! in spec)) throw new UsageError(`unknown argument "${arg}"`)
     const name = m[1]!
     if (out.has(name)) throw new UsageError(`--${name} given twice`)
-    if (spec[name] === 'bool') {
+    if (spec[name] === 'optional') {
+      const v = m[2] ?? (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('--') ? argv[++i] : undefined)
+      if (v === '') throw new UsageError(`--${name}= needs a value`)
+      out.set(name, v ?? true)
+    } else if (spec[name] === 'bool') {
       if (m[2] !== undefined) throw new UsageError(`--${name} takes no value`)
       out.set(name, true)
     } else {
@@ -86,7 +96,7 @@ export function fmtBytes(n: number): string {
   return `${(n / 1024).toFixed(1)} KiB`
 }
 
-function fmtCount(n: number): string {
+export function fmtCount(n: number): string {
   return n.toLocaleString('en-US')
 }
 
@@ -115,7 +125,6 @@ function defaultDType(config: Record<string, unknown>): WeightDType {
   return config.torch_dtype === 'bfloat16' ? 'bf16' : 'f32'
 }
 
-const WEIGHT_FILE = /^model(-\d{5}-of-\d{5})?\.safetensors$|^model\.safetensors\.index\.json$/
 
 export async function modelInit(argv: string[]): Promise<number> {
   let flags: Map<string, string | true>
@@ -123,8 +132,9 @@ export async function modelInit(argv: string[]): Promise<number> {
   let seed = 0
   let dtype: WeightDType
   let shardBytes = DEFAULT_SHARD_BYTES
+  let quant: QuantType | undefined
   try {
-    flags = parseFlags(argv, { config: 'value', out: 'value', seed: 'value', dtype: 'value', 'shard-size': 'value', 'dry-run': 'bool', json: 'bool', force: 'bool', tokenizer: 'bool', help: 'bool' })
+    flags = parseFlags(argv, { quant: 'value', config: 'value', out: 'value', seed: 'value', dtype: 'value', 'shard-size': 'value', 'dry-run': 'bool', json: 'bool', force: 'bool', tokenizer: 'optional', help: 'bool' })
     if (flags.has('help')) {
       process.stdout.write(INIT_USAGE + '\n')
       return 0
@@ -142,6 +152,16 @@ export async function modelInit(argv: string[]): Promise<number> {
     if (dt !== undefined && dt !== 'f32' && dt !== 'bf16') throw new UsageError(`--dtype must be f32 or bf16, got "${String(dt)}"`)
     const ss = flags.get('shard-size')
     if (typeof ss === 'string') shardBytes = parseSize(ss)
+    const tk = flags.get('tokenizer')
+    if (typeof tk === 'string' && !(TOKENIZER_STYLES as readonly string[]).includes(tk)) throw new UsageError(`--tokenizer takes ${TOKENIZER_STYLES.join(' or ')}, got "${tk}"`)
+    const q = flags.get('quant')
+    if (typeof q === 'string') {
+      try {
+        quant = parseQuantType(q, '--quant')
+      } catch (e) {
+        throw new UsageError((e as Error).message)
+      }
+    }
     loaded = await loadConfigArg(cfgArg)
     dtype = (dt as WeightDType | undefined) ?? defaultDType(loaded.config)
   } catch (e) {
@@ -181,14 +201,20 @@ export async function modelInit(argv: string[]): Promise<number> {
     throw e
   }
   try {
-    const r = await initCheckpoint({ config: loaded.config, where: loaded.where, outDir: out, seed, dtype, maxShardBytes: shardBytes })
+    const r = await initCheckpoint({ config: loaded.config, where: loaded.where, outDir: out, seed, dtype, maxShardBytes: shardBytes, quant })
     process.stdout.write(
       `wrote ${out}: ${r.files.length === 1 ? r.files[0] : `${r.files.length} shards + model.safetensors.index.json`}, ` +
-        `${r.tensors} tensors, ${fmtCount(r.params)} parameters, ${dtype}, seed ${seed}, ${fmtBytes(r.fileBytes)}\n`,
+        `${r.tensors} tensors, ${fmtCount(r.params)} parameters, ${dtype}${quant ? ` quantized ${quant}` : ''}, seed ${seed}, ${fmtBytes(r.fileBytes)}\n`,
     )
     if (flags.has('tokenizer')) {
-      const t = await writeTokenizer(out, loaded.arch.vocab)
-      process.stdout.write(`wrote ${out}: tokenizer.json (byte-level BPE, ${t.size} tokens), tokenizer_config.json (chat template)\n`)
+      const tk = flags.get('tokenizer')
+      const style: TokenizerStyle = tk === true ? 'small' : (tk as TokenizerStyle)
+      const t = await writeTokenizer(out, loaded.arch.vocab, undefined, style)
+      process.stdout.write(
+        style === 'real'
+          ? `wrote ${out}: tokenizer.json (o200k-style split + byte-level BPE, rstrip chat tokens, ${t.size} ids), tokenizer_config.json (the real chat template), generation_config.json (stop ids ${JSON.stringify(t.generation!.eos_token_id)})\n`
+          : `wrote ${out}: tokenizer.json (byte-level BPE, ${t.size} tokens), tokenizer_config.json (chat template)\n`,
+      )
     }
     return 0
   } catch (e) {

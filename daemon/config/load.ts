@@ -58,6 +58,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const cfg = conf.getProperties() as unknown as Config
   if (cfg.node.id === '') cfg.node.id = hostname()
   if (cfg.mqtt.clientId === '') cfg.mqtt.clientId = `flashcheck-${cfg.node.id}`
+  if (cfg.sparkplug.edgeNode === '') cfg.sparkplug.edgeNode = cfg.node.id
+  if (cfg.sparkplug.enabled && /[/+#\u0000]/.test(cfg.sparkplug.edgeNode)) {
+    throw new ConfigError(`config error: sparkplug.edgeNode: node.id "${cfg.node.id}" cannot be a Sparkplug edge node id (no '/', '+', '#'); set sparkplug.edgeNode`)
+  }
   if (cfg.mqtt.reconnectMaxMs < cfg.mqtt.reconnectMinMs) {
     throw new ConfigError('config error: mqtt.reconnectMaxMs: must be >= mqtt.reconnectMinMs')
   }

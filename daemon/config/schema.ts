@@ -21,6 +21,16 @@ convict.addFormat({
   },
 })
 
+for (const [name, empty] of [['sparkplug-id', false], ['sparkplug-id-or-empty', true]] as const) {
+  convict.addFormat({
+    name,
+    validate(value: unknown) {
+      // Sparkplug ids are single topic levels (Sparkplug 3.0, 4.1.1).
+      if (typeof value !== 'string' || (!empty && value === '') || /[/+#\u0000]/.test(value)) throw new Error(`must be a ${empty ? '' : 'non-empty '}name without '/', '+', '#'`)
+    },
+  })
+}
+
 convict.addFormat({
   name: 'share-group',
   validate(value: unknown) {
@@ -85,6 +95,7 @@ export const schemaDefinition = {
   rules: {
     dir: { doc: 'Directory of rule files (*.yaml).', format: String, default: '/etc/flashcheck/rules', ...key('rules.dir') },
     watch: { doc: 'Reload rules when files in rules.dir change (SIGHUP always reloads).', format: Boolean, default: true, ...key('rules.watch') },
+    shadowDir: { doc: 'Directory of shadow rules: judged on the same live traffic, never published, disagreements with the serving verdicts counted (flashcheck_shadow_verdicts_total) and logged; empty = none. Invalid shadow rules never affect serving.', format: String, default: '', ...key('rules.shadowDir') },
   },
   budget: {
     defaultMs: { doc: 'Latency budget of a rule that sets no budget_ms.', format: 'nat', default: 50, ...key('budget.defaultMs') },
@@ -97,7 +108,13 @@ export const schemaDefinition = {
     maxAgeFactor: { doc: 'A request whose age on arrival (sent-at user property or sent_at field) exceeds its budget times this factor is answered at once with an OVERLOADED error instead of a late verdict; 0 = off.', format: Number, default: 1, ...key('limits.maxAgeFactor') },
   },
   state: {
-    dir: { doc: 'Directory for state kept across restarts (the redelivery memory); systemd StateDirectory. Empty = keep nothing.', format: String, default: '/var/lib/flashcheck', ...key('state.dir') },
+    dir: { doc: 'Directory for state kept across restarts (the audit journal, the redelivery memory); systemd StateDirectory. Empty = keep nothing.', format: String, default: '/var/lib/flashcheck', ...key('state.dir') },
+  },
+  audit: {
+    enabled: { doc: 'Keep every verdict in the audit journal <state.dir>/audit.db (SQLite); needs state.dir. The journal also answers redelivered requests after a crash with their stored verdict.', format: Boolean, default: true, ...key('audit.enabled') },
+    retentionDays: { doc: 'Audit rows older than this many days are removed.', format: positiveInt, default: 400, ...key('audit.retentionDays') },
+    maxBytes: { doc: 'Most bytes of audit rows kept; beyond it the oldest rows go first (flashcheck_audit_pruned_total).', format: positiveInt, default: 2 * 1024 ** 3, ...key('audit.maxBytes') },
+    sync: { doc: 'normal: each batch reaches the OS (survives a killed daemon); full: fsync per batch (survives power loss, costs flash writes).', format: ['normal', 'full'], default: 'normal', ...key('audit.sync') },
   },
   security: {
     allowRoot: { doc: 'Allow running as root (refused by default).', format: Boolean, default: false, ...key('security.allowRoot') },
@@ -114,6 +131,7 @@ export const schemaDefinition = {
       trtFp16: { doc: 'tensorrt provider: allow FP16 kernels.', format: Boolean, default: false, ...key('model.onnx.trtFp16') },
       trtMaxWorkspaceBytes: { doc: 'tensorrt provider: builder workspace limit in bytes; 0 = TensorRT\'s default.', format: 'nat', default: 0, ...key('model.onnx.trtMaxWorkspaceBytes') },
     },
+    quantize: { doc: 'native backend: quantize a float checkpoint\'s weights at load (none, q8_0 or q4_0; as `flashcheck model quantize` does offline). A quantized checkpoint in model.dir runs as stored. The onnx backend refuses anything but none.', format: ['none', 'q8_0', 'q4_0'], default: 'none', ...key('model.quantize') },
     nice: { doc: 'How much lower the decoder threads run than the event loop (Linux nice increment, 0-19): timers and MQTT I/O preempt the decoder when every core is busy.', format: 'nat', default: 5, ...key('model.nice') },
     guardMs: { doc: 'Margin before a deadline at which the fallback verdict is published if the model has not answered.', format: 'nat', default: 5, ...key('model.guardMs') },
     queueMax: { doc: 'Most requests waiting for the decoder; beyond it requests get their fallback verdict at once.', format: 'nat', default: 32, ...key('model.queueMax') },
@@ -132,6 +150,12 @@ export const schemaDefinition = {
   },
   node: {
     id: { doc: 'Name of this gateway in topics and responses; empty = host name.', format: String, default: '', ...key('node.id') },
+  },
+  sparkplug: {
+    enabled: { doc: 'Also be a Sparkplug B edge node: NBIRTH/NDEATH, one device per inspection, each verdict as DDATA (reading Sparkplug signals needs no setting).', format: Boolean, default: false, ...key('sparkplug.enabled') },
+    group: { doc: 'Sparkplug group id of the edge node.', format: 'sparkplug-id', default: 'flashcheck', ...key('sparkplug.group') },
+    edgeNode: { doc: 'Sparkplug edge node id; empty = node.id.', format: 'sparkplug-id-or-empty', default: '', ...key('sparkplug.edgeNode') },
+    primaryHost: { doc: 'Sparkplug host id of the primary host application: NBIRTH waits for its spBv1.0/STATE/<id> online message; empty = no primary host.', format: 'sparkplug-id-or-empty', default: '', ...key('sparkplug.primaryHost') },
   },
 }
 
@@ -158,15 +182,17 @@ export interface Config {
     shareGroup: string
     receiveMaximum: number
   }
-  rules: { dir: string; watch: boolean }
+  rules: { dir: string; watch: boolean; shadowDir: string }
   budget: { defaultMs: number }
   limits: { maxPayloadBytes: number; dedupeWindowS: number; dedupeEntries: number; outboxSize: number; maxAgeFactor: number }
   state: { dir: string }
+  audit: { enabled: boolean; retentionDays: number; maxBytes: number; sync: 'normal' | 'full' }
   security: { allowRoot: boolean }
-  model: { dir: string; backend: 'native' | 'onnx'; threads: number; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
+  model: { dir: string; backend: 'native' | 'onnx'; threads: number; quantize: 'none' | 'q8_0' | 'q4_0'; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
   metrics: { port: number; host: string; page: boolean; user: string; passwordFile: string }
   log: { level: string }
   node: { id: string }
+  sparkplug: { enabled: boolean; group: string; edgeNode: string; primaryHost: string }
 }
 
 /** model.onnx.*: the onnx backend's settings. */

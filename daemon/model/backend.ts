@@ -4,6 +4,10 @@
 
 export type BackendKind = 'native' | 'onnx'
 
+/** Block-quantized weight types (ggml's q8_0 / q4_0; native/README.md); 'none' = float weights. */
+export type QuantType = 'none' | 'q8_0' | 'q4_0'
+export const QUANT_TYPES: readonly QuantType[] = ['none', 'q8_0', 'q4_0']
+
 /** Parsed and validated config.json of a phi4flash checkpoint, plus what the loader derived. */
 export interface ModelConfig {
   model_type: 'phi4flash'
@@ -29,16 +33,21 @@ export interface ModelConfig {
   tie_word_embeddings: boolean
   /** Kind per layer: mamba, mamba_mem, swa, attn_kv, gmu, cross (sambay) or attn (all-attention). */
   layers: string[]
-  /** dtype of the weight matrices as stored: 'F32', 'BF16', 'F16' or 'mixed'. */
+  /** dtype of the weight matrices as they run: 'F32', 'BF16', 'F16', 'Q8_0', 'Q4_0' or 'mixed'. */
   weight_dtype: string
+  /** Block type of the quantized projections that run ('none' = float weights); the embedding / LM head is
+   *  q8_0 whenever this is not 'none'. */
+  quant: QuantType
   param_count: number
-  /** Bytes of the used tensors in the checkpoint (memory-mapped). */
+  /** Bytes of the used tensors as they run: in the checkpoint (memory-mapped), or after load-time quantization. */
   weight_bytes: number
-  /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors). */
+  /** Bytes converted or copied at load (F16 matrices to f32, small vectors, misaligned tensors, repacked
+   *  quantized matrices). */
   converted_bytes: number
   /** Worker threads of this model's pool. */
   threads: number
-  /** Kernel implementation picked at run time: avx512, avx2, generic (x86-64) or neon (aarch64). */
+  /** Kernel implementation picked at run time: avx512, avx2-vnni, avx2, generic (x86-64), dotprod or neon
+   *  (aarch64); with quantized weights followed by the integer kernels', e.g. 'avx512+int8-avx512vnni'. */
   isa: string
 }
 
@@ -47,7 +56,11 @@ export class ModelLoadError extends Error {
   override name = 'ModelLoadError'
 }
 
-/** Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT or E_KERNEL. */
+/**
+ * Any other error from a backend; `code` is E_STATE_BUSY, E_DISPOSED, E_INVALID_ARGUMENT, E_KERNEL or
+ * E_STATE_POISONED (an earlier call failed part-way through this state: it can no longer be used; start a
+ * new state or clone one taken before that call).
+ */
 export class KernelError extends Error {
   override name = 'KernelError'
   constructor(message: string, readonly code: string) {

@@ -1,13 +1,17 @@
 // Typed wrapper over the native SambaY kernel (native/, built by node-gyp during `npm ci`).
 // All compute happens in C++; async variants run on the addon's own threads and return promises.
 import { loadAddon } from './addon.js'
-import { KernelError, ModelLoadError, type ModelConfig, type PrefillOpts } from './backend.js'
+import { KernelError, ModelLoadError, QUANT_TYPES, type ModelConfig, type PrefillOpts, type QuantType } from './backend.js'
 
 export interface LoadOptions {
   /** Size of the model's compute pool; default = number of cores. */
   threads?: number
   /** Lower the compute threads' priority by this nice increment (Linux), so the event loop preempts them. */
   nice?: number
+  /** Quantize a float checkpoint's projections at load ('q8_0' | 'q4_0'; the embedding / LM head becomes
+   *  q8_0). A checkpoint stored quantized loads as it is with 'none' (default) or its own type and is refused
+   *  (ModelLoadError) with the other one. */
+  quantize?: QuantType
 }
 
 interface NativeStateHandle {
@@ -26,15 +30,15 @@ export interface NativeModelHandle {
   dispose(): void
 }
 interface KernelAddon {
-  load(dir: string, threads: number, nice: number): NativeModelHandle
-  loadAsync(dir: string, threads: number, nice: number): Promise<NativeModelHandle>
+  load(dir: string, threads: number, nice: number, quantize: QuantType): NativeModelHandle
+  loadAsync(dir: string, threads: number, nice: number, quantize: QuantType): Promise<NativeModelHandle>
   isa(): string
 }
 function native(): KernelAddon {
   return loadAddon<KernelAddon>()
 }
 
-/** The kernel implementation this CPU gets (avx512, avx2, generic, neon). */
+/** The kernel implementation this CPU gets (avx512, avx2-vnni, avx2, generic, dotprod, neon). */
 export function kernelIsa(): string {
   return native().isa()
 }
@@ -69,6 +73,12 @@ function threadsOf(opts?: LoadOptions): number {
 
 function rowsOf(opts?: PrefillOpts): boolean | number {
   return opts?.allLogits === true ? true : opts?.lastRows ?? false
+}
+
+function quantizeOf(opts?: LoadOptions): QuantType {
+  const q = opts?.quantize ?? 'none'
+  if (!QUANT_TYPES.includes(q)) throw new RangeError(`quantize must be one of ${QUANT_TYPES.join(', ')}, got ${String(q)}`)
+  return q
 }
 
 function niceOf(opts?: LoadOptions): number {
@@ -134,7 +144,7 @@ export class Model {
   static load(dir: string, opts?: LoadOptions): Model {
     const threads = threadsOf(opts)
     try {
-      return new Model(native().load(dir, threads, niceOf(opts)))
+      return new Model(native().load(dir, threads, niceOf(opts), quantizeOf(opts)))
     } catch (err) {
       throw convert(err)
     }
@@ -142,8 +152,9 @@ export class Model {
 
   static async loadAsync(dir: string, opts?: LoadOptions): Promise<Model> {
     const threads = threadsOf(opts)
+    const quantize = quantizeOf(opts)
     try {
-      return new Model(await native().loadAsync(dir, threads, niceOf(opts)))
+      return new Model(await native().loadAsync(dir, threads, niceOf(opts), quantize))
     } catch (err) {
       throw convert(err)
     }

@@ -1,5 +1,5 @@
 // DecoderBackend over the native kernel: forwards run on the addon's thread pool and resolve promises.
-import { KernelError, type DecoderBackend, type DecoderState, type ModelConfig, type PrefillOpts } from './backend.js'
+import { KernelError, type DecoderBackend, type DecoderState, type ModelConfig, type PrefillOpts, type QuantType } from './backend.js'
 import { Model, State } from './kernel.js'
 
 class NativeDecoderState implements DecoderState {
@@ -27,8 +27,8 @@ export class NativeBackend implements DecoderBackend {
     this.config = model.config
   }
 
-  static async load(dir: string, threads = 0, nice = 0): Promise<NativeBackend> {
-    return new NativeBackend(await Model.loadAsync(dir, { threads, nice }))
+  static async load(dir: string, threads = 0, nice = 0, quantize: QuantType = 'none'): Promise<NativeBackend> {
+    return new NativeBackend(await Model.loadAsync(dir, { threads, nice, quantize }))
   }
 
   private unwrap(s: DecoderState): State {

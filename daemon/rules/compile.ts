@@ -14,6 +14,7 @@ const CEL_TYPE = { number: 'double', string: 'string', bool: 'bool', any: 'dyn' 
 
 /** Key of a signal history: the MQTT filter plus the value path. */
 export function signalKey(s: SignalDoc): string {
+  if (s.sparkplug) return `sparkplug ${s.sparkplug.source}`
   return `${s.filter} ${s.value}`
 }
 

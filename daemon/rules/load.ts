@@ -137,6 +137,7 @@ function signalSpecs(docs: RuleDoc[]): SignalSpec[] {
         filter: s.filter,
         value: s.value,
         keepMs: s.keepMs,
+        ...(s.sparkplug ? { sparkplug: s.sparkplug } : {}),
         extract: (payload: unknown) => {
           const v = resolvePath(payload, path)
           return typeof v === 'number' ? v : undefined

@@ -6,6 +6,7 @@ import { typeMatches } from './validate.js'
 import { resolvePath } from './path.js'
 import { SignalError, type SignalRef } from './functions.js'
 import type { TopicFilter, TopicTemplate } from './topic.js'
+import type { SparkplugSelector } from '../sparkplug/selector.js'
 
 export type ReasonPart = string | { input: string }
 
@@ -50,13 +51,15 @@ export class RuleImpl implements CompiledRule {
   readonly publish?: string
   readonly budgetMs: number
   readonly verdicts: string[]
+  readonly trace?: string
   readonly topicFilter: TopicFilter
+  readonly sparkplugTrigger?: SparkplugSelector
   readonly reason?: ReasonStep
   /** An input or signal named `checks` shadows the rendered check results in prompts. */
   private readonly checksDeclared: boolean
   private readonly severity: Map<string, number>
   private readonly inputs: InputDoc[]
-  private readonly templates: TopicTemplate[]
+  private readonly templates: RuleDoc['signals'][number]['topic'][]
   private readonly publishTemplate?: TopicTemplate
   private readonly ctx: Record<string, unknown> = {}
 
@@ -73,9 +76,11 @@ export class RuleImpl implements CompiledRule {
     this.mode = doc.mode
     this.topic = doc.topic
     this.topicFilter = doc.filter
-    this.filter = doc.filter.mqtt
+    this.filter = doc.sparkplugTrigger?.filter ?? doc.filter.mqtt
+    if (doc.sparkplugTrigger) this.sparkplugTrigger = doc.sparkplugTrigger
     this.budgetMs = doc.budgetMs
     this.verdicts = doc.verdicts
+    this.trace = doc.trace
     this.severity = new Map(doc.verdicts.map((v, i) => [v, i]))
     this.inputs = doc.inputs
     this.templates = doc.signals.map((s) => s.topic)

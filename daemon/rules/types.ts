@@ -1,5 +1,6 @@
 // Contract between the rule engine (daemon/rules, daemon/signals) and the MQTT service (daemon/service).
 // The service only sees these types; everything about YAML, CEL and windows stays behind them.
+import type { SparkplugSelector } from '../sparkplug/selector.js'
 
 /** One problem in a rule file, located for `file:line:col: message` output (1-based line and column). */
 export interface RuleError {
@@ -89,8 +90,12 @@ export interface CompiledRule {
   publishTopic?(params: Record<string, string>): string
   budgetMs: number
   verdicts: string[]
+  /** The input named by `trace:` (part traceability), if any. */
+  trace?: string
   /** Present when the rule asks the decoder (`reason:`). */
   reason?: ReasonStep
+  /** stream mode: `trigger: {sparkplug: …}`, the Sparkplug metric whose arrival runs the inspection. */
+  sparkplugTrigger?: SparkplugSelector
   /** Match a concrete topic; null when it does not match, else the bound names. */
   match(topic: string): Record<string, string> | null
   evaluate(req: InspectionRequest, signals: SignalReader): InspectionResult
@@ -131,6 +136,8 @@ export interface SignalSpec {
   keepMs: number
   /** Extract the numeric value from a parsed JSON payload; undefined when the message carries none. */
   extract(payload: unknown): number | undefined
+  /** A signal read from Sparkplug B metrics (fed by daemon/sparkplug) instead of JSON payloads. */
+  sparkplug?: SparkplugSelector
 }
 
 export interface RuleSet {

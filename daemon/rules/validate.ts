@@ -8,6 +8,7 @@ import type { RuleError } from './types.js'
 import { parseFilter, TopicFilter, TopicTemplate, type Level } from './topic.js'
 import { parsePayloadPath, type Path } from './path.js'
 import { DURATION_HELP, parseDuration } from './duration.js'
+import { SparkplugSelector } from '../sparkplug/selector.js'
 
 export type InputType = 'number' | 'string' | 'bool' | 'any'
 
@@ -22,11 +23,13 @@ export interface InputDoc {
 
 export interface SignalDoc {
   name: string
-  topic: TopicTemplate
+  /** Renders the concrete history id (an MQTT topic, or a Sparkplug metric address) from bound names. */
+  topic: { readonly source: string; render(params: Record<string, string>): string }
   filter: string
   value: string
   path: Path
   keepMs: number
+  sparkplug?: SparkplugSelector
 }
 
 export interface CheckDoc {
@@ -67,6 +70,10 @@ export interface RuleDoc {
   signals: SignalDoc[]
   checks: CheckDoc[]
   reason?: ReasonDoc
+  /** `trigger: {sparkplug: …}`: the metric whose arrival runs the inspection. */
+  sparkplugTrigger?: SparkplugSelector
+  /** `trace:` the input whose value identifies the part (serial number) in the audit record. */
+  trace?: string
   /** False when an input or signal failed validation: expressions then are not compiled (their names would look unknown). */
   declsOk: boolean
 }
@@ -80,11 +87,12 @@ const RESERVED = new Set([
   'true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if',
   'import', 'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while',
 ])
-const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks', 'reason']
+const RULE_KEYS = ['id', 'description', 'request', 'trigger', 'publish', 'budget_ms', 'verdicts', 'inputs', 'signals', 'checks', 'reason', 'trace']
 const REASON_KEYS = ['prompt', 'system', 'choices', 'min_confidence', 'fallback', 'combine', 'explain']
 const EXPLAIN_KEYS = ['max_tokens', 'topic']
 const INPUT_KEYS = ['from', 'type', 'default', 'description']
-const SIGNAL_KEYS = ['topic', 'value', 'keep', 'description']
+const SIGNAL_KEYS = ['topic', 'value', 'sparkplug', 'keep', 'description']
+const SPARKPLUG_KEYS = ['group', 'node', 'device', 'metric']
 const CHECK_KEYS = ['id', 'expr', 'on_fail', 'reason', 'description']
 const INPUT_TYPES: InputType[] = ['number', 'string', 'bool', 'any']
 
@@ -180,6 +188,7 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
   let filter: TopicFilter | undefined
   let topicText: string | undefined
   let publish: TopicTemplate | undefined
+  let sparkplugTrigger: SparkplugSelector | undefined
   const parseTopicAt = (p: Pair, what: string): TopicFilter | undefined => {
     const text = str(p, what, errs, start)
     if (text === undefined) return undefined
@@ -195,6 +204,20 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
     topicText = str(req, 'request', errs, start)
     filter = parseTopicAt(req, 'request')
     if (pub) errs.node(pub.key as Node, "'publish' belongs to streaming rules (with 'trigger'); request rules answer on the reply topic")
+  } else if (trig && isMap(trig.value)) {
+    // `trigger: {sparkplug: {group, node, device?, metric}}`: the inspection runs when that metric arrives; the
+    // address's {name} placeholders bind names as a topic's do.
+    mode = 'stream'
+    const tm = entries(trig.value, ['sparkplug'], 'trigger', errs)
+    const sp = tm.get('sparkplug')
+    if (!sp) errs.node(trig.value, "trigger: a mapping here must be {sparkplug: {group, node, device?, metric}}")
+    else sparkplugTrigger = parseSparkplugAddress(sp, undefined, 'trigger: sparkplug', errs)
+    if (sparkplugTrigger) {
+      topicText = sparkplugTrigger.source
+      // No MQTT topic can contain NUL: the rule is reached through the Sparkplug handler only.
+      filter = new TopicFilter(topicText, [{ kind: 'literal', text: '\u0000sparkplug' }, ...sparkplugTrigger.names.map((name) => ({ kind: 'name' as const, name }))])
+    }
+    if (!pub) errs.node(trig.key as Node, "a streaming rule ('trigger') needs 'publish: <topic>' for its verdicts")
   } else if (trig) {
     mode = 'stream'
     topicText = str(trig, 'trigger', errs, start)
@@ -270,6 +293,19 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
 
   const declsOk = errs.list.length === declErrorsFrom
 
+  // Trace: the input that identifies the part (serial, VIN, lot) in the audit journal and the response.
+  let trace: string | undefined
+  const tp = top.get('trace')
+  if (tp) {
+    const v = tp.value as Node
+    const name = isScalar(v) && typeof v.value === 'string' ? v.value : undefined
+    if (name === undefined) errs.node(v ?? (tp.key as Node), `trace must name an input, got ${describe(v)}`)
+    else if (!inputs.some((i) => i.name === name)) {
+      const known = inputs.map((i) => i.name)
+      errs.node(v, `trace: '${name}' is not an input of this rule${known.length ? ` (inputs: ${known.join(', ')})` : ' (it declares no inputs)'}`)
+    } else trace = name
+  }
+
   // Checks
   const checks: CheckDoc[] = []
   const cp = top.get('checks')
@@ -294,7 +330,7 @@ export function parseRuleFile(file: string, src: string, defaultBudgetMs: number
   const posOf = (n: Node): { file: string; line: number; col: number } => ({ file, ...lines.linePos(n.range?.[0] ?? 0) })
   return {
     lines,
-    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, publishPos: publish && pub ? posOf(pub.value as Node) : undefined, budgetMs, verdicts, inputs, signals, checks, reason, declsOk },
+    doc: { file, id, idPos: posOf(idPair!.value as Node), topicPos: posOf((req ?? trig)!.value as Node), mode, topic: topicText, filter, publish, publishPos: publish && pub ? posOf(pub.value as Node) : undefined, budgetMs, verdicts, inputs, signals, checks, reason, trace, declsOk, ...(sparkplugTrigger ? { sparkplugTrigger } : {}) },
     errors: errs.list,
   }
 }
@@ -413,10 +449,21 @@ function parseSignal(p: Pair, filter: TopicFilter | undefined, errs: FileErrors)
   }
   const m = entries(v, SIGNAL_KEYS, `signal ${name ?? ''}`.trim(), errs)
   const start = v.range?.[0] ?? 0
-  let topic: TopicTemplate | undefined
+  let topic: SignalDoc['topic'] | undefined
   let mqtt: string | undefined
+  let sparkplug: SparkplugSelector | undefined
   const tp = m.get('topic')
-  if (!tp) errs.at(start, `signal ${name}: missing 'topic'`)
+  const spp = m.get('sparkplug')
+  if (spp) {
+    if (tp) errs.node(tp.key as Node, `signal ${name}: give either 'topic' (JSON) or 'sparkplug' (Sparkplug B metric), not both`)
+    const vk = m.get('value')
+    if (vk) errs.node(vk.key as Node, `signal ${name}: 'value' belongs to JSON signals; a Sparkplug signal reads the metric's value`)
+    sparkplug = parseSparkplugAddress(spp, filter, `signal ${name}: sparkplug`, errs)
+    if (sparkplug) {
+      topic = sparkplug
+      mqtt = sparkplug.filter
+    }
+  } else if (!tp) errs.at(start, `signal ${name}: missing 'topic' (or 'sparkplug')`)
   else {
     const text = str(tp, `signal ${name}: topic`, errs, start)
     if (text !== undefined) {
@@ -448,7 +495,56 @@ function parseSignal(p: Pair, filter: TopicFilter | undefined, errs: FileErrors)
   const d = m.get('description')
   if (d) str(d, 'description', errs, start)
   if (name === undefined || topic === undefined || mqtt === undefined || path === undefined || keepMs === undefined) return undefined
+  if (sparkplug) return { name, topic, filter: mqtt, value: 'sparkplug', path: [], keepMs, sparkplug }
   return { name, topic, filter: mqtt, value, path, keepMs }
+}
+
+/** `{group, node, device?, metric}`: ids without '+', '/', '#'; `{name}` placeholders bound by the rule's topic. */
+export function parseSparkplugAddress(p: Pair, filter: TopicFilter | undefined, what: string, errs: FileErrors): SparkplugSelector | undefined {
+  const v = p.value as Node | null
+  if (!isMap(v)) {
+    errs.node(v ?? (p.key as Node), `${what} must be a mapping {group, node, device?, metric}, got ${describe(v)}`)
+    return undefined
+  }
+  const m = entries(v, SPARKPLUG_KEYS, what, errs)
+  const start = v.range?.[0] ?? 0
+  const parts: Record<string, string> = {}
+  let ok = true
+  for (const k of SPARKPLUG_KEYS) {
+    const e = m.get(k)
+    if (!e) {
+      if (k !== 'device') {
+        errs.at(start, `${what}: missing '${k}'`)
+        ok = false
+      }
+      continue
+    }
+    const text = str(e, `${what}.${k}`, errs, start)
+    if (text === undefined) {
+      ok = false
+      continue
+    }
+    const node = e.value as Scalar
+    for (const ph of text.matchAll(/\{([^}]*)\}/g)) {
+      const n = ph[1]!
+      if (!IDENT.test(n)) {
+        errs.at(valueTextOffset(node, ph.index!), `${what}.${k}: invalid placeholder {${n}}: use {letters_digits_underscores}`)
+        ok = false
+      } else if (filter && !filter.names.includes(n)) {
+        const bound = filter.names.length ? filter.names.map((x) => `{${x}}`).join(', ') : 'none'
+        errs.at(valueTextOffset(node, ph.index!), `${what}.${k}: {${n}} is not bound by the rule's topic ${filter.source} (bound: ${bound})`)
+        ok = false
+      }
+    }
+    const bad = k === 'metric' ? -1 : text.replace(/\{[^}]*\}/g, (x) => '_'.repeat(x.length)).search(/[+/#]/)
+    if (bad >= 0) {
+      errs.at(valueTextOffset(node, bad), `${what}.${k}: Sparkplug ids must not contain '+', '/' or '#'`)
+      ok = false
+    }
+    parts[k] = text
+  }
+  if (!ok) return undefined
+  return new SparkplugSelector({ group: parts.group!, node: parts.node!, device: parts.device, metric: parts.metric! })
 }
 
 function parseCheck(n: Node, verdicts: string[], errs: FileErrors): CheckDoc | undefined {

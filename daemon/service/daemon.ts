@@ -17,18 +17,24 @@ import type { LoadResult, RuleError, RuleSet } from '../rules/types.js'
 import { VerdictEngine } from '../verdict/engine.js'
 import { backendOptions } from '../model/load-backend.js'
 import { SignalStore } from '../signals/store.js'
+import { Journal } from '../audit/journal.js'
+import { modelIdentity } from '../audit/model-id.js'
 import { AckHook } from './ack-hook.js'
 import { Inbound } from './inbound.js'
 import { Publisher } from './publisher.js'
 import { RedeliveryMemory } from './redelivery.js'
 import { RuleReloader } from './reloader.js'
+import { ShadowRules } from '../shadow/shadow.js'
 import { desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
 import { basicAuth } from '../view/auth.js'
 import type { VerdictSource } from '../view/journal.js'
+import { AuditSource } from '../view/audit-source.js'
 import { View, type ViewStatus } from '../view/server.js'
 import { StatsSampler } from '../view/stats.js'
 import { VerdictTap } from '../view/tap.js'
+import { SparkplugHost } from '../sparkplug/host.js'
+import { EdgeNode } from '../sparkplug/edge-node.js'
 
 export class RulesInvalidError extends Error {
   constructor(readonly errors: RuleError[]) {
@@ -42,20 +48,27 @@ export interface DaemonOptions {
   metrics?: Metrics
   /** Install a SIGHUP handler that reloads the rules (the CLI does; tests call reload()). */
   handleSignals?: boolean
-  /** Past verdicts for the status page's search (GET /api/verdicts); absent = the endpoint says there is no journal. */
-  journal?: VerdictSource
+  /** Past verdicts for the status page's search (GET /api/verdicts); default: the audit journal when there is one. */
+  verdictSource?: VerdictSource
+  /** Epoch ms of a message's arrival (default Date.now); tests record what the daemon saw. */
+  clock?: () => number
 }
 
 export class Daemon extends EventEmitter {
   readonly metrics: Metrics
   private readonly cfg: Config
   private readonly log: Logger
+  private readonly clock: () => number
   private rules?: RuleSet
   private readonly signals = new SignalStore()
   private readonly memory: RedeliveryMemory
   private readonly publisher: Publisher
   private readonly acks = new AckHook(() => this.client)
   private inbound?: Inbound
+  private sparkplug?: SparkplugHost
+  /** Present with sparkplug.enabled: flashcheck's own Sparkplug edge node session. */
+  private edge?: EdgeNode
+  private journal?: Journal
   private client?: MqttClient
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
@@ -63,8 +76,11 @@ export class Daemon extends EventEmitter {
   private metricsServer?: Server
   private tap?: VerdictTap
   private sampler?: StatsSampler
-  private readonly journal?: VerdictSource
+  private verdictSource?: VerdictSource
+  private auditSource?: AuditSource
   private reloader?: RuleReloader
+  private shadow?: ShadowRules
+  private shadowReloader?: RuleReloader
   private subscribed = new Set<string>()
   private readonly protocolVersion: 4 | 5
   private backoffMs: number
@@ -77,17 +93,24 @@ export class Daemon extends EventEmitter {
   constructor(opts: DaemonOptions) {
     super()
     this.cfg = opts.config
+    this.clock = opts.clock ?? Date.now
     this.log = opts.logger
     this.metrics = opts.metrics ?? new Metrics()
     this.memory = new RedeliveryMemory(this.cfg.limits.dedupeWindowS * 1000, this.cfg.limits.dedupeEntries, this.log)
     this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
     this.publisher = new Publisher(
       () => this.client,
-      { qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey },
+      {
+        qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey,
+        durable: {
+          add: (id, topic, payload, cd, qos) => this.journal?.outboxAdd(id, topic, payload, cd, qos, this.cfg.limits.outboxSize),
+          remove: (seq) => this.journal?.outboxRemove(seq),
+        },
+      },
       this.metrics,
     )
     this.backoffMs = this.cfg.mqtt.reconnectMinMs
-    this.journal = opts.journal
+    this.verdictSource = opts.verdictSource
     this.metrics.info.set({ node: this.cfg.node.id, version: VERSION }, 1)
     if (this.cfg.metrics.port > 0 && this.cfg.metrics.page) this.tap = new VerdictTap()
     if (opts.handleSignals) process.on('SIGHUP', this.onHup)
@@ -125,8 +148,30 @@ export class Daemon extends EventEmitter {
     }
     this.activate(res.set)
     this.log.info({ rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id), dir: this.cfg.rules.dir }, 'rules loaded')
+    if (this.cfg.rules.shadowDir !== '') {
+      const shadow = (this.shadow = new ShadowRules(this.cfg.rules.shadowDir, loadOpts, this.metrics, this.log, this.clock))
+      await shadow.load()
+      this.shadowReloader = new RuleReloader(shadow.dir, shadow.loadOptions, (r) => void shadow.apply(r))
+      if (this.cfg.rules.watch) this.shadowReloader.watch()
+    }
 
+    this.sparkplug = new SparkplugHost({
+      log: this.log,
+      metrics: this.metrics,
+      signals: this.signals,
+      maxPayloadBytes: this.cfg.limits.maxPayloadBytes,
+      publish: (topic, payload) => {
+        if (!this.client?.connected) return false
+        this.client.publish(topic, Buffer.from(payload), { qos: 0, retain: false })
+        return true
+      },
+    })
+    if (this.cfg.sparkplug.enabled) this.edge = new EdgeNode({ config: this.cfg, log: this.log, metrics: this.metrics, version: VERSION, rules: () => this.rules })
+    const edge = this.edge
+    const journal = this.openJournal()
     this.inbound = new Inbound({
+      sparkplug: this.sparkplug,
+      onVerdict: edge ? (res, startedAt) => edge.verdict(res, startedAt) : undefined,
       config: this.cfg,
       log: this.log,
       metrics: this.metrics,
@@ -136,8 +181,14 @@ export class Daemon extends EventEmitter {
       rules: () => this.rules,
       engine: this.engine,
       tap: this.tap,
+      clock: this.clock,
+      shadow: this.shadow,
+      journal,
+      modelId: this.cfg.model.dir !== '' ? await modelIdentity(this.cfg.model.dir) : undefined,
     })
-    await this.memory.restore(this.cfg.state.dir)
+    if (journal?.open) this.restoreFromJournal(journal)
+    else await this.memory.restore(this.cfg.state.dir)
+    if (journal && this.verdictSource === undefined) this.verdictSource = this.auditSource = new AuditSource(journal.file)
 
     // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
@@ -152,7 +203,7 @@ export class Daemon extends EventEmitter {
       if (this.tap) {
         this.sampler = new StatsSampler(this.metrics)
         await this.sampler.start()
-        view = new View({ status: () => this.viewStatus(), sampler: this.sampler, tap: this.tap, journal: this.journal })
+        view = new View({ status: () => this.viewStatus(), sampler: this.sampler, tap: this.tap, journal: this.verdictSource })
       }
       this.metricsServer = await startMetricsServer(this.metrics, this.cfg.metrics.host, this.cfg.metrics.port, () => ({
         ok: this.connected,
@@ -168,6 +219,12 @@ export class Daemon extends EventEmitter {
       this.log.info({ port: this.broker.port }, 'embedded MQTT 3.1.1 broker listening on 127.0.0.1')
     }
     this.connect(url)
+    this.edge?.start(url)
+  }
+
+  /** The Sparkplug edge node (sparkplug.enabled), for status and tests. */
+  get sparkplugEdge(): EdgeNode | undefined {
+    return this.edge
   }
 
   async stop(): Promise<void> {
@@ -176,8 +233,11 @@ export class Daemon extends EventEmitter {
     clearTimeout(this.reconnectTimer)
     clearInterval(this.pruneTimer)
     this.reloader?.close()
+    this.shadowReloader?.close()
+    this.shadow?.close()
     // Waiting model requests get their fallbacks published before the connection closes.
     if (this.engine) await this.engine.close()
+    await this.edge?.stop()
     const client = this.client
     if (client) {
       if (client.connected) {
@@ -187,14 +247,45 @@ export class Daemon extends EventEmitter {
     }
     this.sampler?.stop()
     this.tap?.close()
+    this.auditSource?.close()
     if (this.metricsServer) {
       this.metricsServer.closeAllConnections()
       await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
     }
     if (this.broker) await this.broker.close()
     await this.memory.close()
+    this.journal?.close()
     if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
+  }
+
+  /** The audit journal in state.dir, when audit is on; it keeps trying to open if it cannot now. */
+  private openJournal(): Journal | undefined {
+    if (!this.cfg.audit.enabled || this.cfg.state.dir === '') return undefined
+    this.journal = new Journal(this.cfg.state.dir, this.cfg.audit, this.log, this.metrics)
+    this.journal.start()
+    return this.journal
+  }
+
+  /**
+   * With the journal open it replaces the dedupe.bin snapshot: its rows are written before each verdict goes
+   * out, so they include requests a killed process answered but never acknowledged, which the snapshot
+   * (saved once a second, open requests left out) cannot know. Verdicts left in the durable outbox are queued.
+   */
+  private restoreFromJournal(journal: Journal): void {
+    const now = Date.now()
+    let keys = 0
+    for (const k of journal.recentKeys(now - this.cfg.limits.dedupeWindowS * 1000)) {
+      this.memory.remember(k.key, k.sum, k.at)
+      keys++
+    }
+    const pending = journal.outboxPending()
+    for (const row of pending) {
+      const opts = this.publisher.replyOptions(row.correlation_data ? { correlationData: row.correlation_data } : {})
+      opts.qos = row.qos as 0 | 1 | 2
+      this.publisher.restore(row.topic, row.payload, opts, row.seq)
+    }
+    this.log.info({ requests: keys, outbox: pending.length, file: journal.file }, 'redelivery memory and outbox restored from the audit journal')
   }
 
   /** Reloads the rule directory; resolves true when a new set became active. */
@@ -202,6 +293,7 @@ export class Daemon extends EventEmitter {
     const before = this.rules
     this.emit('reloading', reason)
     await this.reloader?.reload(reason)
+    await this.shadowReloader?.reload(reason)
     return this.rules !== before
   }
 
@@ -231,6 +323,7 @@ export class Daemon extends EventEmitter {
     this.log.info({ reason, rules_rev: res.set.rev, rules: res.set.rules.map((r) => r.id) }, 'rules reloaded')
     this.syncSubscriptions()
     this.publishInfo()
+    this.edge?.rulesChanged(res.set)
     this.emit('reloaded', res.set.rev)
   }
 
@@ -274,6 +367,8 @@ export class Daemon extends EventEmitter {
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
+      // Sparkplug births seen on the old connection may be stale: data is trusted again after new ones.
+      this.sparkplug?.reset()
       this.syncSubscriptions()
       // Verdicts held while the broker was away go first, in order, before redelivered requests are read.
       const flushed = this.publisher.flush()

@@ -123,6 +123,11 @@ export class Dedupe {
     return added
   }
 
+  /** Records an answered request by key and payload checksum (the journal's rows after a restart). */
+  add(key: string, sum: number, time: number): void {
+    this.put(hashA(key), hashB(key), sum >>> 0, time)
+  }
+
   private put(a: number, b: number, sum: number, time: number): void {
     let free = -1
     let oldest = -1

@@ -17,10 +17,16 @@ import type { SignalStore } from '../signals/store.js'
 import { decidedByChecks, modelMissedDeadline, withModel } from '../verdict/combine.js'
 import type { VerdictEngine } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
+import { isSparkplugTopic } from '../sparkplug/topic.js'
+import type { SparkplugHost } from '../sparkplug/host.js'
+import type { Journal } from '../audit/journal.js'
+import { auditRecord, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
+import { checksum } from './dedupe.js'
 import type { Publisher } from './publisher.js'
+import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
 import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
 
@@ -44,6 +50,8 @@ export interface Exchange {
   triggerTopic?: string
   /** Set by the hand-off when part of the answer goes out later. */
   ack?: HeldAck
+  /** The shadow set's verdict on the same message, compared once the serving verdict is out. */
+  shadow?: ShadowVerdict
 }
 
 export interface InboundDeps {
@@ -56,7 +64,19 @@ export interface InboundDeps {
   /** The active rule set (present once the service started). */
   rules: () => RuleSet | undefined
   /** The decoder for reason rules; absent without model.dir. */
-  engine?: VerdictEngine
+  engine?: ModelJudge
+  /** Epoch ms of a message's arrival: Date.now live; `rules test` and `replay` inject their virtual clock. */
+  clock?: () => number
+  /** A second rule set that sees the same messages and compares its verdicts (rules.shadowDir). */
+  shadow?: ShadowHook
+  /** Reads Sparkplug B messages (spBv1.0/…) into signals and triggers. */
+  sparkplug?: SparkplugHost
+  /** Told of every verdict published (the Sparkplug edge node republishes it as DDATA). */
+  onVerdict?: (res: Response, startedAt: number) => void
+  /** The audit journal; absent when audit is off. */
+  journal?: Journal
+  /** Identity of the checkpoint (audit rows of model verdicts). */
+  modelId?: string
   /** The status page's live stream: offered every published verdict while a page watches. */
   tap?: VerdictListener
 }
@@ -66,6 +86,9 @@ export interface VerdictListener {
   readonly active: boolean
   push(res: Response, topic: string, ts: number): void
 }
+
+/** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
+export type ModelJudge = Pick<VerdictEngine, 'judge' | 'expireDue'>
 
 interface ReplyOptions {
   /** The model missed its deadline although the verdict itself is on time. */
@@ -82,20 +105,23 @@ const SHED: ReplyOptions = { shed: true }
 export class Inbound {
   private readonly isRequestTopic: (topic: string) => boolean
   private readonly limited: LogLimiter
+  private readonly clock: () => number
 
   constructor(private readonly d: InboundDeps) {
     this.isRequestTopic = compileFilter(d.config.mqtt.requestFilter)
     this.limited = new LogLimiter(d.log)
+    this.clock = d.clock ?? Date.now
   }
 
   /** Handles one message; returns its HeldAck when part of its answer goes out after this returns. */
   readonly handle = (topic: string, payload: Buffer, packet: IPublishPacket): HeldAck | undefined => {
     const t0 = performance.now()
-    const now = Date.now()
+    const now = this.clock()
     const set = this.d.rules()!
     // Timers cannot fire while a burst of messages holds the event loop: settle what is due first.
     this.d.engine?.expireDue()
     try {
+      if (this.d.sparkplug !== undefined && isSparkplugTopic(topic)) return this.sparkplugMessage(set, topic, payload, t0, now)
       const req = set.matchRequest(topic)
       if (req || this.isRequestTopic(topic)) {
         const ex: Exchange = { set, topic, payload, t0, now, rule: req?.rule, params: req?.params ?? NO_PARAMS, to: '', env: envelopeFromPacket(packet) }
@@ -103,6 +129,7 @@ export class Inbound {
         return ex.ack
       }
       if (this.d.signals.ingest(topic, payload, now)) this.d.metrics.signalSamples.inc()
+      this.d.shadow?.sample(topic, payload, now)
       let ack: HeldAck | undefined
       for (const m of set.matchTrigger(topic)) {
         const ex: Exchange = { set, topic, payload, t0, now, rule: m.rule, params: m.params, to: m.rule.publishTopic!(m.params), env: NO_ENVELOPE, triggerTopic: topic, ack }
@@ -115,6 +142,17 @@ export class Inbound {
       this.d.metrics.errors.inc({ code: 'INTERNAL' })
       return undefined
     }
+  }
+
+  /** A Sparkplug B message: samples go to the signal store; each metric a streaming rule names triggers it. */
+  private sparkplugMessage(set: RuleSet, topic: string, payload: Buffer, t0: number, now: number): HeldAck | undefined {
+    let ack: HeldAck | undefined
+    for (const e of this.d.sparkplug!.handle(topic, payload, now, set)) {
+      const ex: Exchange = { set, topic, payload, t0, now, rule: e.rule, params: e.params, to: e.rule.publishTopic!(e.params), env: NO_ENVELOPE, triggerTopic: topic, ack }
+      this.handOff(ex, this.evaluate(ex, e.payload))
+      ack = ex.ack
+    }
+    return ack
   }
 
   // ── request stages ────────────────────────────────────────────────────────────────────────────────────
@@ -165,7 +203,13 @@ export class Inbound {
     if (key !== undefined) {
       if (this.d.memory.seen(key, ex.payload, ex.now)) {
         this.d.metrics.duplicates.inc()
-        this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
+        // Answered before (by this process or one that was killed): the journal has the verdict as it went
+        // out, and it goes out again unchanged. Not yet written means it is still on its way: dropped.
+        const stored = this.d.journal?.lookup(key, checksum(ex.payload))
+        if (stored !== undefined) {
+          this.d.publisher.send(ex.to, stored, this.d.publisher.replyOptions(ex.env))
+          this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
+        } else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -209,7 +253,9 @@ export class Inbound {
   // ── shared stages ─────────────────────────────────────────────────────────────────────────────────────
 
   private evaluate(ex: Exchange, payload: Record<string, unknown>): InspectionResult {
-    return ex.rule!.evaluate({ topic: ex.topic, params: ex.params, payload, now: ex.now }, this.d.signals)
+    const result = ex.rule!.evaluate({ topic: ex.topic, params: ex.params, payload, now: ex.now }, this.d.signals)
+    if (this.d.shadow) ex.shadow = this.d.shadow.evaluate(ex.rule!, ex.topic, payload, ex.now, ex.triggerTopic !== undefined, result)
+    return result
   }
 
   /** Replies with the checks' verdict, or first asks the decoder (reason rules), within the deadline. */
@@ -255,6 +301,8 @@ export class Inbound {
     const late = ex.now + latency > deadline
     // One literal of a fixed shape, then the optional fields: cheaper than spreading the outcome (hot path).
     const res: Response = {
+      verdict_id: verdictId(ex.now),
+      ts: new Date(ex.now).toISOString(),
       inspection: outcome.inspection,
       verdict: outcome.verdict,
       checks: outcome.checks,
@@ -265,14 +313,38 @@ export class Inbound {
       node: this.d.config.node.id,
     }
     if (ex.env.correlationId !== undefined) res.correlation_id = ex.env.correlationId
+    const trace = traceValue(outcome.inputs, ex.rule?.trace)
+    if (trace !== undefined) res.trace = trace
     if (outcome.error !== undefined) res.error = outcome.error
     if (ex.triggerTopic !== undefined) res.trigger_topic = ex.triggerTopic
     if (outcome.model !== undefined) res.model = outcome.model
     if (outcome.fallback !== undefined) res.fallback = outcome.fallback
+    if (ex.shadow) this.d.shadow!.compare(ex.shadow, res)
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
-    if (o.shed) publisher.shed(ex.to, JSON.stringify(res), opts, ex.key)
-    else publisher.send(ex.to, JSON.stringify(res), opts, ex.key)
+    const json = JSON.stringify(res)
+    const to = ex.to
+    const key = ex.key
+    const journal = this.d.journal
+    if (journal?.open) {
+      // The verdict goes out once its row is written, and the request's PUBACK after it: a daemon killed in
+      // between leaves a redelivery that the journal answers with this very verdict.
+      const release = (ex.ack ??= new HeldAck()).hold()
+      const rec = auditRecord(res, json, {
+        requestTopic: ex.triggerTopic ?? ex.topic, responseTopic: to, correlationData: ex.env.correlationData, correlationId: ex.env.correlationId,
+        dedupeKey: key, payloadSum: key === undefined ? undefined : checksum(ex.payload), modelId: this.d.modelId,
+      })
+      journal.append(rec, () => {
+        try {
+          if (o.shed) publisher.shed(to, json, opts, key)
+          else publisher.send(to, json, opts, key, res.verdict_id)
+        } finally {
+          release()
+        }
+      })
+    } else if (o.shed) publisher.shed(to, json, opts, key)
+    else publisher.send(to, json, opts, key)
+    this.d.onVerdict?.(res, ex.now)
     const tap = this.d.tap
     if (tap !== undefined && tap.active) tap.push(res, ex.triggerTopic ?? ex.topic, ex.now)
     const m = this.d.metrics

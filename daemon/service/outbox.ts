@@ -9,6 +9,8 @@ export interface OutboxItem {
   opts: IClientPublishOptions
   /** The dedupe key of the request this answers, if any. */
   key?: string
+  /** Its row in the durable outbox (audit journal), if kept there. */
+  durableSeq?: number
   /** Called with true when the item is dropped to make room (it will never be sent). */
   done?: (dropped: boolean) => void
 }

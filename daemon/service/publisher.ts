@@ -15,6 +15,14 @@ export interface PublisherOptions {
   outboxSize: number
   /** Called with a request's dedupe key once its verdict is safe with the broker, or will never be sent. */
   closeKey: (key: string) => void
+  /** Where outbox verdicts are kept across restarts (the audit journal), if anywhere. */
+  durable?: DurableOutbox
+}
+
+/** Rows of verdicts waiting for the broker, kept on disk so that a restart does not lose them. */
+export interface DurableOutbox {
+  add(verdictId: string, topic: string, payload: string, correlationData: Buffer | undefined, qos: number): number | undefined
+  remove(seq: number): void
 }
 
 export class Publisher {
@@ -40,21 +48,35 @@ export class Publisher {
   }
 
   /** Publishes a verdict now, or keeps it in the outbox while the broker is away. */
-  send(topic: string, payload: string, opts: IClientPublishOptions, key?: string): void {
+  send(topic: string, payload: string, opts: IClientPublishOptions, key?: string, verdictId?: string, durableSeq?: number): void {
     const client = this.client()
+    const durable = this.opts.durable
     if (client?.connected) {
-      if (key === undefined) client.publish(topic, payload, opts)
+      if (key === undefined && durableSeq === undefined) client.publish(topic, payload, opts)
       else if (!opts.qos) {
         client.publish(topic, payload, opts)
-        this.opts.closeKey(key)
-      } else client.publish(topic, payload, opts, () => this.opts.closeKey(key))
+        this.settled(key, durableSeq)
+      } else client.publish(topic, payload, opts, () => this.settled(key, durableSeq))
       return
     }
+    if (durableSeq === undefined && verdictId !== undefined && durable) durableSeq = durable.add(verdictId, topic, payload, opts.properties?.correlationData, opts.qos ?? 0)
     // mqtt.js would queue it without bound; the outbox drops the oldest instead, and counts them.
-    const closeKey = this.opts.closeKey
-    const done = key === undefined ? undefined : (dropped: boolean) => { if (dropped) closeKey(key) }
-    if (this.outbox.push({ topic, payload, opts, key, done })) this.metrics.outboxDropped.inc()
+    const done = key === undefined && durableSeq === undefined ? undefined : (dropped: boolean) => { if (dropped) this.settled(key, durableSeq) }
+    if (this.outbox.push({ topic, payload, opts, key, done, durableSeq })) this.metrics.outboxDropped.inc()
     this.metrics.outboxDepth.set(this.outbox.size)
+  }
+
+  /** A verdict kept by the previous process (durable outbox): queued to go out on connect. */
+  restore(topic: string, payload: string, opts: IClientPublishOptions, durableSeq: number): void {
+    const done = (dropped: boolean) => { if (dropped) this.opts.durable?.remove(durableSeq) }
+    if (this.outbox.push({ topic, payload, opts, done, durableSeq })) this.metrics.outboxDropped.inc()
+    this.metrics.outboxDepth.set(this.outbox.size)
+  }
+
+  /** The broker has the verdict (or it will never be sent). */
+  private settled(key: string | undefined, durableSeq: number | undefined): void {
+    if (key !== undefined) this.opts.closeKey(key)
+    if (durableSeq !== undefined) this.opts.durable?.remove(durableSeq)
   }
 
   /**
@@ -88,7 +110,7 @@ export class Publisher {
   /** Sends the verdicts held while the broker was away, in order; returns how many went out. */
   flush(): number {
     const client = this.client()
-    const n = this.outbox.flush(() => client?.connected ?? false, (item) => this.send(item.topic, item.payload, item.opts, item.key))
+    const n = this.outbox.flush(() => client?.connected ?? false, (item) => this.send(item.topic, item.payload, item.opts, item.key, undefined, item.durableSeq))
     this.metrics.outboxDepth.set(this.outbox.size)
     return n
   }

@@ -42,6 +42,11 @@ export class RedeliveryMemory {
     return this.open
   }
 
+  /** Records a request answered by an earlier process (from the audit journal). */
+  remember(key: string, sum: number, at: number): void {
+    this.dedupe.add(key, sum, at)
+  }
+
   /** Loads the last snapshot of `dir` and starts saving there; '' keeps nothing across restarts. */
   async restore(dir: string): Promise<void> {
     if (dir === '') return

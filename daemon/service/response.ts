@@ -3,6 +3,10 @@ import type { InspectionResult, VerdictError } from '../rules/types.js'
 import type { ModelReport } from '../verdict/combine.js'
 
 export interface Response {
+  /** UUIDv7 of this verdict: its key in the audit journal; a redelivered request gets the same one back. */
+  verdict_id: string
+  /** ISO-8601 UTC time the inspection started (the request's arrival). */
+  ts: string
   inspection: string | null
   verdict: string
   checks: InspectionResult['checks']
@@ -12,6 +16,8 @@ export interface Response {
   rules_rev: string | null
   node: string
   correlation_id?: string
+  /** The value of the rule's `trace:` input (serial number), when the rule names one. */
+  trace?: string
   error?: VerdictError
   /** Streaming mode: the topic whose message was inspected. */
   trigger_topic?: string
@@ -22,7 +28,7 @@ export interface Response {
 }
 
 /** A response before the reply stage adds its timing and provenance. */
-export type Outcome = Omit<Response, 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'>
+export type Outcome = Omit<Response, 'verdict_id' | 'ts' | 'latency_ms' | 'deadline_missed' | 'rules_rev' | 'node'>
 
 export function errorResult(inspection: string | null, error: VerdictError): Outcome {
   return { inspection, verdict: 'ERROR', checks: [], inputs: {}, error }

@@ -3,6 +3,10 @@
 import type { SignalReader, SignalSeries, SignalSpec } from '../rules/types.js'
 import { TopicFilter } from '../rules/topic.js'
 import { SignalHistory } from './history.js'
+import { sampleId } from '../sparkplug/selector.js'
+
+/** Sparkplug metric addresses remembered with the specs they feed; cleared when it grows past this. */
+const SPARKPLUG_ROUTES_MAX = 10_000
 
 interface Entry {
   spec: SignalSpec
@@ -24,6 +28,10 @@ export interface SignalStats {
 export class SignalStore implements SignalReader {
   private entries = new Map<string, Entry>()
   private list: Entry[] = []
+  /** Entries fed from MQTT topics (JSON payloads); Sparkplug entries are fed through pushSparkplug(). */
+  private topical: Entry[] = []
+  private sparkplug: Entry[] = []
+  private routes = new Map<string, Entry[]>()
   private counts = { messages: 0, samples: 0, ignored: 0 }
 
   /** Installs the specs of a new rule set; histories of specs still wanted are kept (with the new keep). */
@@ -37,6 +45,9 @@ export class SignalStore implements SignalReader {
     }
     this.entries = next
     this.list = [...next.values()]
+    this.topical = this.list.filter((e) => e.spec.sparkplug === undefined)
+    this.sparkplug = this.list.filter((e) => e.spec.sparkplug !== undefined)
+    this.routes.clear()
   }
 
   /** Stores the value(s) a message carries for every spec whose filter matches its topic; true when any was stored. */
@@ -44,7 +55,7 @@ export class SignalStore implements SignalReader {
     let stored = false
     let parsed: unknown
     let parsedOk: boolean | undefined
-    for (const e of this.list) {
+    for (const e of this.topical) {
       if (e.filter.match(topic) === null) continue
       if (parsedOk === undefined) {
         this.counts.messages++
@@ -67,6 +78,38 @@ export class SignalStore implements SignalReader {
       stored = true
     }
     return stored
+  }
+
+  /** Stores one Sparkplug metric sample for every spec whose address matches; true when any wanted it. */
+  pushSparkplug(group: string, node: string, device: string | undefined, metric: string, time: number, value: number): boolean {
+    if (this.sparkplug.length === 0) return false
+    const id = sampleId(group, node, device, metric)
+    let wanted = this.routes.get(id)
+    if (wanted === undefined) {
+      if (this.routes.size >= SPARKPLUG_ROUTES_MAX) this.routes.clear()
+      wanted = this.sparkplug.filter((e) => e.spec.sparkplug!.matches(group, node, device, metric))
+      this.routes.set(id, wanted)
+    }
+    if (wanted.length === 0) return false
+    if (!Number.isFinite(value)) {
+      this.counts.ignored++
+      return false
+    }
+    for (const e of wanted) {
+      let h = e.histories.get(id)
+      if (h === undefined) e.histories.set(id, (h = new SignalHistory(e.spec.keepMs)))
+      h.push(time, value)
+      this.counts.samples++
+    }
+    return true
+  }
+
+  /** Forgets the Sparkplug histories of an edge node (with its devices) or of one device: their samples are stale. */
+  forgetSparkplug(group: string, node: string, device?: string): void {
+    const prefixes = device === undefined ? [`spBv1.0/${group}/${node}:`, `spBv1.0/${group}/${node}/`] : [`spBv1.0/${group}/${node}/${device}:`]
+    for (const e of this.sparkplug) {
+      for (const id of e.histories.keys()) if (prefixes.some((p) => id.startsWith(p))) e.histories.delete(id)
+    }
   }
 
   series(key: string, topic: string): SignalSeries | undefined {

@@ -155,15 +155,26 @@ export class PromptPlanner {
     return this.tokenizer.render(step.system, probe) === f.before + probe + f.after ? f : undefined
   }
 
-  /** Tokens of `text` that stay the same whatever text follows (BPE merges can cross the boundary). */
+  /** Tokens of `text` that stay the same whatever text follows (BPE merges can cross the boundary), and
+   *  after which the rest of the text tokenizes on its own as it would inside the whole: a special token
+   *  marked rstrip swallows the whitespace after it, so when the continuation may start with a space or a
+   *  newline it stays out of the cached part (which then ends before it). */
   private stablePrefix(text: string): number[] {
     if (text === '') return []
-    let common = this.tokenizer.encode(text)
-    for (const p of PROBES) {
-      const t = this.tokenizer.encode(text + p)
+    const enc = (s: string) => this.tokenizer.encode(s)
+    const whole = PROBES.map((p) => enc(text + p))
+    let common = enc(text)
+    for (const t of whole) {
       let n = 0
       while (n < common.length && n < t.length && common[n] === t[n]) n++
       common = common.slice(0, n)
+    }
+    for (; common.length > 0; common = common.slice(0, -1)) {
+      const raw = this.tokenizer.decodeRaw(common)
+      // Not a prefix of the text: requests are encoded whole, nothing to splice.
+      if (!text.startsWith(raw)) break
+      const rest = text.slice(raw.length)
+      if (PROBES.every((p, i) => sameIds(whole[i]!, common, enc(rest + p)))) break
     }
     return common
   }
@@ -176,6 +187,14 @@ export function release(entry: PrefixEntry, users: number): void {
     entry.state.dispose()
     entry.state = undefined
   }
+}
+
+/** a equals b followed by c. */
+function sameIds(a: readonly number[], b: readonly number[], c: readonly number[]): boolean {
+  if (a.length !== b.length + c.length) return false
+  for (let i = 0; i < b.length; i++) if (a[i] !== b[i]) return false
+  for (let i = 0; i < c.length; i++) if (a[b.length + i] !== c[i]) return false
+  return true
 }
 
 function startsWith(a: Int32Array, prefix: Int32Array): boolean {

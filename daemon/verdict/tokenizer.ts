@@ -36,6 +36,12 @@ async function readJson(path: string, required: boolean): Promise<Record<string,
   }
 }
 
+export interface ChatMessage {
+  role: string
+  content: string
+  [field: string]: unknown
+}
+
 export class ChatTokenizer {
   /** Token ids that end a generated answer (eos and the chat turn end). */
   readonly stopIds: ReadonlySet<number>
@@ -73,7 +79,16 @@ export class ChatTokenizer {
     }
     const bos = tokenText(cfg.bos_token as TokenField)
     const eos = tokenText(cfg.eos_token as TokenField)
+    // generation_config.json's eos_token_id (a number or a list: the real model stops at <|end|> and
+    // <|endoftext|>) first, then the usual turn-end tokens the vocabulary has.
+    const gen = (await readJson(join(dir, 'generation_config.json'), false)) ?? {}
+    const genEos = gen.eos_token_id
     const stop: number[] = []
+    for (const id of Array.isArray(genEos) ? genEos : [genEos]) {
+      if (id === undefined || id === null) continue
+      if (!Number.isInteger(id) || (id as number) < 0) throw new TokenizerLoadError(`${join(dir, 'generation_config.json')}: eos_token_id must be a token id or a list of them, got ${JSON.stringify(genEos)}`)
+      if (!stop.includes(id as number)) stop.push(id as number)
+    }
     for (const t of [eos, '<|end|>', '<|endoftext|>', '<|im_end|>', '<|eot_id|>']) {
       const id = t === undefined ? undefined : tok.token_to_id(t)
       if (id !== undefined && !stop.includes(id)) stop.push(id)
@@ -87,11 +102,13 @@ export class ChatTokenizer {
   }
 
   decode(ids: number[]): string {
+    if (ids.length === 0) return ''
     return this.tok.decode(ids, { skip_special_tokens: true })
   }
 
   /** The exact text of ids, special tokens included (to map cached tokens back to prompt characters). */
   decodeRaw(ids: number[]): string {
+    if (ids.length === 0) return '' // the library refuses an empty list
     return this.tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false })
   }
 
@@ -99,6 +116,12 @@ export class ChatTokenizer {
   render(system: string | undefined, user: string): string {
     if (!this.template) return system ? `${system}\n\n${user}\n` : `${user}\n`
     const messages = system ? [{ role: 'system', content: system }, { role: 'user', content: user }] : [{ role: 'user', content: user }]
-    return this.template.render({ messages, add_generation_prompt: true, ...this.vars })
+    return this.renderChat(messages)
+  }
+
+  /** Any conversation through the chat template (messages may carry more fields, e.g. a system turn's tools). */
+  renderChat(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+    if (!this.template) throw new TokenizerLoadError('the checkpoint has no chat template')
+    return this.template.render({ messages: messages as ChatMessage[], add_generation_prompt: opts.addGenerationPrompt ?? true, ...this.vars })
   }
 }

@@ -6,6 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join } from 'node:path'
 import { PACKAGE_ROOT } from '../paths.js'
 import { parseSince, type VerdictSource } from './journal.js'
+import { CursorError } from './audit-source.js'
 import type { StatsSampler } from './stats.js'
 import type { VerdictTap } from './tap.js'
 
@@ -128,7 +129,7 @@ export class View {
       const page = await journal.find({ trace: str('trace'), inspection: str('inspection'), verdict: str('verdict'), since, limit, cursor: str('cursor') })
       json(res, 200, page)
     } catch (e) {
-      json(res, 500, { error: (e as Error).message })
+      json(res, e instanceof CursorError ? 400 : 500, { error: (e as Error).message })
     }
   }
 }

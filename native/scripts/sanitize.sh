@@ -14,18 +14,25 @@ mkdir -p "$out"
 
 flags=(-std=gnu++17 -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
        -ffp-contract=fast -pthread -Wall -Wextra)
-srcs=(src/model.cc src/kernels.cc src/safetensors.cc test/golden_driver.cc)
+# every kernel source (all of src/ but the Node-API binding and sd_notify) plus the driver
+srcs=()
+for f in "$native"/src/*.cc; do
+  case "$(basename "$f")" in addon.cc | sdnotify.cc) ;; *) srcs+=("src/$(basename "$f")") ;; esac
+done
+srcs+=(test/golden_driver.cc)
+objs=()
 echo "== building with -fsanitize=address,undefined into $out"
 pids=()
 for s in "${srcs[@]}"; do
   o="$out/$(basename "${s%.cc}").o"
+  objs+=("$o")
   if [ ! -f "$o" ] || [ "$native/$s" -nt "$o" ] || [ -n "$(find "$native/src" -newer "$o" -name '*.h' -o -newer "$o" -name '*.inc' | head -1)" ]; then
     (cd "$native" && "$CXX" "${flags[@]}" -c "$s" -o "$o") &
     pids+=($!)
   fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-"$CXX" "${flags[@]}" "$out"/*.o -o "$out/golden_driver"
+"$CXX" "${flags[@]}" "${objs[@]}" -o "$out/golden_driver"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
@@ -36,6 +43,8 @@ for isa in $isas; do
   echo "== golden cases, isa=$isa"
   FLASHCHECK_ISA="$isa" "$out/golden_driver" --threads 2 "${cases[@]}" || status=1
 done
+echo "== elementwise kernels against float64"
+"$out/golden_driver" --elementwise || status=1
 # corrupt copies of one case: every load error path must report, not crash or read out of bounds
 echo "== corrupt checkpoints"
 bad="$out/corrupt"

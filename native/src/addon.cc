@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -72,6 +73,43 @@ Napi::Error make_error(Napi::Env env, const std::string& msg, const char* code) 
   return e;
 }
 
+// The JS error code of a C++ exception (call inside a catch block); msg gets its message.
+const char* classify(std::exception_ptr ep, std::string& msg) {
+  try {
+    std::rethrow_exception(ep);
+  } catch (const LoadError& e) {
+    msg = e.what();
+    return "E_MODEL_LOAD";
+  } catch (const StatePoisoned& e) {
+    msg = e.what();
+    return "E_STATE_POISONED";
+  } catch (const std::invalid_argument& e) {
+    msg = e.what();
+    return "E_INVALID_ARGUMENT";
+  } catch (const std::exception& e) {
+    msg = e.what();
+    return "E_KERNEL";
+  } catch (...) {
+    msg = "unknown error in the kernel";
+    return "E_KERNEL";
+  }
+}
+
+// Runs f on the JS thread with every C++ exception turned into a JS error with a code: node-addon-api only
+// converts Napi::Error, anything else thrown out of a callback would terminate the process.
+template <class F>
+auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (...) {
+    std::string msg;
+    const char* code = classify(std::current_exception(), msg);
+    throw make_error(env, msg, code);
+  }
+}
+
 // Runs `work` on `ex`, then settles the promise on the JS thread. `work` returns an error message or
 // "" and fills whatever it captured; `done` builds the resolved value on the JS thread.
 struct AsyncJob {
@@ -91,15 +129,9 @@ Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob
   ex.post([job, work, done, settle]() {
     try {
       work(*job);
-    } catch (const LoadError& e) {
-      job->error = e.what();
-      job->code = "E_MODEL_LOAD";
-    } catch (const std::invalid_argument& e) {
-      job->error = e.what();
-      job->code = "E_INVALID_ARGUMENT";
-    } catch (const std::exception& e) {
-      job->error = e.what();
-      job->code = "E_KERNEL";
+    } catch (...) {
+      job->code = classify(std::current_exception(), job->error);
+      if (job->error.empty()) job->error = "kernel error";
     }
     job->tsfn.BlockingCall([job, done, settle](Napi::Env env, Napi::Function) {
       if (settle) settle();
@@ -209,13 +241,13 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
     auto s = state(info.Env());
     if (s->busy.load()) throw make_error(info.Env(), "state is in use by a running call; clone it after that call settles", "E_STATE_BUSY");
     if (!s->model || s->model->threads() == 0) throw make_error(info.Env(), "model is disposed", "E_DISPOSED");
-    return Wrap(std::shared_ptr<State>(s->clone()));
+    return guarded(info.Env(), [&] { return Wrap(std::shared_ptr<State>(s->clone())); });
   }
   Napi::Value Position(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), double(state(info.Env())->pos));
+    return Napi::Number::New(info.Env(), double(state(info.Env())->position.load()));
   }
   Napi::Value LastMs(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), state(info.Env())->last_ms);
+    return Napi::Number::New(info.Env(), state(info.Env())->last_ms.load());
   }
   Napi::Value Busy(const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), state_ && state_->busy.load());
@@ -236,7 +268,7 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   const fc::Config& c = m->config();
   Napi::Object o = Napi::Object::New(env);
   o.Set("model_type", c.model_type);
-  o.Set("layout", c.layout);
+  o.Set("layout", layout_name(c.layout));
   o.Set("hidden_size", double(c.H));
   o.Set("num_hidden_layers", double(c.L));
   o.Set("num_attention_heads", double(c.nh));
@@ -256,18 +288,19 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   Napi::Array layers = Napi::Array::New(env, size_t(c.L));
   for (int64_t i = 0; i < c.L; i++) layers.Set(uint32_t(i), layer_kind_name(c.kinds[size_t(i)]));
   o.Set("layers", layers);
-  o.Set("weight_dtype", m->weight_dtype);
-  o.Set("param_count", double(m->param_count));
-  o.Set("weight_bytes", double(m->weight_bytes));
-  o.Set("converted_bytes", double(m->resident_extra));
+  o.Set("weight_dtype", m->weights().dtype);
+  o.Set("param_count", double(m->weights().param_count));
+  o.Set("weight_bytes", double(m->weights().weight_bytes));
+  o.Set("converted_bytes", double(m->weights().resident_extra));
   o.Set("threads", double(m->threads()));
   o.Set("isa", m->isa());
+  o.Set("quant", qtype_name(m->weights().quant));
   return o;
 }
 
 Napi::Value NativeModel::NewState(const Napi::CallbackInfo& info) {
   auto m = model(info.Env());
-  return NativeState::Wrap(std::shared_ptr<State>(m->new_state()));
+  return guarded(info.Env(), [&] { return NativeState::Wrap(std::shared_ptr<State>(m->new_state())); });
 }
 
 static std::vector<int32_t> tokens_arg(Napi::Env env, Napi::Value v) {
@@ -312,12 +345,11 @@ Napi::Value NativeModel::Forward(const Napi::CallbackInfo& info) {
     auto t0 = std::chrono::steady_clock::now();
     m->forward_tail(*s, toks.data(), int64_t(toks.size()), tail, out.Data());
     s->last_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  } catch (const std::invalid_argument& e) {
+  } catch (...) {
     s->busy = false;
-    throw make_error(env, e.what(), "E_INVALID_ARGUMENT");
-  } catch (const std::exception& e) {
-    s->busy = false;
-    throw make_error(env, e.what(), "E_KERNEL");
+    std::string msg;
+    const char* code = classify(std::current_exception(), msg);
+    throw make_error(env, msg, code);
   }
   s->busy = false;
   return out;
@@ -352,6 +384,13 @@ Napi::Value NativeModel::ForwardAsync(const Napi::CallbackInfo& info) {
       [s]() { s->busy = false; });
 }
 
+// Optional load argument: "none" | "q8_0" | "q4_0" (undefined = none).
+QType quantize_arg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return QType::None;
+  if (!info[i].IsString()) throw std::invalid_argument("quantize must be \"none\", \"q8_0\" or \"q4_0\"");
+  return parse_qtype(info[i].As<Napi::String>());
+}
+
 Napi::Value Load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsString()) throw Napi::TypeError::New(env, "load(dir, threads): dir must be a string");
@@ -359,7 +398,8 @@ Napi::Value Load(const Napi::CallbackInfo& info) {
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
   try {
-    return NativeModel::Wrap(env, Model::load(dir, threads, nice));
+    const QType quantize = quantize_arg(info, 3);
+    return NativeModel::Wrap(env, Model::load(dir, threads, nice, quantize));
   } catch (const LoadError& e) {
     throw make_error(env, e.what(), "E_MODEL_LOAD");
   } catch (const std::exception& e) {
@@ -373,12 +413,18 @@ Napi::Value LoadAsync(const Napi::CallbackInfo& info) {
   std::string dir = info[0].As<Napi::String>();
   int threads = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
   int nice = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  QType quantize;
+  try {
+    quantize = quantize_arg(info, 3);
+  } catch (const std::exception& e) {
+    throw make_error(env, e.what(), "E_MODEL_LOAD");
+  }
   auto result = std::make_shared<std::shared_ptr<Model>>();
   return run_async(
       env, loader_executor(),
-      [dir, threads, nice, result](AsyncJob&) {
+      [dir, threads, nice, quantize, result](AsyncJob&) {
         try {
-          *result = Model::load(dir, threads, nice);
+          *result = Model::load(dir, threads, nice, quantize);
         } catch (const LoadError&) {
           throw;
         } catch (const std::exception& e) {

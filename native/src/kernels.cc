@@ -8,11 +8,18 @@
 #include <cstdlib>
 #include <cstring>
 #include <utility>
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
 
 namespace fc {
 
 #define KERNELS_TABLE(label) \
-  const Kernels table = {label, NR, gemm_impl, gemv_impl, scan_impl, attend_impl, attend_block_impl, gate_impl, widen_impl};
+  const Kernels table = {label,     NR,        gemm_impl,       gemv_impl,      scan_impl, attend_impl, attend_block_impl, \
+                         gate_impl, widen_impl, softplus_impl, conv_silu_impl, layernorm_impl, add_impl};
 
 namespace k_generic {
 #if defined(__AVX512F__)
@@ -53,32 +60,62 @@ KERNELS_TABLE("avx512")
 #pragma GCC pop_options
 #endif
 
+// Tables that differ from another only in their integer (quantized-weight) kernels: the float loops of AVX2 with
+// AVX-VNNI dot products, and the NEON loops with Armv8.2 dotprod.
+#if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
+static const Kernels& avx2_vnni_table() {
+  static const Kernels t = [] {
+    Kernels k = k_avx2::table;
+    k.name = "avx2-vnni";
+    return k;
+  }();
+  return t;
+}
+#endif
+#if defined(__aarch64__)
+static const Kernels& dotprod_table() {
+  static const Kernels t = [] {
+    Kernels k = k_generic::table;
+    k.name = "dotprod";
+    return k;
+  }();
+  return t;
+}
+#endif
+
 int kernels_available(const Kernels** out, int max) {
   int n = 0;
   if (n < max) out[n++] = &k_generic::table;
 #if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && n < max) out[n++] = &k_avx2::table;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && n < max)
-    out[n++] = &k_avx512::table;
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx2 && n < max) out[n++] = &k_avx2::table;
+  if (avx2 && __builtin_cpu_supports("avxvnni") && n < max) out[n++] = &avx2_vnni_table();
+  if (__builtin_cpu_supports("avx512f") && avx2 && n < max) out[n++] = &k_avx512::table;
+#endif
+#if defined(__aarch64__)
+  if ((getauxval(AT_HWCAP) & HWCAP_ASIMDDP) && n < max) out[n++] = &dotprod_table();
 #endif
   return n;
 }
 
-static const Kernels* pick() {
-  const Kernels* all[4];
-  int n = kernels_available(all, 4);
+static Kernels pick() {
+  const Kernels* all[8];
+  int n = kernels_available(all, 8);
+  const Kernels* k = all[n - 1];
   const char* want = std::getenv("FLASHCHECK_ISA");
   if (want && *want) {
     for (int i = 0; i < n; i++)
-      if (std::strcmp(all[i]->name, want) == 0) return all[i];
+      if (std::strcmp(all[i]->name, want) == 0) k = all[i];
   }
-  return all[n - 1];
+  Kernels r = *k;
+  r.q = &qkernels_for(r.name);
+  return r;
 }
 
 const Kernels& kernels() {
-  static const Kernels* k = pick();
-  return *k;
+  static const Kernels k = pick();
+  return k;
 }
 
 }  // namespace fc

@@ -130,23 +130,28 @@ void Checkpoint::add_file(const std::string& path, const std::string& shown,
     ti.dtype_str = dt->str;
     size_t es = dtype_size(dt->str, ti.dtype);
     if (es == 0) throw bad("unknown dtype \"" + dt->str + "\"");
-    uint64_t numel = 1;
+    // numel and numel x element size are computed with overflow checks: a crafted shape whose byte size wraps
+    // around 2^64 could otherwise match a tiny byte range and be read far beyond the mapping.
+    uint64_t numel = 1, bytes = 0;
     for (auto& d : sh->arr) {
       uint64_t v;
       if (!d.as_u64(v) || v > (1ull << 40)) throw bad("bad shape entry");
       ti.shape.push_back(int64_t(v));
-      if (v && numel > (1ull << 62) / v) throw bad("shape too large");
-      numel *= v;
+      if (__builtin_mul_overflow(numel, v, &numel) || numel > (1ull << 62))
+        throw bad("shape " + shape_str(ti.shape) + "... has more than 2^62 elements");
     }
+    if (__builtin_mul_overflow(numel, uint64_t(es), &bytes) || bytes > dsize)
+      throw bad("shape " + shape_str(ti.shape) + " x " + dt->str + " needs more bytes than the data region's " +
+                std::to_string(dsize));
     uint64_t b, e;
     if (!off->arr[0].as_u64(b) || !off->arr[1].as_u64(e)) throw bad("data_offsets are not integers");
     if (e < b) throw bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] end before begin");
     if (e > dsize)
       throw bad("data_offsets [" + std::to_string(b) + ", " + std::to_string(e) + "] out of range (data region has " +
                 std::to_string(dsize) + " bytes; truncated file?)");
-    if (e - b != numel * es)
+    if (e - b != bytes)
       throw bad("byte range " + std::to_string(e - b) + " does not match shape " + shape_str(ti.shape) + " x " +
-                dt->str + " (" + std::to_string(numel * es) + " bytes)");
+                dt->str + " (" + std::to_string(bytes) + " bytes)");
     ti.data = data + b;
     ti.nbytes = size_t(e - b);
     if (expected) {

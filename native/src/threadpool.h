@@ -1,13 +1,17 @@
 // Persistent worker pool with a blocking parallel-for. The calling thread takes part.
 // Work is handed out in chunks from an atomic counter; every output element is
 // computed by exactly one thread with the same code, so results do not depend on
-// the number of threads.
+// the number of threads. An exception thrown by a chunk (on any thread) ends the job
+// and is rethrown by run() on the calling thread: it never reaches a worker's top
+// level, where it would terminate the process.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 #if defined(__linux__)
@@ -52,7 +56,11 @@ class ThreadPool {
   }
   int size() const { return n_; }
 
-  // fn(begin, end) over [0, n) in chunks of `grain`.
+  // The n-th chunk run on a worker thread from now on throws (once): how the tests reach the error path of a
+  // failing worker (armed by Model from FLASHCHECK_KERNEL_FAULT). 0 disarms.
+  void fail_worker_chunk(int64_t n) { fault_.store(n, std::memory_order_relaxed); }
+
+  // fn(begin, end) over [0, n) in chunks of `grain`; rethrows the first exception a chunk threw.
   //
   // Chunks are claimed from one 64-bit counter that carries the job's generation in its top bits, so a
   // worker can only ever claim chunks of the job that is current. The caller waits only for workers that are
@@ -73,6 +81,8 @@ class ThreadPool {
       // the selective scan updates its state in place).
       next_.store(((gen & kGenMask) << kIdxBits) | kIdxMask, std::memory_order_seq_cst);
       fn_.store(&fn, std::memory_order_relaxed);
+      failed_.store(false, std::memory_order_relaxed);
+      error_ = nullptr;
       total_ = n;
       grain_ = grain;
       next_.store((gen & kGenMask) << kIdxBits, std::memory_order_seq_cst);
@@ -85,6 +95,15 @@ class ThreadPool {
     int spins = 0;
     while (busy_.load(std::memory_order_acquire) != 0) {
       if (++spins > 2000) std::this_thread::yield();
+    }
+    if (failed_.load(std::memory_order_acquire)) {
+      std::exception_ptr e;
+      {
+        std::lock_guard<std::mutex> g(err_mu_);
+        e = error_;
+        error_ = nullptr;
+      }
+      std::rethrow_exception(e);
     }
   }
 
@@ -108,13 +127,29 @@ class ThreadPool {
       }
       const int64_t e = b + grain < total ? b + grain : total;
       if (next_.compare_exchange_weak(v, (gen << kIdxBits) | uint64_t(e), std::memory_order_seq_cst)) {
-        (*fn_.load(std::memory_order_relaxed))(b, e);
+        // after a failure the remaining chunks are claimed (so the job ends) but not run
+        if (!failed_.load(std::memory_order_relaxed)) {
+          try {
+            if (tl_worker() && fault_.load(std::memory_order_relaxed) > 0 && fault_.fetch_sub(1) == 1)
+              throw std::runtime_error("injected fault in a compute worker (FLASHCHECK_KERNEL_FAULT)");
+            (*fn_.load(std::memory_order_relaxed))(b, e);
+          } catch (...) {
+            std::lock_guard<std::mutex> g(err_mu_);
+            if (!error_) error_ = std::current_exception();
+            failed_.store(true, std::memory_order_release);
+          }
+        }
         busy_.fetch_sub(1, std::memory_order_release);
         return true;
       }
     }
   }
+  static bool& tl_worker() {
+    thread_local bool w = false;
+    return w;
+  }
   void worker() {
+    tl_worker() = true;
     uint64_t seen = 0;  // the generation at construction: a job posted before this thread runs is not missed
     for (;;) {
       // brief spin (decode issues many small jobs back to back), then sleep
@@ -142,6 +177,10 @@ class ThreadPool {
   std::atomic<const std::function<void(int64_t, int64_t)>*> fn_{nullptr};
   std::atomic<int64_t> total_{0}, grain_{1};
   std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};  // a chunk of the current job threw
+  std::mutex err_mu_;
+  std::exception_ptr error_;  // the first exception of the current job
+  std::atomic<int64_t> fault_{0};
 };
 
 }  // namespace fc

@@ -1,8 +1,11 @@
 // Runs golden case directories through the kernel without Node (used by scripts/sanitize.sh and for
 // quick checks): full forward, prefill-then-step, clone-then-continue; prints max_rel_err per case.
-// Usage: golden_driver [--threads N] CASE_DIR...   exit 0 iff every case passes.
+// Usage: golden_driver [--threads N] [--quant q8_0|q4_0] CASE_DIR...   exit 0 iff every case passes (with
+//        --quant: loaded with load-time quantization, against the case's own tolerance, e.g. a grid case's).
 //        golden_driver --expect-load-error DIR...   exit 0 iff every DIR fails to load with a LoadError.
 //        golden_driver --list-isa                   the kernel implementations this CPU can run.
+//        golden_driver --elementwise                elementwise kernels of every ISA against float64.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -37,8 +40,8 @@ static int argmax(const float* x, int64_t V) {
   return b;
 }
 
-static bool run_case(const std::string& dir, int threads) {
-  auto model = Model::load(dir, threads);
+static bool run_case(const std::string& dir, int threads, QType quant) {
+  auto model = Model::load(dir, threads, 0, quant);
   const int64_t V = model->config().V;
   json::Value in = json::parse(read_text_file(dir + "/inputs.json"));
   json::Value ex = json::parse(read_text_file(dir + "/expected.json"));
@@ -99,21 +102,112 @@ static bool expect_load_error(const std::string& dir) {
   }
 }
 
+// The elementwise kernels of every ISA this CPU has against double-precision references, over inputs the
+// golden cases do not reach: softplus across [-100, 100] (both branches, tiny results), the causal conv +
+// SiLU with channel and row counts that are not multiples of the vector width, layernorm of rows whose mean
+// is large against their spread.
+static bool check_elementwise() {
+  const Kernels* all[4];
+  const int nk = kernels_available(all, 4);
+  bool ok = true;
+  uint32_t seed = 12345;
+  auto rnd = [&] {  // uniform in [-1, 1)
+    seed = seed * 1664525u + 1013904223u;
+    return float(seed >> 8) / float(1 << 23) - 1.f;
+  };
+  for (int ki = 0; ki < nk; ki++) {
+    const Kernels& k = *all[ki];
+    seed = 12345;  // the same inputs for every ISA
+    // softplus
+    std::vector<float> x(10007);
+    for (size_t i = 0; i < x.size(); i++) x[i] = -100.f + 200.f * float(i) / float(x.size() - 1);
+    std::vector<float> y = x;
+    k.softplus(y.data(), int64_t(y.size()));
+    double sp = 0;
+    for (size_t i = 0; i < x.size(); i++) {
+      const double r = x[i] > 20.f ? double(x[i]) : std::log1p(std::exp(double(x[i])));
+      sp = std::max(sp, std::fabs(y[i] - r) / (std::fabs(r) + 1e-30 / 4e-7));
+    }
+    // conv + SiLU: R rows of Di channels, K taps, history carried in; twice to check the carried history
+    const int64_t R = 37, Di = 53, K = 4;
+    std::vector<float> in(static_cast<size_t>(2 * R * Di)), wt(static_cast<size_t>(K * Di)), b(static_cast<size_t>(Di)),
+        hist(static_cast<size_t>(Di * (K - 1)));
+    for (auto* v : {&in, &wt, &b, &hist})
+      for (auto& e : *v) e = 3.f * rnd();
+    std::vector<double> hd(hist.begin(), hist.end());
+    std::vector<float> out(static_cast<size_t>(R * Di));
+    double cv = 0;
+    for (int pass = 0; pass < 2; pass++) {
+      const float* xp = in.data() + pass * R * Di;
+      k.conv_silu(xp, Di, R, 0, Di, wt.data(), b.data(), hist.data(), K, Di, out.data());
+      for (int64_t ch = 0; ch < Di; ch++) {
+        std::vector<double> cat(hd.begin() + ch * (K - 1), hd.begin() + (ch + 1) * (K - 1));
+        for (int64_t r = 0; r < R; r++) cat.push_back(xp[r * Di + ch]);
+        for (int64_t r = 0; r < R; r++) {
+          double acc = b[size_t(ch)], mag = std::fabs(acc);
+          for (int64_t j = 0; j < K; j++) {
+            acc += double(wt[size_t(j * Di + ch)]) * cat[size_t(r + j)];
+            mag += std::fabs(double(wt[size_t(j * Di + ch)]) * cat[size_t(r + j)]);
+          }
+          const double ref = acc / (1 + std::exp(-acc));
+          // relative to the size of the summed terms: float sums of terms that cancel are only that exact
+          cv = std::max(cv, std::fabs(out[size_t(r * Di + ch)] - ref) / mag);
+        }
+        for (int64_t j = 0; j < K - 1; j++) {
+          hd[size_t(ch * (K - 1) + j)] = cat[size_t(R + j)];
+          if (hist[size_t(ch * (K - 1) + j)] != float(cat[size_t(R + j)])) cv = 1;  // history must be exact
+        }
+      }
+    }
+    // layernorm: mean 1000, spread 1
+    const int64_t n = 1003;
+    std::vector<float> row(static_cast<size_t>(n)), w(row), bb(row), o(row);
+    for (int64_t i = 0; i < n; i++) {
+      row[size_t(i)] = 1000.f + rnd();
+      w[size_t(i)] = 1.f + 0.5f * rnd();
+      bb[size_t(i)] = 0.1f * rnd();
+    }
+    k.layernorm(row.data(), n, w.data(), bb.data(), 1e-5, o.data());
+    double mean = 0, var = 0, ln = 0;
+    for (float v : row) mean += v;
+    mean /= double(n);
+    for (float v : row) var += (v - mean) * (v - mean);
+    var /= double(n);
+    for (int64_t i = 0; i < n; i++) {
+      const double ref = (row[size_t(i)] - mean) / std::sqrt(var + 1e-5) * w[size_t(i)] + bb[size_t(i)];
+      ln = std::max(ln, std::fabs(o[size_t(i)] - ref));
+    }
+    // a few float ulps: softplus and SiLU go through the vectorised exp/log (~1 ulp each); the layernorm
+    // output of a row at 1000 +- 1 is limited by the float input (ulp(1000) = 6e-5 of a unit spread)
+    const bool pass = sp < 1e-6 && cv < 1e-6 && ln < 2e-4;
+    std::printf("elementwise %s: softplus max_rel_err %.2e, conv+silu %.2e, layernorm (mean 1000) max_abs_err %.2e %s\n",
+                k.name, sp, cv, ln, pass ? "ok" : "FAIL");
+    ok = ok && pass;
+  }
+  return ok;
+}
+
 int main(int argc, char** argv) {
   int threads = 2;
+  QType quant = QType::None;
   bool expect_error = false;
   bool all_ok = true;
   int n = 0;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--list-isa") {
-      const Kernels* all[4];
-      int k = kernels_available(all, 4);
+      const Kernels* all[8];
+      int k = kernels_available(all, 8);
       for (int j = 0; j < k; j++) std::printf("%s\n", all[j]->name);
       return 0;
     }
+    if (a == "--elementwise") return check_elementwise() ? 0 : 1;
     if (a == "--expect-load-error") {
       expect_error = true;
+      continue;
+    }
+    if (a == "--quant" && i + 1 < argc) {
+      quant = parse_qtype(argv[++i]);
       continue;
     }
     if (a == "--threads" && i + 1 < argc) {
@@ -122,14 +216,14 @@ int main(int argc, char** argv) {
     }
     n++;
     try {
-      if (!(expect_error ? expect_load_error(a) : run_case(a, threads))) all_ok = false;
+      if (!(expect_error ? expect_load_error(a) : run_case(a, threads, quant))) all_ok = false;
     } catch (const std::exception& e) {
       std::printf("%s: ERROR %s\n", a.c_str(), e.what());
       all_ok = false;
     }
   }
   if (n == 0) {
-    std::fprintf(stderr, "usage: golden_driver [--threads N] CASE_DIR...\n");
+    std::fprintf(stderr, "usage: golden_driver [--threads N] [--quant q8_0|q4_0] CASE_DIR...\n");
     return 2;
   }
   return all_ok ? 0 : 1;

@@ -136,8 +136,8 @@ int main(int argc, char** argv) {
   if (!model_dir.empty()) {
     auto t0 = clk::now();
     auto model = Model::load(model_dir, threads);
-    std::printf("load: %.2fs, %lld params, %.1f MiB weights (%s)\n", secs(t0), (long long)model->param_count,
-                double(model->weight_bytes) / 1048576.0, model->weight_dtype.c_str());
+    std::printf("load: %.2fs, %lld params, %.1f MiB weights (%s)\n", secs(t0), (long long)model->weights().param_count,
+                double(model->weights().weight_bytes) / 1048576.0, model->weights().dtype.c_str());
     const Config& c = model->config();
     std::vector<int32_t> toks(static_cast<size_t>(prefill));
     for (int i = 0; i < prefill; i++) toks[size_t(i)] = int32_t((i * 7919) % c.V);
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     model->forward(*s, toks.data(), prefill, false, logits.data());
     double pt = secs(t0);
     // matmul flops per token ~ 2 * params (embedding lookup excluded, head included when tied)
-    double flops_tok = 2.0 * double(model->param_count);
+    double flops_tok = 2.0 * double(model->weights().param_count);
     std::printf("prefill %d tokens: %.2fs, %.1f tokens/s, ~%.1f GFLOP/s\n", prefill, pt, prefill / pt,
                 flops_tok * prefill / pt / 1e9);
     t0 = clk::now();
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
       model->forward(*s, &tk, 1, false, logits.data());
     }
     double dt = secs(t0) / steps;
-    std::printf("decode: %.2f ms/token, %.2f GB/s of weights\n", dt * 1e3, double(model->weight_bytes) / dt / 1e9);
+    std::printf("decode: %.2f ms/token, %.2f GB/s of weights\n", dt * 1e3, double(model->weights().weight_bytes) / dt / 1e9);
   }
   return 0;
 }

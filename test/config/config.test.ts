@@ -86,3 +86,37 @@ t.test('secrets are redacted for logging', async (t) => {
   t.notMatch(r, /secret|key\.pem/)
   t.match(r, /"passwordFile":"\(set\)"/)
 })
+
+t.test('model.quantize: none by default; file, environment and flag; a bad value names the key', async (t) => {
+  t.equal(loadConfig({ env: {}, args: [] }).model.quantize, 'none')
+  t.equal(loadConfig({ file: file('q.json', JSON.stringify({ model: { quantize: 'q8_0' } })), env: {}, args: [] }).model.quantize, 'q8_0')
+  t.equal(loadConfig({ env: { FLASHCHECK_MODEL_QUANTIZE: 'q4_0' }, args: [] }).model.quantize, 'q4_0')
+  t.equal(loadConfig({ env: { FLASHCHECK_MODEL_QUANTIZE: 'q4_0' }, args: ['--model-quantize', 'q8_0'] }).model.quantize, 'q8_0')
+  for (const bad of [{ env: { FLASHCHECK_MODEL_QUANTIZE: 'int4' }, args: [] }, { env: {}, args: ['--model-quantize', 'Q8_0'] }, { file: file('qbad.json', '{"model": {"quantize": true}}'), env: {}, args: [] }]) {
+    t.throws(() => loadConfig(bad), { message: /model\.quantize: must be one of the possible values: \["none","q8_0","q4_0"\]/ })
+  }
+})
+
+t.test('model.quantize reaches the backend options; the onnx backend refuses it, naming the key', async (t) => {
+  const { backendOptions, loadBackend } = await import('../../daemon/model/load-backend.js')
+  const c = loadConfig({ env: {}, args: ['--model-quantize', 'q4_0'] })
+  t.equal(backendOptions(c.model).quantize, 'q4_0')
+  t.equal(backendOptions(loadConfig({ env: {}, args: [] }).model).quantize, 'none')
+  await t.rejects(loadBackend('onnx', dir, { quantize: 'q8_0' }), { name: 'ModelLoadError', message: /^model\.quantize q8_0: the onnx backend runs float weights only; set model\.quantize none or model\.backend native$/ })
+  const q = join(dir, 'quantized-ckpt')
+  const { mkdirSync } = await import('node:fs')
+  mkdirSync(q, { recursive: true })
+  writeFileSync(join(q, 'config.json'), JSON.stringify({ model_type: 'phi4flash', quantization_config: { quant_method: 'flashcheck', type: 'q4_0', block_size: 32 } }))
+  await t.rejects(loadBackend('onnx', q, {}), { name: 'ModelLoadError', message: /config\.json: a q4_0 checkpoint \(quantization_config\); the onnx backend runs float checkpoints only — use model\.backend native/ })
+})
+
+t.test('flashcheck config --model-quantize with a bad value: exit 2, the key named', async (t) => {
+  const { spawnSync } = await import('node:child_process')
+  const main = join(import.meta.dirname, '..', '..', 'dist', 'daemon', 'cli', 'main.js')
+  const r = spawnSync(process.execPath, [main, 'config', '--model-quantize', 'q5_0'], { encoding: 'utf8', cwd: dir })
+  t.equal(r.status, 2)
+  t.match(r.stderr, /model\.quantize: must be one of the possible values/)
+  const ok = spawnSync(process.execPath, [main, 'config'], { encoding: 'utf8', cwd: dir, env: { ...process.env, FLASHCHECK_MODEL_QUANTIZE: 'q8_0' } })
+  t.equal(ok.status, 0, ok.stderr)
+  t.equal(JSON.parse(ok.stdout).model.quantize, 'q8_0')
+})

@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Aedes, type Client, type Subscription } from 'aedes'
+import { openWritable } from '../../daemon/audit/db.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli } from '../helpers/cli.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
@@ -49,8 +50,9 @@ t.test('good setup: live broker, example rules, no model', async (t) => {
   t.teardown(() => rmSync(state, { recursive: true, force: true }))
   const d = await doctor(['--mqtt-url', broker.url, '--rules-dir', RULES, '--state-dir', state])
   t.equal(d.code, 0, d.text)
-  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'state', 'addon', 'cpu'])
+  t.same([...d.rows.keys()], ['config', 'rules', 'broker', 'broker-acl', 'model', 'state', 'audit', 'addon', 'cpu'])
   row(t, d, 'state', 'PASS', /writable$/)
+  row(t, d, 'audit', 'PASS', /audit\.db: not created yet/)
   for (const r of d.rows.values()) t.not(r.outcome, 'FAIL')
   row(t, d, 'rules', 'PASS', /^4 rule\(s\), revision [0-9a-f]{12}, /)
   row(t, d, 'broker', 'PASS', new RegExp(`connected to ${broker.url} \\(MQTT 5, anonymous\\)`))
@@ -58,6 +60,20 @@ t.test('good setup: live broker, example rules, no model', async (t) => {
   row(t, d, 'addon', 'PASS', /sd_notify available/)
   t.match(d.rows.get('cpu')?.detail, /^kernel (avx512|avx2|generic|neon) on (x64|arm64)/)
   t.match(d.text, /^doctor: \d+ pass, \d+ warn, 0 fail$/m)
+})
+
+t.test('audit journal: its size, and write failures the daemon recorded in it', async (t) => {
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-doctor-audit-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const db = openWritable(join(state, 'audit.db'), 'normal')
+  db.prepare("INSERT INTO meta(k, v) VALUES ('write_errors', '3'), ('last_error', '2026-03-03T08:00:00.000Z database or disk is full')").run()
+  db.close()
+  const port = await freePort()
+  const d = await doctor(['--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', RULES, '--state-dir', state, '--timeout', '500'])
+  row(t, d, 'audit', 'WARN', /0 record\(s\), .* MiB of 2048 MiB; 3 journal write failure\(s\) recorded, last: .*disk is full/)
+  writeFileSync(join(state, 'audit.db'), 'not a database'.repeat(400))
+  const bad = await doctor(['--mqtt-url', `mqtt://127.0.0.1:${port}`, '--rules-dir', RULES, '--state-dir', state, '--timeout', '500'])
+  row(t, bad, 'audit', 'FAIL', /not a flashcheck audit database|cannot open/)
 })
 
 t.test('closed port: broker unreachable', async (t) => {
@@ -175,21 +191,54 @@ t.test('model files: missing, complete, too large for memory', async (t) => {
   row(t, await doctor([...base, '--model-dir', join(dir, 'nope')]), 'model', 'FAIL', /no such directory/)
 
   const tiny = join(dir, 'tiny')
-  const init = await cli(['model', 'init', '--config', 'tiny', '--out', tiny], { timeoutMs: 60_000 })
+  const init = await cli(['model', 'init', '--config', 'tiny', '--out', tiny, '--tokenizer', 'real'], { timeoutMs: 60_000 })
   t.equal(init.code, 0, init.stderr)
-  writeFileSync(join(tiny, 'tokenizer.json'), JSON.stringify({ version: '1.0', model: { type: 'BPE', vocab: { a: 0, b: 1, ab: 2 }, merges: ['a b'] } }))
-  writeFileSync(join(tiny, 'tokenizer_config.json'), '{}')
   const good = await doctor([...base, '--model-dir', tiny])
   t.equal(good.code, 0, good.text)
-  row(t, good, 'model-config', 'PASS', /sambay, 8 layers, hidden 64/)
+  row(t, good, 'model-config', 'PASS', /sambay, 8 layers, hidden 64$/)
   row(t, good, 'model-weights', 'PASS', /^1 safetensors file\(s\), \d+ tensors, [0-9.]+ MiB$/)
-  row(t, good, 'tokenizer', 'PASS', /^BPE model, 3 vocab entries$/)
+  row(t, good, 'tokenizer', 'PASS', /^BPE model, \d+ vocab entries, chat template renders \(\d+ tokens\)$/)
   row(t, good, 'memory', 'PASS', /^model [0-9.]+ MiB, available [0-9.]+ MiB of [0-9.]+ MiB$/)
 
-  unlinkSync(join(tiny, 'tokenizer_config.json'))
-  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'WARN', /no tokenizer_config\.json/)
-  writeFileSync(join(tiny, 'tokenizer.json'), '{"model": ')
+  // Files that parse as JSON but that the daemon could not start with: doctor must fail where the daemon would.
+  const tcPath = join(tiny, 'tokenizer_config.json')
+  const tc = readFileSync(tcPath, 'utf8')
+  const tjPath = join(tiny, 'tokenizer.json')
+  const tj = readFileSync(tjPath, 'utf8')
+  const withTemplate = (tpl: string) => writeFileSync(tcPath, JSON.stringify({ ...JSON.parse(tc), chat_template: tpl }))
+  withTemplate("{% for message in messages %}{{ message['content'] }}{% endfor")
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /tokenizer_config\.json: chat_template does not parse/)
+  withTemplate("{% for message in messages %}{{ message['content'] | no_such_filter }}{% endfor %}")
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /tokenizer_config\.json: chat_template fails to render \(.*no_such_filter/)
+  withTemplate("{{ raise_exception('only tool conversations') }}")
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /chat_template fails to render/)
+  writeFileSync(tcPath, tc)
+  const badSplit = JSON.parse(tj)
+  badSplit.pre_tokenizer.pretokenizers[0].pattern.Regex = '(['
+  writeFileSync(tjPath, JSON.stringify(badSplit))
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /tokenizer\.json: unsupported tokenizer \(.*character class/)
+  // Token ids the model cannot embed (a tokenizer of another model).
+  const foreign = JSON.parse(tj)
+  const bigTok = foreign.added_tokens.find((x: { content: string }) => x.content === '<|user|>')
+  bigTok.id = 100000
+  writeFileSync(tjPath, JSON.stringify(foreign))
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /token id 100000 is beyond the model's vocab_size 512/)
+  writeFileSync(tjPath, tj)
+  t.equal((await doctor([...base, '--model-dir', tiny])).code, 0, 'restored files pass again')
+
+  unlinkSync(tcPath)
+  row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'WARN', /no chat template \(plain prompts\) \(no tokenizer_config\.json\)/)
+  writeFileSync(tjPath, '{"model": ')
   row(t, await doctor([...base, '--model-dir', tiny]), 'tokenizer', 'FAIL', /tokenizer\.json: /)
+  writeFileSync(tjPath, tj)
+  writeFileSync(tcPath, tc)
+
+  // A quantized checkpoint is named; the onnx backend cannot run one or quantize at load.
+  const q = join(dir, 'q')
+  const qz = await cli(['model', 'quantize', tiny, '--out', q, '--type', 'q4_0'], { timeoutMs: 60_000 })
+  t.equal(qz.code, 0, qz.stderr)
+  row(t, await doctor([...base, '--model-dir', q]), 'model-config', 'PASS', /hidden 64, quantized q4_0$/)
+  row(t, await doctor([...base, '--model-dir', tiny, '--model-backend', 'onnx', '--model-quantize', 'q8_0']), 'model-quantize', 'FAIL', /onnx backend runs float weights only \(model\.quantize q8_0\)/)
 
   // A config whose weights could not fit in any gateway's memory (estimated from config.json alone).
   const huge = join(dir, 'huge')

@@ -32,14 +32,18 @@ export function cliProcess(args: string[], ready: RegExp, opts: { env?: NodeJS.P
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [CLI, ...args], { cwd: PACKAGE_ROOT, env: { ...process.env, ...opts.env } })
     let out = ''
+    // Cleared once ready: a pending timer would keep the test process alive for its full length.
+    const timer = setTimeout(() => reject(new Error(`not ready in time:\n${out}`)), 20_000)
     const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)))
     const onData = (d: Buffer) => {
       out += String(d)
-      if (ready.test(out)) resolve({ proc, output: () => out, exited })
+      if (ready.test(out)) {
+        clearTimeout(timer)
+        resolve({ proc, output: () => out, exited })
+      }
     }
     proc.stdout!.on('data', onData)
     proc.stderr!.on('data', onData)
     void exited.then((c) => reject(new Error(`exited ${c} before ready:\n${out}`)))
-    setTimeout(() => reject(new Error(`not ready in time:\n${out}`)), 20_000)
   })
 }

@@ -3,6 +3,9 @@
 // request still being worked on must stay out of snapshots, so that after a crash the broker's redelivery of
 // it is answered instead of being dropped as a duplicate.
 //
+// With the audit journal on, the journal takes the snapshot's place; this test runs with it off (audit.enabled
+// false), where the snapshot is what remains.
+//
 // The daemon runs on MQTT 3.1.1 (requests carry reply_to/correlation_id in the payload) against a real
 // mosquitto with the native decoder on a tiny checkpoint; the test only holds the decoder's answers back so
 // that "settles later" happens in a known order.
@@ -25,7 +28,7 @@ t.test('a late model verdict (MQTT 3.1.1) does not take over the dedupe key of t
   const broker = await Mosquitto.start()
   const state = mkdtempSync(join(tmpdir(), 'flashcheck-state-'))
   const rules = ruleDir(fx, 'rules', { 'joint.yaml': jointRule({ budgetMs: 60_000 }), 'torque.yaml': RULES_ONLY })
-  const d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--mqtt-protocol-version', '4', '--rules-dir', rules, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '1', '--state-dir', state]))
+  const d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--mqtt-protocol-version', '4', '--rules-dir', rules, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '1', '--state-dir', state, '--audit-enabled', 'false']))
   const req = await Requester.connect(broker.url, 4)
   t.teardown(async () => {
     await req.end()

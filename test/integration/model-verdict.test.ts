@@ -203,3 +203,30 @@ t.test('a daemon without model.dir refuses reason rules at start, with file:line
   const line = jointRule().split('\n').indexOf('reason:') + 1
   t.match(r.stderr, new RegExp(`joint\\.yaml:${line}:1: rule 'joint-ai' has a reason: step, which needs the decoder, but no model is configured: set model\\.dir`))
 })
+
+t.test('model.quantize and a checkpoint from model quantize: the same quantized verdicts', async (t) => {
+  const float = (await v5.request5('flashcheck/inspect/st3/joint', GOOD)).body.model as { scores: Record<string, number> }
+  // One daemon on the broker at a time: the shared daemon steps aside for the quantized ones.
+  await d.stop()
+  const q4 = join(fx.root, 'model-q4_0')
+  const qz = await cli(['model', 'quantize', fx.model, '--out', q4, '--type', 'q4_0'])
+  t.equal(qz.code, 0, qz.stderr)
+  const bodies: Record<string, unknown>[] = []
+  for (const args of [['--model-dir', fx.model, '--model-quantize', 'q4_0'], ['--model-dir', q4]]) {
+    d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--model-threads', '2', ...args]))
+    const r = await v5.request5('flashcheck/inspect/st3/joint', GOOD)
+    t.equal(r.body.model.status, 'ok', args.join(' '))
+    t.equal(r.body.model.prefix_cached, true)
+    bodies.push(r.body.model)
+    await d.stop()
+  }
+  const [atLoad, stored] = bodies as { scores: Record<string, number>; choice: string }[]
+  t.same(stored!.scores, atLoad!.scores, 'load-time q4_0 and the q4_0 checkpoint score identically')
+  t.equal(stored!.choice, atLoad!.choice)
+  t.notSame(atLoad!.scores, float.scores, 'and differently from the float weights (the quantized ones ran)')
+  const bad = await cli(['run', '--mqtt-url', broker.url, '--rules-dir', rulesDir, '--model-dir', fx.model, '--model-quantize', 'q3', '--log-level', 'silent'])
+  t.equal(bad.code, 2)
+  t.match(bad.stderr, /model\.quantize: must be one of the possible values/)
+  // Teardown stops whatever `d` is; give it a daemon again.
+  d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '2']))
+})

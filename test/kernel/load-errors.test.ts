@@ -134,6 +134,19 @@ t.test('truncated or corrupt safetensors', async (t) => {
   expectLoadError(t, variant(editHeader((h) => { delete h['model.layers.0.attn.D'].data_offsets })), /missing data_offsets/, 'no data_offsets')
 })
 
+t.test('crafted shapes whose element or byte count overflows 64 bits are refused', async (t) => {
+  // 2^40 x 2^22 F32 = 2^62 elements = 2^64 bytes, which wraps to 0 and matched the empty range [0, 0]: an
+  // extra tensor the model never binds loaded silently, a bound one would be read 2^64 bytes long
+  expectLoadError(t, variant(editHeader((h) => { h['model.extra.wrapped'] = { dtype: 'F32', shape: [2 ** 40, 2 ** 22], data_offsets: [0, 0] } })),
+    /tensor model\.extra\.wrapped: shape \[1099511627776, 4194304\] x F32 needs more bytes than the data region/, 'byte count wraps to 0')
+  expectLoadError(t, variant(editHeader((h) => { h['model.extra.wrapped'] = { dtype: 'F64', shape: [2 ** 40, 2 ** 21], data_offsets: [0, 0] } })),
+    /tensor model\.extra\.wrapped: shape \[1099511627776, 2097152\] x F64 needs more bytes/, 'F64 byte count wraps to 0')
+  expectLoadError(t, variant(editHeader((h) => { h['model.extra.wrapped'] = { dtype: 'U8', shape: [2 ** 40, 2 ** 40, 2 ** 40], data_offsets: [0, 0] } })),
+    /tensor model\.extra\.wrapped: shape \[1099511627776, 1099511627776\]\.\.\. has more than 2\^62 elements/, 'element count overflows')
+  expectLoadError(t, variant(editHeader((h) => { h['model.layers.0.attn.D'].shape = [2 ** 40, 2 ** 22] ; h['model.layers.0.attn.D'].data_offsets = [0, 0] })),
+    /model\.layers\.0\.attn\.D: shape .* needs more bytes/, 'on a bound tensor')
+})
+
 t.test('loadAsync rejects with ModelLoadError', async (t) => {
   await t.rejects(Model.loadAsync(join(root, 'nowhere')), ModelLoadError)
 })

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Mosquitto } from '../../harness/mosquitto.js'
 import { cliProcess } from '../helpers/cli.js'
+import { journalCounts, type JournalCounts } from '../helpers/journal.js'
 import { LoadRun, sleep, type Counts } from '../../harness/session-load.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
@@ -22,7 +23,7 @@ function report(t: { comment(msg: string): void }, what: string, c: Counts): voi
 }
 
 /** A daemon with a state dir under 160 QoS 1 requests/s while its broker is stopped with `signal` `times` times. */
-async function underBrokerStops(t: { teardown(fn: () => Promise<void>): void }, signal: 'SIGTERM' | 'SIGKILL', times: number, tag: string): Promise<{ c: Counts; daemonExit: number | null }> {
+async function underBrokerStops(t: { teardown(fn: () => Promise<void>): void }, signal: 'SIGTERM' | 'SIGKILL', times: number, tag: string): Promise<{ c: Counts; daemonExit: number | null; j: JournalCounts }> {
   const state = mkdtempSync(join(tmpdir(), 'flashcheck-fault-'))
   const broker = await Mosquitto.start({ persistence: true })
   const d = await startDaemon(broker.url, state)
@@ -39,12 +40,16 @@ async function underBrokerStops(t: { teardown(fn: () => Promise<void>): void }, 
   }
   await sleep(1000)
   load.stop()
-  return { c: await load.drain(20_000), daemonExit: d.proc.exitCode }
+  const c = await load.drain(20_000)
+  return { c, daemonExit: d.proc.exitCode, j: journalCounts(state, load) }
 }
 
-t.test('broker restarted ten times (SIGTERM, persistence on) under load: none lost, none answered twice', async (t) => {
-  const { c, daemonExit } = await underBrokerStops(t, 'SIGTERM', 10, 'term')
+t.test('broker restarted ten times (SIGTERM, persistence on) under load: none lost, none answered twice, each in the journal once', async (t) => {
+  const { c, daemonExit, j } = await underBrokerStops(t, 'SIGTERM', 10, 'term')
   report(t, 'broker SIGTERM x10', c)
+  t.comment(`journal: ${j.rows} rows, answered requests missing ${j.missing}, in it twice ${j.duplicated}`)
+  t.equal(j.missing, 0, 'every answered request is in the journal')
+  t.equal(j.duplicated, 0, '... exactly once')
   t.ok(c.sent > 1500, `a real load: ${c.sent} requests`)
   t.equal(c.lost, 0, 'none lost')
   t.equal(c.answeredTwice, 0, 'none answered twice')

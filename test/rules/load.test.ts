@@ -9,7 +9,7 @@ t.test('each kind of error is reported at its file:line:col', async (t) => {
   const cases: [string, string, string][] = [
     ['YAML syntax', 'id: r\nrequest: [a\n', 'f.yaml:3:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]'],
     ['not a mapping', '- a\n- b\n', 'f.yaml:1:1: a rule file must be a mapping with id, request or trigger, inputs and checks; got a list'],
-    ['unknown key', rule('colour: red\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), "f.yaml:3:1: rule: unknown key 'colour' (allowed: id, description, request, trigger, publish, budget_ms, verdicts, inputs, signals, checks, reason)"],
+    ['unknown key', rule('colour: red\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), "f.yaml:3:1: rule: unknown key 'colour' (allowed: id, description, request, trigger, publish, budget_ms, verdicts, inputs, signals, checks, reason, trace)"],
     ['duplicate key', 'id: r\nid: s\nrequest: a\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n', 'f.yaml:2:1: YAML: Map keys must be unique'],
     ['missing checks', rule(''), "f.yaml:1:1: rule: missing required key 'checks' (a list of {id, expr, on_fail})"],
     ['wrong type', rule('budget_ms: fast\nchecks:\n  - { id: c, expr: "true", on_fail: FAIL }\n'), 'f.yaml:3:12: budget_ms must be a positive number of milliseconds, got string "fast"'],
@@ -38,6 +38,8 @@ t.test('each kind of error is reported at its file:line:col', async (t) => {
     ['not a condition', rule('inputs:\n  x: payload.x\nchecks:\n  - id: c\n    expr: x + 1.0\n    on_fail: FAIL\n'), 'f.yaml:7:11: check c: expr must be a condition (bool); it gives double'],
     ['int and double mixed', rule('inputs:\n  x: payload.x\nchecks:\n  - id: c\n    expr: x * 2 > 1.0\n    on_fail: FAIL\n'), 'f.yaml:7:11: check c: no such overload: double * int: CEL does not mix int and double in arithmetic; write number literals with a decimal point (2.0)'],
     ['reason names a non-input', rule('checks:\n  - id: c\n    expr: "true"\n    on_fail: FAIL\n    reason: "value {v} too high"\n'), 'f.yaml:7:20: check c: reason refers to {v}, which is not an input (inputs: none)'],
+    ['trace names a non-input', rule('inputs:\n  x: payload.x\ntrace: serial\nchecks:\n  - id: c\n    expr: x > 1.0\n    on_fail: FAIL\n'), "f.yaml:5:8: trace: 'serial' is not an input of this rule (inputs: x)"],
+    ['trace not a name', rule('inputs:\n  x: payload.x\ntrace: [x]\nchecks:\n  - id: c\n    expr: x > 1.0\n    on_fail: FAIL\n'), 'f.yaml:5:8: trace must name an input, got a list'],
     ['expr in a block scalar', rule('inputs:\n  x: payload.x\nchecks:\n  - id: c\n    expr: |\n      x > 1.0 &&\n        nope\n    on_fail: FAIL\n'), 'f.yaml:9:9: check c: unknown identifier: nope (inputs: x; signals: none)'],
   ]
   for (const [name, src, want] of cases) t.same(errorsOf({ 'f.yaml': src }), [want], name)

@@ -149,7 +149,7 @@ t.test('/api/verdicts over a journal: filters, pages, bad input', async (t) => {
     },
   }
   const cfg = testConfig(['--mqtt-url', broker.url, '--metrics-port', String(mport), '--rules-dir', RULES, '--rules-watch', 'false'])
-  const daemon = new Daemon({ config: cfg, logger: createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() })), journal })
+  const daemon = new Daemon({ config: cfg, logger: createLogger('warn', new Writable({ write: (_c, _e, cb) => cb() })), verdictSource: journal })
   const connected = new Promise<void>((r) => daemon.once('connected', () => r()))
   await daemon.start()
   await connected
@@ -192,4 +192,35 @@ t.test('basic auth on the listener (not on /healthz)', async (t) => {
   await sse.ready
   sse.close()
   t.equal((await fetch(base + '/healthz')).status, 200, 'liveness probes need no secret')
+})
+
+t.test('/api/verdicts over the real audit journal (SQLite in state.dir)', async (t) => {
+  const broker = await Mosquitto.start()
+  t.teardown(() => broker.stop())
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-view-state-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const mport = await freePort()
+  const d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--metrics-port', String(mport), '--rules-dir', RULES, '--rules-watch', 'false', '--state-dir', state]))
+  t.teardown(() => d.stop())
+  const req = await Requester.connect(broker.url, 4)
+  t.teardown(() => req.end())
+  const ids: string[] = []
+  for (const torque of [9, 11, 13]) ids.push((await req.request311('flashcheck/inspect/st4/torque', { torque_nm: torque, angle_deg: 700 })).body.verdict_id as string)
+  const base = `http://127.0.0.1:${mport}/api/verdicts`
+  let p1: { items: Record<string, unknown>[]; next: string | null } = { items: [], next: null }
+  await until('rows written', async () => {
+    const r = await fetch(`${base}?inspection=torque-joint&limit=2`)
+    if (r.status !== 200) return false
+    p1 = (await r.json()) as typeof p1
+    return p1.items.length === 2
+  })
+  t.same(p1.items.map((r) => r.verdict_id), [ids[2], ids[1]], 'newest first, the ids the requester got')
+  t.match(p1.items[0], { inspection: 'torque-joint', verdict: 'FAIL', node: 'test-node' })
+  t.ok(p1.next)
+  const p2 = (await (await fetch(`${base}?inspection=torque-joint&limit=2&cursor=${p1.next}`)).json()) as typeof p1
+  t.same(p2.items.map((r) => r.verdict_id), [ids[0]])
+  t.equal(p2.next, null)
+  t.equal(((await (await fetch(`${base}?inspection=nothing`)).json()) as typeof p1).items.length, 0)
+  t.equal(((await (await fetch(`${base}?since=-1h&verdict=WARN`)).json()) as typeof p1).items.length, 1)
+  t.equal((await fetch(`${base}?cursor=abc`)).status, 400)
 })

@@ -8,8 +8,12 @@ import { join } from 'node:path'
 import { f32ToBf16 } from './bf16.js'
 import { INDEX_FILE, SINGLE_FILE } from '../safetensors-header.js'
 
-export type DType = 'F32' | 'BF16'
-export const DTYPE_BYTES: Record<DType, number> = { F32: 4, BF16: 2 }
+export type DType = 'F32' | 'BF16' | 'F16' | 'I8' | 'U8' | 'F64' | 'I64' | 'I32' | 'I16' | 'BOOL'
+export const DTYPE_BYTES: Record<DType, number> = { F32: 4, BF16: 2, F16: 2, I8: 1, U8: 1, F64: 8, I64: 8, I32: 4, I16: 2, BOOL: 1 }
+
+export function isDType(s: string): s is DType {
+  return s in DTYPE_BYTES
+}
 
 export interface TensorMeta {
   name: string
@@ -17,11 +21,20 @@ export interface TensorMeta {
   shape: readonly number[]
 }
 
-/** A tensor to write: `open()` returns a function that fills successive chunks of its elements,
- *  in row-major order, as float32 (converted to the target dtype on the way out). */
-export interface TensorSource extends TensorMeta {
+/** A float tensor to write: `open()` returns a function that fills successive chunks of its elements,
+ *  in row-major order, as float32 (converted to the target dtype, F32 or BF16, on the way out). */
+export interface FloatTensorSource extends TensorMeta {
   open(): (out: Float32Array) => void
 }
+
+/** A tensor given as its stored bytes: `openBytes()` returns a function that fills successive chunks of
+ *  them. Chunks are BYTE_CHUNK long (a multiple of 64) except the last, so a producer of fixed-size
+ *  blocks (quantized weights) always gets whole blocks. */
+export interface ByteTensorSource extends TensorMeta {
+  openBytes(): (out: Uint8Array) => void | Promise<void>
+}
+
+export type TensorSource = FloatTensorSource | ByteTensorSource
 
 export function tensorBytes(t: TensorMeta): number {
   return t.shape.reduce((n, d) => n * d, 1) * DTYPE_BYTES[t.dtype]
@@ -53,7 +66,11 @@ export function buildHeader(tensors: readonly TensorMeta[], metadata: Record<str
   return { bytes, dataBytes: off }
 }
 
+/** Hugging Face's save_pretrained default shard limit (what split the real checkpoint in two). */
+export const DEFAULT_SHARD_BYTES = 5e9
+
 const CHUNK_ELEMS = 1 << 20
+export const BYTE_CHUNK = 1 << 22
 
 /** Writes one safetensors file; tensors are stored in the order given. Returns the file size. */
 export async function writeSafetensors(path: string, tensors: readonly TensorSource[]): Promise<number> {
@@ -65,7 +82,22 @@ export async function writeSafetensors(path: string, tensors: readonly TensorSou
     await writeAll(fh, header.bytes)
     const f32 = new Float32Array(CHUNK_ELEMS)
     const u16 = new Uint16Array(CHUNK_ELEMS)
+    let bytes: Uint8Array | undefined
     for (const t of tensors) {
+      if ('openBytes' in t) {
+        bytes ??= new Uint8Array(BYTE_CHUNK)
+        const fill = t.openBytes()
+        let left = tensorBytes(t)
+        while (left > 0) {
+          const n = Math.min(left, BYTE_CHUNK)
+          const chunk = bytes.subarray(0, n)
+          await fill(chunk)
+          await writeAll(fh, Buffer.from(chunk.buffer, 0, n))
+          left -= n
+        }
+        continue
+      }
+      if (t.dtype !== 'F32' && t.dtype !== 'BF16') throw new Error(`tensor ${t.name}: a float source writes F32 or BF16, not ${t.dtype}`)
       const fill = t.open()
       let left = t.shape.reduce((n, d) => n * d, 1)
       while (left > 0) {

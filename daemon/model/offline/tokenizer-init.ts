@@ -8,6 +8,53 @@ import { join } from 'node:path'
 /** Special tokens in Phi-4-mini's chat format. */
 export const SPECIAL_TOKENS = ['<|endoftext|>', '<|system|>', '<|user|>', '<|assistant|>', '<|end|>'] as const
 
+/** 'small': GPT-2 style (ByteLevel pre-tokenizer with its regex, five specials, a reduced template).
+ *  'real': the structure of Phi-4-mini-flash-reasoning's tokenizer: an o200k Split pre-tokenizer then
+ *  ByteLevel without regex, the real special tokens (at their real ids when the vocabulary reaches them)
+ *  with the chat-turn and tool tokens marked rstrip, the real chat template, and generation_config.json
+ *  with its two stop ids. */
+export type TokenizerStyle = 'small' | 'real'
+export const TOKENIZER_STYLES: readonly TokenizerStyle[] = ['small', 'real']
+
+/** The real checkpoint's special tokens: id, and whether the token swallows the whitespace after it. */
+export const REAL_SPECIAL_TOKENS: readonly { content: string; id: number; rstrip: boolean }[] = [
+  { content: '<|endoftext|>', id: 199999, rstrip: false },
+  { content: '<|endofprompt|>', id: 200018, rstrip: false },
+  { content: '<|assistant|>', id: 200019, rstrip: true },
+  { content: '<|end|>', id: 200020, rstrip: true },
+  { content: '<|user|>', id: 200021, rstrip: true },
+  { content: '<|system|>', id: 200022, rstrip: true },
+  { content: '<|tool|>', id: 200023, rstrip: true },
+  { content: '<|/tool|>', id: 200024, rstrip: true },
+  { content: '<|tool_call|>', id: 200025, rstrip: true },
+  { content: '<|/tool_call|>', id: 200026, rstrip: true },
+  { content: '<|tool_response|>', id: 200027, rstrip: true },
+  { content: '<|tag|>', id: 200028, rstrip: true },
+]
+
+/** Phi-4-mini's chat template as the real tokenizer_config.json has it (tools branch, eos_token at the end
+ *  of a conversation without a generation prompt). */
+export const REAL_CHAT_TEMPLATE =
+  "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}" +
+  "{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}" +
+  "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+
+/** o200k's pre-tokenizer pattern, as tokenizer.json's Split carries it. */
+export const O200K_PATTERN =
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" +
+  "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|" +
+  "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+// The same split in JavaScript (no inline (?i:...) groups), for learning merges on the corpus.
+const CONTRACTION = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])?"
+const O200K_SPLIT = new RegExp(
+  `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+${CONTRACTION}|` +
+    `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*${CONTRACTION}|` +
+    `\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+`,
+  'gu',
+)
+
 /** The Phi-4-mini chat template, reduced to system / user / assistant turns. */
 export const CHAT_TEMPLATE =
   "{% for message in messages %}{% if message['role'] == 'system' %}{{ '<|system|>' + message['content'] + '<|end|>' }}" +
@@ -56,19 +103,24 @@ export function byteAlphabet(): string[] {
 export interface TokenizerFiles {
   tokenizer: Record<string, unknown>
   config: Record<string, unknown>
-  /** Vocabulary size including the special tokens. */
+  /** generation_config.json (the 'real' style only). */
+  generation?: Record<string, unknown>
+  /** Vocabulary size including the special tokens (the highest id + 1). */
   size: number
 }
 
 /** Learns `merges` BPE merges on the built-in corpus (deterministic: ties break by pair order). */
-export function buildTokenizer(vocabLimit: number, merges = 400): TokenizerFiles {
-  const specials = SPECIAL_TOKENS.length
+export function buildTokenizer(vocabLimit: number, merges = 400, style: TokenizerStyle = 'small'): TokenizerFiles {
+  const real = style === 'real'
+  const specials = real ? REAL_SPECIAL_TOKENS.length : SPECIAL_TOKENS.length
   if (vocabLimit < 256 + specials) throw new RangeError(`a byte-level tokenizer needs a vocabulary of at least ${256 + specials}, the model has ${vocabLimit}`)
-  const nMerges = Math.max(0, Math.min(merges, vocabLimit - 256 - specials))
+  // The real ids (199999..200028) when the vocabulary holds them, else packed after the merges.
+  const realIds = real && vocabLimit > REAL_SPECIAL_TOKENS[REAL_SPECIAL_TOKENS.length - 1]!.id
+  const nMerges = Math.max(0, Math.min(merges, (realIds ? REAL_SPECIAL_TOKENS[0]!.id : vocabLimit - specials) - 256))
   const alpha = byteAlphabet()
   const enc = new TextEncoder()
   const counts = new Map<string, number>()
-  for (const m of CORPUS.replace(/\s+/g, ' ').matchAll(SPLIT)) {
+  for (const m of CORPUS.replace(/\s+/g, ' ').matchAll(real ? O200K_SPLIT : SPLIT)) {
     const word = [...enc.encode(m[0])].map((b) => alpha[b]!).join(' ')
     counts.set(word, (counts.get(word) ?? 0) + 1)
   }
@@ -98,15 +150,21 @@ export function buildTokenizer(vocabLimit: number, merges = 400): TokenizerFiles
     })
   }
   const base = 256 + mergeList.length
-  const added = SPECIAL_TOKENS.map((content, i) => ({ id: base + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }))
-  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }
+  const tokenFields = { single_word: false, lstrip: false, normalized: false, special: true }
+  const added = real
+    ? REAL_SPECIAL_TOKENS.map((t, i) => ({ id: realIds ? t.id : base + i, content: t.content, ...tokenFields, rstrip: t.rstrip }))
+    : SPECIAL_TOKENS.map((content, i) => ({ id: base + i, content, ...tokenFields, rstrip: false }))
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: !real }
+  const preTokenizer = real
+    ? { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: O200K_PATTERN }, behavior: 'Isolated', invert: false }, byteLevel] }
+    : byteLevel
   const tokenizer = {
     version: '1.0',
     truncation: null,
     padding: null,
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: byteLevel,
+    pre_tokenizer: preTokenizer,
     post_processor: byteLevel,
     decoder: byteLevel,
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: mergeList },
@@ -119,18 +177,23 @@ export function buildTokenizer(vocabLimit: number, merges = 400): TokenizerFiles
     eos_token: '<|endoftext|>',
     pad_token: '<|endoftext|>',
     unk_token: null,
-    chat_template: CHAT_TEMPLATE,
+    chat_template: real ? REAL_CHAT_TEMPLATE : CHAT_TEMPLATE,
     clean_up_tokenization_spaces: false,
-    model_max_length: 65536,
+    model_max_length: real ? 262144 : 65536,
     tokenizer_class: 'GPT2Tokenizer',
   }
-  return { tokenizer, config, size: base + specials }
+  const idOf = (c: string) => added.find((t) => t.content === c)!.id
+  const generation = real
+    ? { _from_model_config: true, bos_token_id: idOf('<|endoftext|>'), eos_token_id: [idOf('<|end|>'), idOf('<|endoftext|>')], pad_token_id: idOf('<|endoftext|>') }
+    : undefined
+  return { tokenizer, config, generation, size: Math.max(base, ...added.map((t) => t.id + 1)) }
 }
 
-/** Writes tokenizer.json and tokenizer_config.json into a checkpoint directory. */
-export async function writeTokenizer(dir: string, vocabLimit: number, merges?: number): Promise<TokenizerFiles> {
-  const t = buildTokenizer(vocabLimit, merges)
+/** Writes tokenizer.json and tokenizer_config.json (and generation_config.json for 'real') into a checkpoint directory. */
+export async function writeTokenizer(dir: string, vocabLimit: number, merges?: number, style: TokenizerStyle = 'small'): Promise<TokenizerFiles> {
+  const t = buildTokenizer(vocabLimit, merges, style)
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(t.tokenizer, null, 1) + '\n')
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(t.config, null, 2) + '\n')
+  if (t.generation) await writeFile(join(dir, 'generation_config.json'), JSON.stringify(t.generation, null, 2) + '\n')
   return t
 }

@@ -68,6 +68,7 @@ export function modelConfig(ck: Checkpoint, threads: number, isa: string): Model
     tie_word_embeddings: a.tied,
     layers: layerNames(a),
     weight_dtype: matDtypes.size === 1 ? [...matDtypes][0]! : 'mixed',
+    quant: 'none',
     param_count: params,
     weight_bytes: bytes,
     converted_bytes: 0,

@@ -1,0 +1,65 @@
+// A verdict's identity (verdict_id, ts) and its audit row, built from the response as it is published.
+import { v7 } from 'uuid'
+import type { Response } from '../service/response.js'
+import type { AuditRecord } from './journal.js'
+
+let lastMs = -1
+let seq = 0
+
+/**
+ * A UUIDv7 whose time part is the inspection's start, so that ids sort like `ts`; within one millisecond a
+ * counter (RFC 9562 method 1) keeps them in the order they were made.
+ */
+export function verdictId(startedEpochMs: number): string {
+  if (startedEpochMs === lastMs && seq < 0x7fffffff) seq++
+  else {
+    seq = Math.floor(Math.random() * 0x40000000)
+    if (startedEpochMs > lastMs) lastMs = startedEpochMs
+  }
+  return v7({ msecs: startedEpochMs, seq })
+}
+
+/** The value of the rule's `trace:` input as text, or undefined when the request did not carry it. */
+export function traceValue(inputs: Record<string, unknown>, name: string | undefined): string | undefined {
+  if (name === undefined) return undefined
+  const v = inputs[name]
+  if (v === undefined || v === null) return undefined
+  return typeof v === 'string' ? v : JSON.stringify(v)
+}
+
+export interface RecordContext {
+  requestTopic: string
+  responseTopic: string
+  correlationData?: Buffer
+  correlationId?: string
+  dedupeKey?: string
+  payloadSum?: number
+  modelId?: string
+}
+
+export function auditRecord(res: Response, json: string, c: RecordContext): AuditRecord {
+  const correlation = c.correlationData && c.correlationData.length > 0 ? c.correlationData.toString('hex') : c.correlationId !== undefined ? Buffer.from(c.correlationId, 'utf8').toString('hex') : null
+  return {
+    verdict_id: res.verdict_id,
+    ts: res.ts,
+    node: res.node,
+    inspection: res.inspection,
+    trace: res.trace ?? null,
+    verdict: res.verdict,
+    error_code: res.error?.code ?? null,
+    checks: JSON.stringify(res.checks),
+    inputs: JSON.stringify(res.inputs),
+    model: res.model ? JSON.stringify(res.model) : null,
+    rules_rev: res.rules_rev,
+    model_id: res.model ? (c.modelId ?? null) : null,
+    latency_ms: res.latency_ms,
+    deadline_missed: res.deadline_missed ? 1 : 0,
+    fallback: res.fallback ? 1 : 0,
+    request_topic: c.requestTopic,
+    response_topic: c.responseTopic,
+    correlation,
+    dedupe_key: c.dedupeKey ?? null,
+    payload_sum: c.payloadSum ?? null,
+    response: json,
+  }
+}

@@ -1,0 +1,373 @@
+#include "quant.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+#if defined(__unix__)
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "json.h"
+#include "safetensors.h"
+#include "threadpool.h"
+
+namespace fc {
+
+const char* qtype_name(QType t) {
+  switch (t) {
+    case QType::Q8_0: return "q8_0";
+    case QType::Q4_0: return "q4_0";
+    default: return "none";
+  }
+}
+
+QType parse_qtype(const std::string& s) {
+  if (s == "none" || s.empty()) return QType::None;
+  if (s == "q8_0") return QType::Q8_0;
+  if (s == "q4_0") return QType::Q4_0;
+  throw std::invalid_argument("quantize must be none, q8_0 or q4_0, got \"" + s + "\"");
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  x &= 0x7FFFFFFFu;
+  if (x >= 0x7F800000u) return uint16_t(sign | 0x7C00u | (x > 0x7F800000u ? 0x200u : 0));  // inf / nan
+  if (x >= 0x477FF000u) return uint16_t(sign | 0x7C00u);  // rounds to >= 65520: inf
+  if (x < 0x38800000u) {  // subnormal half (or zero): round to a multiple of 2^-24
+    float a;
+    std::memcpy(&a, &x, 4);
+    float r = std::nearbyint(a * 16777216.0f);  // exact scaling; nearbyint = ties to even
+    return uint16_t(sign | uint32_t(r));
+  }
+  uint32_t mant = x & 0x7FFFFFu, exp = (x >> 23) - 112;  // rebias 127 -> 15
+  uint32_t h = (exp << 10) | (mant >> 13);
+  uint32_t rest = mant & 0x1FFFu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;  // carries into the exponent correctly
+  return uint16_t(sign | h);
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t s = uint32_t(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, u;
+  if (e == 0) {
+    if (m == 0) u = s;
+    else {
+      float f = float(m) * (1.0f / 16777216.0f);
+      std::memcpy(&u, &f, 4);
+      u |= s;
+    }
+  } else if (e == 31) u = s | 0x7F800000u | (m << 13);
+  else u = s | ((e + 112) << 23) | (m << 13);
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void quantize_q8_0(const float* x, int64_t n, int8_t* q, uint16_t* d) {
+  for (int64_t b = 0; b < n / kQBlock; b++) {
+    const float* xb = x + b * kQBlock;
+    float amax = 0.f;
+    for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(xb[j]));
+    const float dd = amax / 127.f;
+    const float id = dd != 0.f ? 1.f / dd : 0.f;
+    for (int j = 0; j < kQBlock; j++) {
+      volatile float p = xb[j] * id;  // a float32 product (no contraction, no excess precision)
+      q[b * kQBlock + j] = int8_t(std::roundf(p));
+    }
+    d[b] = f32_to_f16(dd);
+  }
+}
+
+void quantize_q4_0(const float* x, int64_t n, uint8_t* q, uint16_t* d) {
+  for (int64_t b = 0; b < n / kQBlock; b++) {
+    const float* xb = x + b * kQBlock;
+    float amax = 0.f, mx = 0.f;
+    for (int j = 0; j < kQBlock; j++)
+      if (std::fabs(xb[j]) > amax) {
+        amax = std::fabs(xb[j]);
+        mx = xb[j];
+      }
+    const float dd = mx / -8.f;
+    const float id = dd != 0.f ? 1.f / dd : 0.f;
+    for (int j = 0; j < kQBlock; j++) {
+      volatile float p = xb[j] * id;
+      volatile float s = p + 8.5f;
+      const int v = int(std::floor(float(s)));
+      q[b * kQBlock + j] = uint8_t(std::min(15, v));
+    }
+    d[b] = f32_to_f16(dd);
+  }
+}
+
+// ---------------------------------------------------------------- repacking
+
+namespace {
+
+uint8_t* aligned_bytes(size_t n) {
+  void* p = nullptr;
+  if (posix_memalign(&p, 64, n ? n : 64) != 0) throw std::bad_alloc();
+  return static_cast<uint8_t*>(p);
+}
+void free_bytes(uint8_t* p) { std::free(p); }
+
+std::shared_ptr<QMat> alloc_qmat(QType type, int64_t rows, int64_t cols) {
+  auto m = std::make_shared<QMat>();
+  m->type = type;
+  m->rows = rows;
+  m->cols = cols;
+  m->nb = cols / kQBlock;
+  m->panels = (rows + kQPanel - 1) / kQPanel;
+  const size_t qbytes = size_t(m->panels * m->nb * m->block_bytes());
+  const size_t dbytes = size_t(m->panels * m->nb * kQPanel) * 4;
+  const size_t qpad = (qbytes + 63) / 64 * 64;
+  uint8_t* mem = aligned_bytes(qpad + dbytes);
+  m->mem = std::unique_ptr<uint8_t[], void (*)(uint8_t*)>(mem, free_bytes);
+  m->q = mem;
+  m->d = reinterpret_cast<const float*>(mem + qpad);
+  m->bytes = qpad + dbytes;
+  return m;
+}
+
+// Writes one panel: rows given as unsigned/signed byte values per element (q[r][k], r < nr) and f16 scales.
+// `get(r, k)` the stored value of row r, input k (int8 for q8_0, 0..15 for q4_0); `scale(r, b)` the f16 bits.
+template <typename Get, typename Scale>
+void write_panel(QMat& m, int64_t p, int64_t nr, Get get, Scale scale) {
+  uint8_t* qb = const_cast<uint8_t*>(m.q) + p * m.nb * m.block_bytes();
+  float* db = const_cast<float*>(m.d) + p * m.nb * kQPanel;
+  for (int64_t b = 0; b < m.nb; b++) {
+    uint8_t blk[256];
+    for (int g = 0; g < 8; g++)
+      for (int r = 0; r < kQPanel; r++)
+        for (int j = 0; j < 4; j++) {
+          const int64_t k = b * kQBlock + g * 4 + j;
+          uint8_t v = r < nr ? uint8_t(get(r, k)) : (m.type == QType::Q4_0 ? 8 : 0);
+          blk[(g * 8 + r) * 4 + j] = v;
+        }
+    if (m.type == QType::Q8_0) std::memcpy(qb + b * 256, blk, 256);
+    else
+      for (int i = 0; i < 128; i++) qb[b * 128 + i] = uint8_t((blk[i] & 15) | ((blk[i + 128] & 15) << 4));
+    for (int r = 0; r < kQPanel; r++) db[b * kQPanel + r] = r < nr ? f16_to_f32(scale(r, b)) : 0.f;
+  }
+}
+
+template <typename F>
+void parallel_panels(int64_t panels, int threads, F f) {
+  int nt = std::max(1, std::min<int>(threads, int(std::min<int64_t>(panels / 16 + 1, 64))));
+  std::atomic<int64_t> next{0};
+  auto work = [&] {
+    for (;;) {
+      int64_t p0 = next.fetch_add(16);
+      if (p0 >= panels) break;
+      for (int64_t p = p0; p < std::min(panels, p0 + 16); p++) f(p);
+    }
+  };
+  std::vector<std::thread> th;
+  for (int i = 1; i < nt; i++) th.emplace_back(work);
+  work();
+  for (auto& t : th) t.join();
+}
+
+float elem_f32(const TensorInfo& t, int64_t i) {
+  if (t.dtype == DType::F32) {
+    float f;
+    std::memcpy(&f, t.data + 4 * i, 4);
+    return f;
+  }
+  uint16_t h;
+  std::memcpy(&h, t.data + 2 * i, 2);
+  if (t.dtype == DType::BF16) {
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  }
+  return f16_to_f32(h);
+}
+
+uint16_t u16_at(const uint8_t* p, int64_t i) {
+  uint16_t h;
+  std::memcpy(&h, p + 2 * i, 2);
+  return h;
+}
+
+}  // namespace
+
+std::shared_ptr<QMat> quantize_matrix(const TensorInfo& w, QType type, int threads) {
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  auto m = alloc_qmat(type, rows, cols);
+  const int64_t nb = cols / kQBlock;
+  parallel_panels(m->panels, threads, [&](int64_t p) {
+    const int64_t r0 = p * kQPanel, nr = std::min<int64_t>(kQPanel, rows - r0);
+    std::vector<float> x(static_cast<size_t>(cols));
+    std::vector<uint8_t> q(static_cast<size_t>(nr * cols));
+    std::vector<uint16_t> d(static_cast<size_t>(nr * nb));
+    for (int64_t r = 0; r < nr; r++) {
+      for (int64_t k = 0; k < cols; k++) x[size_t(k)] = elem_f32(w, (r0 + r) * cols + k);
+      if (type == QType::Q8_0)
+        quantize_q8_0(x.data(), cols, reinterpret_cast<int8_t*>(q.data() + r * cols), d.data() + r * nb);
+      else quantize_q4_0(x.data(), cols, q.data() + r * cols, d.data() + r * nb);
+    }
+    write_panel(*m, p, nr, [&](int64_t r, int64_t k) { return q[size_t(r * cols + k)]; },
+                [&](int64_t r, int64_t b) { return d[size_t(r * nb + b)]; });
+  });
+  return m;
+}
+
+std::shared_ptr<QMat> repack_quantized(const TensorInfo& qt, const TensorInfo& st, QType type, int threads) {
+  const int64_t rows = qt.shape[0], cols = st.shape[1] * kQBlock, nb = st.shape[1];
+  auto m = alloc_qmat(type, rows, cols);
+  const uint8_t* qs = qt.data;
+  const uint8_t* ds = st.data;
+  parallel_panels(m->panels, threads, [&](int64_t p) {
+    const int64_t r0 = p * kQPanel, nr = std::min<int64_t>(kQPanel, rows - r0);
+    if (type == QType::Q8_0)
+      write_panel(*m, p, nr, [&](int64_t r, int64_t k) { return qs[(r0 + r) * cols + k]; },
+                  [&](int64_t r, int64_t b) { return u16_at(ds, (r0 + r) * nb + b); });
+    else
+      write_panel(
+          *m, p, nr,
+          [&](int64_t r, int64_t k) {
+            // ggml block_q4_0: byte j of a block holds q_j (low nibble) and q_{j+16} (high nibble)
+            const int64_t b = k / kQBlock, j = k % kQBlock;
+            const uint8_t byte = qs[(r0 + r) * (cols / 2) + b * 16 + (j & 15)];
+            return j < 16 ? (byte & 15) : (byte >> 4);
+          },
+          [&](int64_t r, int64_t b) { return u16_at(ds, (r0 + r) * nb + b); });
+  });
+  return m;
+}
+
+void release_mapped(const TensorInfo& t) {
+#if defined(__unix__)
+  const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) / page * page;
+  if (e > b) (void)madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+#else
+  (void)t;
+#endif
+}
+
+void dequant_row(const QMat& m, int64_t row, float* out) {
+  const int64_t p = row / kQPanel, r = row % kQPanel;
+  for (int64_t b = 0; b < m.nb; b++) {
+    const uint8_t* blk = m.block(p, b);
+    const float d = m.scales(p, b)[r];
+    for (int g = 0; g < 8; g++)
+      for (int j = 0; j < 4; j++) {
+        const int pos = (g * 8 + int(r)) * 4 + j;
+        int v;
+        if (m.type == QType::Q8_0) v = int8_t(blk[pos]);
+        else v = (pos < 128 ? (blk[pos] & 15) : (blk[pos - 128] >> 4)) - 8;
+        out[b * kQBlock + g * 4 + j] = float(v) * d;
+      }
+  }
+}
+
+// ---------------------------------------------------------------- linear
+
+namespace {
+struct ActBuf {
+  std::vector<int8_t> q;
+  std::vector<float> d;
+  std::vector<int32_t> s;
+};
+
+// Row t of A into int8 blocks: d = amax/127, q = nearest(x/d), and the block's sum of q.
+void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s) {
+  for (int64_t b = 0; b < K / kQBlock; b++) {
+    const float* xb = x + b * kQBlock;
+    float amax = 0.f;
+    for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(xb[j]));
+    const float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+    int32_t sum = 0;
+    for (int j = 0; j < kQBlock; j++) {
+      const int v = int(std::nearbyint(xb[j] * id));
+      q[b * kQBlock + j] = int8_t(v);
+      sum += v;
+    }
+    d[b] = dd;
+    s[b] = sum;
+  }
+}
+}  // namespace
+
+void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
+             const float* bias, float* C, int64_t ldc) {
+  // Two int8 planes per activation row (rows 2t: x, 2t+1: what the first plane missed), so the integer kernels
+  // see ~16-bit activations; both rows sit in one register tile, so the weights are still streamed once.
+  thread_local ActBuf buf;
+  thread_local std::vector<float> part;
+  const int64_t K = W.cols, nb = W.nb, R = 2 * T, N = W.rows;
+  if (buf.q.size() < size_t(R * K)) buf.q.resize(size_t(R * K));
+  if (buf.d.size() < size_t(R * nb)) {
+    buf.d.resize(size_t(R * nb));
+    buf.s.resize(size_t(R * nb));
+  }
+  if (part.size() < size_t(R * N)) part.resize(size_t(R * N));
+  ActBuf& ab = buf;
+  auto planes = [&](int64_t t0, int64_t t1) {
+    std::vector<float> res(static_cast<size_t>(K));
+    for (int64_t t = t0; t < t1; t++) {
+      const float* x = A + t * lda;
+      int8_t* q = ab.q.data() + 2 * t * K;
+      float* d = ab.d.data() + 2 * t * nb;
+      quantize_act_row(x, K, q, d, ab.s.data() + 2 * t * nb);
+      for (int64_t i = 0; i < K; i++) res[size_t(i)] = x[i] - float(q[i]) * d[i / kQBlock];
+      quantize_act_row(res.data(), K, q + K, d + nb, ab.s.data() + (2 * t + 1) * nb);
+    }
+  };
+  if (T > 1) pool.run(T, 1, planes);
+  else planes(0, 1);
+  QAct act{ab.q.data(), ab.d.data(), ab.s.data(), R, K, nb};
+  const int64_t nt = pool.size();
+  const int64_t grain = std::max<int64_t>(T > 4 ? 1 : 2, W.panels / (nt * 8));
+  float* P = part.data();
+  pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) {
+    k.gemm(act, W, p0, p1, P, N);
+    const int64_t n0 = p0 * kQPanel, n1 = std::min(N, p1 * kQPanel);
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t n = n0; n < n1; n++)
+        C[t * ldc + n] = P[2 * t * N + n] + P[(2 * t + 1) * N + n] + (bias ? bias[n] : 0.f);
+  });
+}
+
+QType quant_type_for(const std::string& name, int64_t cols, QType chosen) {
+  auto ends = [&](const char* suf) {
+    const size_t n = std::strlen(suf);
+    return name.size() >= n && name.compare(name.size() - n, n, suf) == 0;
+  };
+  if (chosen == QType::None || cols % kQBlock != 0) return QType::None;
+  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return QType::Q8_0;
+  if (ends("Wqkv.weight") || ends("in_proj.weight") || ends("out_proj.weight") || ends("fc1.weight") ||
+      ends("fc2.weight"))
+    return chosen;
+  return QType::None;
+}
+
+QType config_quant_type(const std::string& text) {
+  json::Value j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    throw LoadError(std::string("config.json: ") + e.what());
+  }
+  const json::Value* qc = j.get("quantization_config");
+  if (!qc || qc->is_null()) return QType::None;
+  const json::Value* t = qc->get("type");
+  if (!qc->is_object() || !t || !t->is_string() || (t->str != "q8_0" && t->str != "q4_0"))
+    throw LoadError("config.json: quantization_config.type must be \"q8_0\" or \"q4_0\"");
+  const json::Value* bs = qc->get("block_size");
+  if (bs && !(bs->is_number() && bs->num == 32))
+    throw LoadError("config.json: quantization_config.block_size must be 32");
+  return t->str == "q8_0" ? QType::Q8_0 : QType::Q4_0;
+}
+
+}  // namespace fc

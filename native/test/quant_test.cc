@@ -1,0 +1,283 @@
+// Unit checks of the quantized-weight code without Node: f16 conversion, the reference quantizers' grid
+// property, repacking from checkpoint formats, dequantized rows, and every integer kernel this CPU runs against
+// a float64 product of the dequantized weights and the int8 activations (exact but for fp32 rounding) and of
+// the float activations (the activation quantization error). With --bench ROWS COLS: GEMV/GEMM timings.
+// Usage: quant_test [--bench ROWS COLS]   exit 0 iff every check passes.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "../src/kernels.h"
+#include "../src/quant.h"
+#include "../src/safetensors.h"
+#include "../src/threadpool.h"
+
+using namespace fc;
+
+static int failures = 0;
+#define CHECK(c, ...)                 \
+  do {                                \
+    if (!(c)) {                       \
+      failures++;                     \
+      std::printf("FAIL: " __VA_ARGS__); \
+      std::printf("\n");              \
+    }                                 \
+  } while (0)
+
+static TensorInfo f32_tensor(const std::vector<float>& v, int64_t rows, int64_t cols) {
+  TensorInfo t;
+  t.name = "w";
+  t.dtype = DType::F32;
+  t.dtype_str = "F32";
+  t.shape = {rows, cols};
+  t.data = reinterpret_cast<const uint8_t*>(v.data());
+  t.nbytes = v.size() * 4;
+  return t;
+}
+
+static void check_f16() {
+  int bad = 0;
+  for (uint32_t h = 0; h < 65536; h++) {
+    if ((h & 0x7C00) == 0x7C00 && (h & 0x3FF)) continue;  // NaN payloads
+    if (f32_to_f16(f16_to_f32(uint16_t(h))) != h) bad++;
+  }
+  CHECK(bad == 0, "f16 round trip: %d values differ", bad);
+  // ties to even and overflow
+  CHECK(f32_to_f16(1.0f + 1.0f / 2048) == 0x3C00, "tie rounds to even (down)");
+  CHECK(f32_to_f16(1.0f + 3.0f / 2048) == 0x3C02, "tie rounds to even (up)");
+  CHECK(f32_to_f16(65520.f) == 0x7C00, "65520 -> inf");
+  CHECK(f32_to_f16(65504.f) == 0x7BFF, "65504 max half");
+  CHECK(f32_to_f16(5.9604645e-8f) == 0x0001, "smallest subnormal");
+}
+
+static void check_quantizers(std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  const int64_t n = 32 * 64;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = nd(rng);
+  x[5] = 0.f;
+  for (int j = 32; j < 64; j++) x[size_t(j)] = 0.f;  // an all-zero block
+  // q8_0
+  std::vector<int8_t> q8(static_cast<size_t>(n)), q8b(static_cast<size_t>(n));
+  std::vector<uint16_t> d(static_cast<size_t>(n / 32)), d2(static_cast<size_t>(n / 32));
+  quantize_q8_0(x.data(), n, q8.data(), d.data());
+  std::vector<float> deq(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; i++) deq[size_t(i)] = float(q8[size_t(i)]) * f16_to_f32(d[size_t(i / 32)]);
+  double err = 0;
+  for (int64_t i = 0; i < n; i++) err = std::max(err, double(std::fabs(deq[size_t(i)] - x[size_t(i)])));
+  CHECK(err < 0.3 * 0.05 * 4 / 127 * 2, "q8_0 error %g", err);
+  quantize_q8_0(deq.data(), n, q8b.data(), d2.data());
+  CHECK(q8 == q8b && d == d2, "q8_0 grid property");
+  // q4_0
+  std::vector<uint8_t> q4(static_cast<size_t>(n)), q4b(static_cast<size_t>(n));
+  quantize_q4_0(x.data(), n, q4.data(), d.data());
+  for (int64_t i = 0; i < n; i++) deq[size_t(i)] = float(int(q4[size_t(i)]) - 8) * f16_to_f32(d[size_t(i / 32)]);
+  quantize_q4_0(deq.data(), n, q4b.data(), d2.data());
+  CHECK(q4 == q4b && d == d2, "q4_0 grid property");
+  int maxq = 0;
+  for (auto v : q4) maxq = std::max(maxq, int(v));
+  CHECK(maxq <= 15, "q4_0 values in 0..15");
+  // hand vector: ggml reference values
+  float h[32];
+  for (int j = 0; j < 32; j++) h[j] = float(j - 16) / 16.f;  // max magnitude -1 at j=0
+  uint8_t hq[32];
+  uint16_t hd;
+  quantize_q4_0(h, 32, hq, &hd);
+  CHECK(f16_to_f32(hd) == 0.125f, "q4_0 d = m/-8 (got %g)", double(f16_to_f32(hd)));
+  CHECK(hq[0] == 0 && hq[16] == 8 && hq[31] == 15, "q4_0 q values %d %d %d", hq[0], hq[16], hq[31]);
+  int8_t h8[32];
+  quantize_q8_0(h, 32, h8, &hd);
+  CHECK(h8[0] == -127 && h8[16] == 0 && h8[24] == 64, "q8_0 round half away: %d %d %d", h8[0], h8[16], h8[24]);
+}
+
+static std::vector<float> dequant_all(const QMat& m) {
+  std::vector<float> w(static_cast<size_t>(m.rows * m.cols));
+  for (int64_t r = 0; r < m.rows; r++) dequant_row(m, r, w.data() + r * m.cols);
+  return w;
+}
+
+static void check_repack(std::mt19937& rng, QType type) {
+  const int64_t rows = 21, cols = 96;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> w(static_cast<size_t>(rows * cols));
+  for (auto& v : w) v = nd(rng);
+  auto qm = quantize_matrix(f32_tensor(w, rows, cols), type, 2);
+  // checkpoint format: I8 [rows, cols] or U8 [rows, cols/2] (ggml nibble order) + F16 [rows, cols/32]
+  std::vector<uint8_t> qs(static_cast<size_t>(type == QType::Q8_0 ? rows * cols : rows * cols / 2));
+  std::vector<uint16_t> ds(static_cast<size_t>(rows * cols / 32));
+  for (int64_t r = 0; r < rows; r++) {
+    std::vector<uint8_t> q(static_cast<size_t>(cols));
+    if (type == QType::Q8_0) quantize_q8_0(&w[size_t(r * cols)], cols, reinterpret_cast<int8_t*>(&qs[size_t(r * cols)]), &ds[size_t(r * cols / 32)]);
+    else {
+      quantize_q4_0(&w[size_t(r * cols)], cols, q.data(), &ds[size_t(r * cols / 32)]);
+      for (int64_t b = 0; b < cols / 32; b++)
+        for (int j = 0; j < 16; j++)
+          qs[size_t(r * cols / 2 + b * 16 + j)] = uint8_t(q[size_t(b * 32 + j)] | (q[size_t(b * 32 + j + 16)] << 4));
+    }
+  }
+  TensorInfo qt, st;
+  qt.dtype_str = type == QType::Q8_0 ? "I8" : "U8";
+  qt.shape = {rows, type == QType::Q8_0 ? cols : cols / 2};
+  qt.data = qs.data();
+  st.dtype = DType::F16;
+  st.dtype_str = "F16";
+  st.shape = {rows, cols / 32};
+  st.data = reinterpret_cast<const uint8_t*>(ds.data());
+  auto rp = repack_quantized(qt, st, type, 1);
+  CHECK(std::memcmp(rp->q, qm->q, rp->bytes) == 0, "%s: repacked checkpoint tensors differ from load-time quantization",
+        qtype_name(type));
+  // dequantized rows are the grid values
+  auto deq = dequant_all(*qm);
+  auto qm2 = quantize_matrix(f32_tensor(deq, rows, cols), type, 1);
+  CHECK(std::memcmp(qm2->q, qm->q, qm->bytes) == 0, "%s: dequantize -> quantize is not the identity", qtype_name(type));
+}
+
+// float64 reference of C = A · Wᵀ with W dequantized; `aq` true: A replaced by its two int8 block planes (what
+// the kernels multiply), false: the float activations.
+static std::vector<double> reference(const std::vector<float>& A, int64_t T, int64_t K, const std::vector<float>& W,
+                                     int64_t N, bool aq) {
+  // the two int8 planes qlinear feeds the kernels: x ~ q1*d1 + q2*d2 (q2 quantizes x - q1*d1)
+  auto plane = [](const float* x, float* out) {
+    float amax = 0;
+    for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[j]));
+    float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+    for (int j = 0; j < 32; j++) out[j] = std::nearbyint(x[j] * id) * d;
+  };
+  std::vector<double> a(A.begin(), A.end());
+  if (aq)
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t b = 0; b < K / 32; b++) {
+        const float* x = &A[size_t(t * K + b * 32)];
+        float hi[32], res[32], lo[32];
+        plane(x, hi);
+        for (int j = 0; j < 32; j++) res[j] = x[j] - hi[j];
+        plane(res, lo);
+        for (int j = 0; j < 32; j++) a[size_t(t * K + b * 32 + j)] = double(hi[j]) + double(lo[j]);
+      }
+  std::vector<double> C(static_cast<size_t>(T * N));
+  for (int64_t t = 0; t < T; t++)
+    for (int64_t n = 0; n < N; n++) {
+      double s = 0;
+      for (int64_t k = 0; k < K; k++) s += a[size_t(t * K + k)] * W[size_t(n * K + k)];
+      C[size_t(t * N + n)] = s;
+    }
+  return C;
+}
+
+static void check_kernels(std::mt19937& rng) {
+  const Kernels* all[8];
+  const int nk = kernels_available(all, 8);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  ThreadPool pool(2);
+  for (QType type : {QType::Q8_0, QType::Q4_0})
+    for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 40})
+      for (int64_t N : {8, 19, 64}) {
+        const int64_t K = 96;
+        std::vector<float> w(static_cast<size_t>(N * K)), A(static_cast<size_t>(T * K));
+        for (auto& v : w) v = nd(rng);
+        for (auto& v : A) v = nd(rng);
+        auto qm = quantize_matrix(f32_tensor(w, N, K), type, 1);
+        auto wd = dequant_all(*qm);
+        auto exact = reference(A, T, K, wd, N, true);
+        auto fl = reference(A, T, K, wd, N, false);
+        for (int i = 0; i < nk; i++) {
+          const QKernels& qk = qkernels_for(all[i]->name);
+          std::vector<float> C(static_cast<size_t>(T * N), -1.f);
+          qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N);
+          double e1 = 0, e2 = 0, scale = 0;
+          for (size_t j = 0; j < C.size(); j++) {
+            e1 = std::max(e1, std::fabs(C[j] - exact[j]));
+            e2 = std::max(e2, std::fabs(C[j] - fl[j]));
+            scale = std::max(scale, std::fabs(fl[j]));
+          }
+          CHECK(e1 <= 1e-5 * scale, "%s %s T=%lld N=%lld: |C - exact int8 product| = %g (scale %g)", qk.name,
+                qtype_name(type), (long long)T, (long long)N, e1, scale);
+          CHECK(e2 <= 2e-4 * scale, "%s %s T=%lld N=%lld: activation quantization error %g (scale %g)", qk.name,
+                qtype_name(type), (long long)T, (long long)N, e2, scale);
+        }
+      }
+  std::printf("integer kernels checked:");
+  for (int i = 0; i < nk; i++) std::printf(" %s->%s", all[i]->name, qkernels_for(all[i]->name).name);
+  std::printf("\n");
+}
+
+// GEMV (T=1) and GEMM (T=128) of every integer kernel against the BF16 float kernels of the picked ISA on the
+// same matrix, alternating, best of 5 each: ratios within one run.
+static void bench(int64_t N, int64_t K) {
+  const Kernels* all[8];
+  const int nk = kernels_available(all, 8);
+  const Kernels& fk = kernels();
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> w(static_cast<size_t>(N * K));
+  for (auto& v : w) v = nd(rng);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); i++) {
+    uint32_t u;
+    std::memcpy(&u, &w[i], 4);
+    wb[i] = uint16_t(u >> 16);
+  }
+  Mat bm;
+  bm.data = wb.data();
+  bm.dt = DType::BF16;
+  bm.rows = N;
+  bm.cols = K;
+  ThreadPool pool(int(std::thread::hardware_concurrency()));
+  auto time = [](auto fn) {
+    double best = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  };
+  for (int64_t T : {1, 128}) {
+    std::vector<float> A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
+    for (auto& v : A) v = nd(rng);
+    const double bf = time([&] {
+      if (T <= kGemvMaxT)
+        pool.run(N, 64, [&](int64_t b, int64_t e) { fk.gemv(A.data(), K, T, bm, b, e, C.data(), N); });
+      else
+        pool.run((N + fk.nr - 1) / fk.nr, 1, [&](int64_t b, int64_t e) {
+          std::vector<float> pack(static_cast<size_t>(gemm_pack_floats()));
+          fk.gemm(A.data(), K, T, bm, b * fk.nr, std::min(e * fk.nr, N), C.data(), N, pack.data());
+        });
+    });
+    std::printf("bf16 %-18s T=%-4lld %8.3f ms  %7.1f GMAC/s (baseline)\n", fk.name, (long long)T, bf * 1e3, double(T * N * K) / bf / 1e9);
+    for (QType type : {QType::Q8_0, QType::Q4_0}) {
+      auto qm = quantize_matrix(f32_tensor(w, N, K), type, 2);
+      for (int i = 0; i < nk; i++) {
+        const QKernels& qk = qkernels_for(all[i]->name);
+        if (std::strcmp(qk.name, "int8-scalar") == 0 && T > 1) continue;
+        const double q = time([&] { qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N); });
+        std::printf("%s %-18s T=%-4lld %8.3f ms  %7.1f GMAC/s  %.2fx bf16\n", qtype_name(type), qk.name, (long long)T, q * 1e3,
+                    double(T * N * K) / q / 1e9, bf / q);
+      }
+    }
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::strcmp(argv[1], "--bench") == 0) {
+    bench(std::atoll(argv[2]), std::atoll(argv[3]));
+    return 0;
+  }
+  std::mt19937 rng(42);
+  check_f16();
+  check_quantizers(rng);
+  check_repack(rng, QType::Q8_0);
+  check_repack(rng, QType::Q4_0);
+  check_kernels(rng);
+  if (failures) {
+    std::printf("quant_test: %d FAILED\n", failures);
+    return 1;
+  }
+  std::printf("quant_test: all checks pass\n");
+  return 0;
+}
