@@ -347,7 +347,7 @@ export class Daemon extends EventEmitter {
       broker: this.connected ? 'connected' : 'disconnected',
       rules_rev: this.rules?.rev ?? null,
       inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs, verdicts: r.verdicts })),
-      model: m.dir === '' ? null : { backend: m.backend, quant: b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
+      model: m.dir === '' ? null : { backend: m.backend, quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
       outbox_depth: this.publisher.waiting,
     }
   }
