@@ -7,7 +7,7 @@
 #                     [--arch x64|arm64] [--no-enable] [--uninstall]
 #
 #   --prefix   where the package goes (default /opt/flashcheck): package.json, dist/, the production part of
-#              node_modules/, the native addon, rules docs, share/ (defaults, drop-ins, broker config, docs)
+#              node_modules/, the native addon, rules docs, share/ (defaults, drop-ins, broker config, docs, status page, dashboard)
 #   --destdir  staging root prepended to every path; nothing outside it is touched and systemctl is not run
 #   --bindir   where the `flashcheck` command is linked (default /usr/local/bin)
 #   --unitdir  where the unit goes (default /usr/lib/systemd/system; drop-ins belong in /etc/systemd/system)
@@ -161,6 +161,10 @@ install -m 0644 "$src"/rules/examples/*.yaml "$P/share/defaults/rules/"
 install -m 0644 "$src/systemd/jetson-gpu.conf" "$src/systemd/cpu-affinity.conf" "$P/share/systemd/"
 install -m 0644 "$src"/deploy/mosquitto/* "$P/share/mosquitto/"
 install -m 0644 "$src/deploy/README.md" "$src/deploy/JETSON.md" "$P/share/doc/"
+# The status page's static files (served from share/view by an installed daemon) and the Grafana dashboard.
+install -d "$P/share/view" "$P/share/grafana"
+install -m 0644 "$src"/daemon/view/page/* "$P/share/view/"
+install -m 0644 "$src/deploy/grafana/flashcheck.json" "$P/share/grafana/"
 
 # systemd: the unit with this prefix and node, the system user, tmpfiles for secrets and state.
 install -d "$(D "$unitdir")"

@@ -24,6 +24,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 # own PyTorch, run by Debian's interpreter; OpenBLAS so that it does not fall back to the reference BLAS.
 /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || need+=(python3-torch)
 dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'ok installed' || need+=(libopenblas0-pthread)
+# The status page's browser tests drive Debian's chromium (playwright-core, no browser download).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing ${need[*]} (apt-get)"
   SUDO=""

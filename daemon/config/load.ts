@@ -65,6 +65,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (cfg.mqtt.reconnectMaxMs < cfg.mqtt.reconnectMinMs) {
     throw new ConfigError('config error: mqtt.reconnectMaxMs: must be >= mqtt.reconnectMinMs')
   }
+  if (cfg.metrics.user !== '' && cfg.metrics.passwordFile === '') throw new ConfigError('config error: metrics.passwordFile: must be set when metrics.user is')
   return cfg
 }
 
@@ -86,7 +87,7 @@ export function flatArgs(): Record<string, string> {
 export function redactedConfig(cfg: Config): Record<string, unknown> {
   // A password written into the URL (mqtt://user:pw@host) is a secret too.
   const url = cfg.mqtt.url.replace(/\/\/[^@/]*@/, '//***@')
-  return { ...cfg, mqtt: { ...cfg.mqtt, url, passwordFile: cfg.mqtt.passwordFile ? '(set)' : '', key: cfg.mqtt.key ? '(set)' : '' } }
+  return { ...cfg, mqtt: { ...cfg.mqtt, url, passwordFile: cfg.mqtt.passwordFile ? '(set)' : '', key: cfg.mqtt.key ? '(set)' : '' }, metrics: { ...cfg.metrics, passwordFile: cfg.metrics.passwordFile ? '(set)' : '' } }
 }
 
 function firstLine(e: unknown): string {

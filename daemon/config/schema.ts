@@ -141,6 +141,9 @@ export const schemaDefinition = {
   metrics: {
     port: { doc: 'Port of the Prometheus /metrics endpoint; 0 = off.', format: 'port', default: 0, ...key('metrics.port') },
     host: { doc: 'Address the metrics endpoint binds to.', format: String, default: '127.0.0.1', ...key('metrics.host') },
+    page: { doc: 'Serve the read-only status page (/, /events, /api/*) on the metrics listener.', format: Boolean, default: true, ...key('metrics.page') },
+    user: { doc: 'Basic-auth user for the metrics listener (page, /metrics; not /healthz); empty = no authentication.', format: String, default: '', ...key('metrics.user') },
+    passwordFile: { doc: 'File whose first line is the basic-auth password of metrics.user.', format: 'optional-file', default: '', ...key('metrics.passwordFile') },
   },
   log: {
     level: { doc: 'Log level.', format: levels, default: 'info', ...key('log.level') },
@@ -186,7 +189,7 @@ export interface Config {
   audit: { enabled: boolean; retentionDays: number; maxBytes: number; sync: 'normal' | 'full' }
   security: { allowRoot: boolean }
   model: { dir: string; backend: 'native' | 'onnx'; threads: number; quantize: 'none' | 'q8_0' | 'q4_0'; nice: number; guardMs: number; queueMax: number; chunkTokens: number; prefixCache: boolean; onnx: ModelOnnxConfig }
-  metrics: { port: number; host: string }
+  metrics: { port: number; host: string; page: boolean; user: string; passwordFile: string }
   log: { level: string }
   node: { id: string }
   sparkplug: { enabled: boolean; group: string; edgeNode: string; primaryHost: string }

@@ -14,6 +14,8 @@ export class Metrics {
   readonly noResponseTopic = new Counter({ name: 'flashcheck_requests_without_response_topic_total', help: 'Requests that named no response topic (logged, not answered)', registers: [this.registry] })
   readonly reloads = new Counter({ name: 'flashcheck_rule_reloads_total', help: 'Rule set reloads, by result', labelNames: ['result'] as const, registers: [this.registry] })
   readonly rulesActive = new Gauge({ name: 'flashcheck_rules_active', help: 'Rules in the active set', registers: [this.registry] })
+  readonly budget = new Gauge({ name: 'flashcheck_inspection_budget_seconds', help: 'Latency budget of each inspection of the active rule set', labelNames: ['inspection'] as const, registers: [this.registry] })
+  readonly info = new Gauge({ name: 'flashcheck_info', help: 'Always 1: this daemon\'s node id and version (join on instance for a node filter)', labelNames: ['node', 'version'] as const, registers: [this.registry] })
   readonly signalSamples = new Counter({ name: 'flashcheck_signal_messages_total', help: 'Messages received on signal topics', registers: [this.registry] })
   readonly connected = new Gauge({ name: 'flashcheck_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] })
   readonly modelLatency = new Histogram({ name: 'flashcheck_model_latency_seconds', help: 'Request arrival to scored model choice, by inspection', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })

@@ -27,6 +27,12 @@ import { RuleReloader } from './reloader.js'
 import { ShadowRules } from '../shadow/shadow.js'
 import { desiredFilters } from './subscriptions.js'
 import { VERSION } from '../version.js'
+import { basicAuth } from '../view/auth.js'
+import type { VerdictSource } from '../view/journal.js'
+import { AuditSource } from '../view/audit-source.js'
+import { View, type ViewStatus } from '../view/server.js'
+import { StatsSampler } from '../view/stats.js'
+import { VerdictTap } from '../view/tap.js'
 import { SparkplugHost } from '../sparkplug/host.js'
 import { EdgeNode } from '../sparkplug/edge-node.js'
 
@@ -42,6 +48,8 @@ export interface DaemonOptions {
   metrics?: Metrics
   /** Install a SIGHUP handler that reloads the rules (the CLI does; tests call reload()). */
   handleSignals?: boolean
+  /** Past verdicts for the status page's search (GET /api/verdicts); default: the audit journal when there is one. */
+  verdictSource?: VerdictSource
   /** Epoch ms of a message's arrival (default Date.now); tests record what the daemon saw. */
   clock?: () => number
 }
@@ -66,6 +74,10 @@ export class Daemon extends EventEmitter {
   private engine?: VerdictEngine
   private broker?: EmbeddedBroker
   private metricsServer?: Server
+  private tap?: VerdictTap
+  private sampler?: StatsSampler
+  private verdictSource?: VerdictSource
+  private auditSource?: AuditSource
   private reloader?: RuleReloader
   private shadow?: ShadowRules
   private shadowReloader?: RuleReloader
@@ -98,6 +110,9 @@ export class Daemon extends EventEmitter {
       this.metrics,
     )
     this.backoffMs = this.cfg.mqtt.reconnectMinMs
+    this.verdictSource = opts.verdictSource
+    this.metrics.info.set({ node: this.cfg.node.id, version: VERSION }, 1)
+    if (this.cfg.metrics.port > 0 && this.cfg.metrics.page) this.tap = new VerdictTap()
     if (opts.handleSignals) process.on('SIGHUP', this.onHup)
   }
 
@@ -165,6 +180,7 @@ export class Daemon extends EventEmitter {
       publisher: this.publisher,
       rules: () => this.rules,
       engine: this.engine,
+      tap: this.tap,
       clock: this.clock,
       shadow: this.shadow,
       journal,
@@ -172,6 +188,7 @@ export class Daemon extends EventEmitter {
     })
     if (journal?.open) this.restoreFromJournal(journal)
     else await this.memory.restore(this.cfg.state.dir)
+    if (journal && this.verdictSource === undefined) this.verdictSource = this.auditSource = new AuditSource(journal.file)
 
     // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
@@ -181,10 +198,17 @@ export class Daemon extends EventEmitter {
     if (this.cfg.rules.watch) this.reloader.watch()
 
     if (this.cfg.metrics.port > 0) {
+      const auth = basicAuth(this.cfg.metrics.user, this.cfg.metrics.passwordFile)
+      let view: View | undefined
+      if (this.tap) {
+        this.sampler = new StatsSampler(this.metrics)
+        await this.sampler.start()
+        view = new View({ status: () => this.viewStatus(), sampler: this.sampler, tap: this.tap, journal: this.verdictSource })
+      }
       this.metricsServer = await startMetricsServer(this.metrics, this.cfg.metrics.host, this.cfg.metrics.port, () => ({
         ok: this.connected,
         detail: { connected: this.connected, rules_rev: this.rules?.rev ?? null, node: this.cfg.node.id },
-      }))
+      }), { auth, extra: view ? (req, res) => view.handle(req, res) : undefined })
       this.log.info({ host: this.cfg.metrics.host, port: this.cfg.metrics.port }, 'metrics endpoint listening')
     }
 
@@ -221,7 +245,13 @@ export class Daemon extends EventEmitter {
       }
       await client.endAsync(!client.connected)
     }
-    if (this.metricsServer) await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
+    this.sampler?.stop()
+    this.tap?.close()
+    this.auditSource?.close()
+    if (this.metricsServer) {
+      this.metricsServer.closeAllConnections()
+      await new Promise<void>((resolve) => this.metricsServer!.close(() => resolve()))
+    }
     if (this.broker) await this.broker.close()
     await this.memory.close()
     this.journal?.close()
@@ -302,6 +332,24 @@ export class Daemon extends EventEmitter {
     this.signals.configure(set.signals)
     this.rules = set
     this.metrics.rulesActive.set(set.rules.length)
+    this.metrics.budget.reset()
+    for (const r of set.rules) this.metrics.budget.set({ inspection: r.id }, r.budgetMs / 1000)
+  }
+
+  /** The status page's header and the inspections it lists. */
+  private viewStatus(): ViewStatus {
+    const m = this.cfg.model
+    const b = this.engine?.backend.config
+    return {
+      node: this.cfg.node.id,
+      version: VERSION,
+      started_at: this.startedAt,
+      broker: this.connected ? 'connected' : 'disconnected',
+      rules_rev: this.rules?.rev ?? null,
+      inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs, verdicts: r.verdicts })),
+      model: m.dir === '' ? null : { backend: m.backend, quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
+      outbox_depth: this.publisher.waiting,
+    }
   }
 
   private connect(url: string): void {

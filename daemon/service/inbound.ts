@@ -77,6 +77,14 @@ export interface InboundDeps {
   journal?: Journal
   /** Identity of the checkpoint (audit rows of model verdicts). */
   modelId?: string
+  /** The status page's live stream: offered every published verdict while a page watches. */
+  tap?: VerdictListener
+}
+
+/** Receives published responses; `active` is read first, so an idle listener costs one property read. */
+export interface VerdictListener {
+  readonly active: boolean
+  push(res: Response, topic: string, ts: number): void
 }
 
 /** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
@@ -337,6 +345,8 @@ export class Inbound {
     } else if (o.shed) publisher.shed(to, json, opts, key)
     else publisher.send(to, json, opts, key)
     this.d.onVerdict?.(res, ex.now)
+    const tap = this.d.tap
+    if (tap !== undefined && tap.active) tap.push(res, ex.triggerTopic ?? ex.topic, ex.now)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })

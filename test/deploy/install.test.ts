@@ -68,7 +68,7 @@ t.test('install into a staging root, twice, then uninstall', { skip: built ? fal
   t.equal(readFileSync(R('etc/flashcheck/config.json'), 'utf8'), readFileSync(join(PACKAGE_ROOT, 'deploy', 'config.json'), 'utf8'))
   t.same(readdirSync(R('etc/flashcheck/rules')).sort(), EXAMPLES, 'example rules')
   for (const f of EXAMPLES) t.equal(readFileSync(R(`etc/flashcheck/rules/${f}`), 'utf8'), readFileSync(join(PACKAGE_ROOT, 'rules', 'examples', f), 'utf8'))
-  for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/daemon/cli/main.js', 'dist/daemon/systemd/notify.js', 'native/build/Release/flashcheck_kernel.node', 'rules/schema.json', 'share/defaults/config.json', 'share/systemd/jetson-gpu.conf', 'share/systemd/cpu-affinity.conf', 'share/mosquitto/flashcheck.conf', 'share/mosquitto/flashcheck.acl', 'share/doc/JETSON.md']) {
+  for (const f of ['package.json', 'package-lock.json', 'README.md', 'dist/daemon/cli/main.js', 'dist/daemon/systemd/notify.js', 'native/build/Release/flashcheck_kernel.node', 'rules/schema.json', 'share/defaults/config.json', 'share/systemd/jetson-gpu.conf', 'share/systemd/cpu-affinity.conf', 'share/mosquitto/flashcheck.conf', 'share/mosquitto/flashcheck.acl', 'share/doc/JETSON.md', 'share/view/index.html', 'share/view/app.js', 'share/view/style.css', 'share/view/icon.svg', 'share/grafana/flashcheck.json']) {
     t.ok(existsSync(R(`opt/flashcheck/${f}`)), f)
   }
   t.ok(existsSync(R('opt/flashcheck/node_modules/mqtt/package.json')), 'production dependency installed')
@@ -81,6 +81,8 @@ t.test('install into a staging root, twice, then uninstall', { skip: built ? fal
     }
   }
   t.notOk(existsSync(R('opt/flashcheck/daemon')), 'no TypeScript sources')
+  const pageAt = spawnSync(process.execPath, ['--input-type=module', '-e', `import { pageDir } from ${JSON.stringify(R('opt/flashcheck/dist/daemon/view/server.js'))}; console.log(pageDir())`], { encoding: 'utf8' })
+  t.equal(pageAt.stdout.trim(), R('opt/flashcheck/share/view'), 'the installed daemon serves its status page from share/view')
 
   // The staged package runs on its own: its node_modules, its addon.
   const main = R('opt/flashcheck/dist/daemon/cli/main.js')
