@@ -84,7 +84,8 @@ export interface InboundDeps {
 /** Receives published responses; `active` is read first, so an idle listener costs one property read. */
 export interface VerdictListener {
   readonly active: boolean
-  push(res: Response, topic: string, ts: number): void
+  /** `json`: the response as published; `topic`: the request's (or trigger message's) topic. */
+  push(json: string, topic: string): void
 }
 
 /** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
@@ -346,7 +347,7 @@ export class Inbound {
     else publisher.send(to, json, opts, key)
     this.d.onVerdict?.(res, ex.now)
     const tap = this.d.tap
-    if (tap !== undefined && tap.active) tap.push(res, ex.triggerTopic ?? ex.topic, ex.now)
+    if (tap !== undefined && tap.active) tap.push(json, ex.triggerTopic ?? ex.topic)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })

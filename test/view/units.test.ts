@@ -4,36 +4,49 @@
 import t from 'tap'
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
-import { VerdictTap, eventOf, type PublishedVerdict } from '../../daemon/view/tap.js'
+import { VerdictTap } from '../../daemon/view/tap.js'
 import { quantileMs } from '../../daemon/view/stats.js'
 import { parseSince } from '../../daemon/view/journal.js'
 import { LATENCY_BUCKETS_S } from '../../daemon/metrics/metrics.js'
 
 class FakeRes extends EventEmitter {
   written = ''
+  writes = 0
   writableLength = 0
   status = 0
   writeHead(s: number) { this.status = s; return this }
-  write(x: string) { this.written += x; return true }
+  write(x: string | Buffer) { this.written += x.toString(); this.writes++; return true }
   end() { this.emit('close') }
 }
 
-const verdict = (i: number): PublishedVerdict => ({ inspection: 'torque-joint', verdict: i % 2 ? 'FAIL' : 'PASS', checks: [{ id: 'a', ok: i % 2 === 0, reason: '<b>x</b>' }], latency_ms: 0.5, deadline_missed: false, correlation_id: `c${i}` })
+const response = (i: number) => ({ verdict_id: `id-${i}`, ts: new Date(1000 + i).toISOString(), inspection: 'torque-joint', verdict: i % 2 ? 'FAIL' : 'PASS', checks: [{ id: 'a', ok: i % 2 === 0, reason: '<b>x</b>' }], inputs: { s: 'é "q" \u2028' }, latency_ms: 0.5, deadline_missed: false, correlation_id: `c${i}` })
+const verdict = (i: number): string => JSON.stringify(response(i))
 const events = (s: string) => s.split('\n\n').filter((b) => b.startsWith('data: ')).map((b) => JSON.parse(b.slice(6)) as Record<string, unknown>)
 
 t.test('tap: idle, attach, flush, detach', async (t) => {
   const tap = new VerdictTap({ flushMs: 10_000 })
   t.equal(tap.active, false)
   const a = new FakeRes()
+  const b = new FakeRes()
   t.ok(tap.attach(a as unknown as ServerResponse))
+  t.ok(tap.attach(b as unknown as ServerResponse))
   t.equal(a.status, 200)
   t.equal(tap.active, true)
-  for (let i = 0; i < 3; i++) tap.push(verdict(i), 'flashcheck/inspect/st1/torque', 1000 + i)
+  const w0 = a.writes
+  for (let i = 0; i < 3; i++) tap.push(verdict(i), i === 2 ? 'plant/"odd"/topic' : 'flashcheck/inspect/st1/torque')
+  t.equal(a.writes, w0, 'nothing written per verdict')
   tap.flush()
+  t.equal(a.writes, w0 + 1, 'one write per client per flush')
   const got = events(a.written)
   t.equal(got.length, 3)
-  t.same(got[1], { ts: 1001, topic: 'flashcheck/inspect/st1/torque', inspection: 'torque-joint', verdict: 'FAIL', trace: null, correlation_id: 'c1', failed: [{ id: 'a', reason: '<b>x</b>' }], latency_ms: 0.5, deadline_missed: false, fallback: false, error: null })
+  t.same(got[1], { topic: 'flashcheck/inspect/st1/torque', ...response(1) }, 'the response as published, with its topic')
+  t.equal(got[2].topic, 'plant/"odd"/topic')
+  t.same(events(b.written), got, 'every client gets the same events')
+  tap.flush()
+  t.equal(a.writes, w0 + 1, 'nothing to write, nothing written')
   a.emit('close')
+  t.equal(tap.active, true, 'still active while a page is open')
+  b.emit('close')
   t.equal(tap.active, false, 'idle again once the last page left')
   tap.close()
 })
@@ -69,9 +82,19 @@ t.test('tap: client limit', async (t) => {
   tap.close()
 })
 
-t.test('eventOf: errors and fallbacks', async (t) => {
-  const e = eventOf({ inspection: null, verdict: 'ERROR', checks: [], latency_ms: 1, deadline_missed: true, error: { code: 'BAD_JSON', message: 'm' }, fallback: true, trace: 'SN-1' }, 'x', 5)
-  t.match(e, { inspection: null, verdict: 'ERROR', error: { code: 'BAD_JSON', message: 'm' }, fallback: true, deadline_missed: true, trace: 'SN-1', failed: [] })
+t.test('tap: the queue is bounded in characters too', async (t) => {
+  const tap = new VerdictTap({ flushMs: 10_000, queueChars: 1000 })
+  const a = new FakeRes()
+  tap.attach(a as unknown as ServerResponse)
+  const big = JSON.stringify({ verdict_id: 'x', inputs: { blob: 'y'.repeat(600) } })
+  tap.push(big, 't')
+  tap.push(big, 't')
+  t.equal(tap.dropped, 1, 'a second 600-char response does not fit in 1000')
+  tap.flush()
+  t.equal(events(a.written).length, 1)
+  tap.push(big, 't')
+  t.equal(tap.dropped, 1, 'room again after the flush')
+  tap.close()
 })
 
 t.test('quantiles from buckets match a direct computation within the bucket', async (t) => {

@@ -191,9 +191,14 @@ let received = 0
 const held = []
 const seenVerdicts = new Set()
 
+// An event is the published response itself (plus the request topic): failed checks are picked out here.
 function streamRow(ev) {
   const failed = el('td', { class: 'failed' })
-  for (const f of ev.failed) failed.append(el('div', {}, f.reason ? `${f.id}: ${f.reason}` : f.id))
+  for (const c of ev.checks ?? []) {
+    if (c.ok) continue
+    const why = c.reason ?? c.error
+    failed.append(el('div', {}, why ? `${c.id}: ${why}` : c.id))
+  }
   if (ev.error) failed.append(el('div', {}, `${ev.error.code}: ${ev.error.message}`))
   const tags = []
   if (ev.fallback) tags.push('fallback')
