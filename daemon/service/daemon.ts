@@ -340,6 +340,7 @@ export class Daemon extends EventEmitter {
   private viewStatus(): ViewStatus {
     const m = this.cfg.model
     const b = this.engine?.backend.config
+    const err = this.engine?.lastError
     return {
       node: this.cfg.node.id,
       version: VERSION,
@@ -347,7 +348,14 @@ export class Daemon extends EventEmitter {
       broker: this.connected ? 'connected' : 'disconnected',
       rules_rev: this.rules?.rev ?? null,
       inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs, verdicts: r.verdicts })),
-      model: m.dir === '' ? null : { backend: m.backend, quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
+      model: m.dir === '' ? null : {
+        backend: m.backend,
+        quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown',
+        isa: b?.isa ?? 'unknown',
+        loaded: this.engine !== undefined,
+        queue_depth: this.engine?.queueDepth ?? 0,
+        last_error: err ? { at: new Date(err.at).toISOString(), inspection: err.inspection, detail: err.detail } : null,
+      },
       outbox_depth: this.publisher.waiting,
     }
   }

@@ -29,6 +29,7 @@ import type { Publisher } from './publisher.js'
 import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
 import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
+import { FirstPassCounter } from '../metrics/first-pass.js'
 
 /** One message on its way to a verdict. */
 export interface Exchange {
@@ -107,8 +108,10 @@ export class Inbound {
   private readonly isRequestTopic: (topic: string) => boolean
   private readonly limited: LogLimiter
   private readonly clock: () => number
+  private readonly firstPass: FirstPassCounter
 
   constructor(private readonly d: InboundDeps) {
+    this.firstPass = new FirstPassCounter(d.metrics.parts)
     this.isRequestTopic = compileFilter(d.config.mqtt.requestFilter)
     this.limited = new LogLimiter(d.log)
     this.clock = d.clock ?? Date.now
@@ -285,7 +288,10 @@ export class Inbound {
     const release = (ex.ack ??= new HeldAck()).hold()
     engine.judge(rule, prompt, { deadline: ex.t0 + (deadline - ex.now), onExplain }, (model) => {
       try {
-        this.reply(ex, withModel(rule, outcome, model), { modelMissed: modelMissedDeadline(model) })
+        const out = withModel(rule, outcome, model)
+        // A choice below min_confidence falls back too; the engine counted the others (no choice at all).
+        if (out.fallback === true && model.status === 'ok') this.d.metrics.modelFallbacks.inc({ inspection: rule.id, status: 'ok', reason: 'low_confidence' })
+        this.reply(ex, out, { modelMissed: modelMissedDeadline(model) })
       } catch (err) {
         this.d.log.error({ err, inspection: rule.id }, 'internal error while answering a model verdict')
         this.d.metrics.errors.inc({ code: 'INTERNAL' })
@@ -351,6 +357,8 @@ export class Inbound {
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
+    // The passing label is the rule's least severe one (PASS unless the rule names its own, e.g. OK).
+    this.firstPass.record(inspection, res.trace, res.verdict === (ex.rule?.verdicts[0] ?? 'PASS'))
     m.latency.observe({ inspection }, latency / 1000)
     if (late) m.deadlineMissed.inc({ inspection })
     if (res.error) {

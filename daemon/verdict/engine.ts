@@ -60,6 +60,8 @@ export class VerdictEngine {
   private running?: Job
   private explaining = false
   private closed = false
+  /** The decoder's last failure (status page); written only when one happens. */
+  lastError?: { at: number; inspection: string; detail: string }
 
   private constructor(
     readonly backend: DecoderBackend,
@@ -165,7 +167,10 @@ export class VerdictEngine {
         if (job.done) return
         job.done = true
         clearTimeout(job.timer)
-        if (out.status !== 'ok') this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
+        if (out.status !== 'ok') {
+          this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
+          if (out.reason === 'decoder_error') this.lastError = { at: Date.now(), inspection: job.inspection, detail: out.detail }
+        }
         else this.metrics?.modelLatency.observe({ inspection: job.inspection }, out.ms / 1000)
         done(out)
       },

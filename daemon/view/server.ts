@@ -7,7 +7,7 @@ import { extname, join } from 'node:path'
 import { PACKAGE_ROOT } from '../paths.js'
 import { parseSince, type VerdictSource } from './journal.js'
 import { CursorError } from './audit-source.js'
-import type { StatsSampler } from './stats.js'
+import { modelStatus, type StatsSampler } from './stats.js'
 import type { VerdictTap } from './tap.js'
 
 export interface ViewStatus {
@@ -17,7 +17,8 @@ export interface ViewStatus {
   broker: 'connected' | 'disconnected'
   rules_rev: string | null
   inspections: { id: string; mode: string; topic: string; budget_ms: number; verdicts: string[] }[]
-  model: { backend: string; quant: string; isa: string; status: string } | null
+  /** Null without model.dir; loaded is false while (or when) the checkpoint could not be loaded. */
+  model: { backend: string; quant: string; isa: string; loaded: boolean; queue_depth: number; last_error: { at: string; inspection: string; detail: string } | null } | null
   outbox_depth: number
 }
 
@@ -111,14 +112,17 @@ export class View {
 
   private async buildSummary(): Promise<string> {
     const s = this.d.status()
-    const inspections = await this.d.sampler.summary(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
+    const f = await this.d.sampler.figures(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
+    // The model's live status: what its verdicts of the last minute did, not merely whether it loaded.
+    const model = s.model && { ...s.model, status: modelStatus(s.model.loaded, f.model), last_minute: f.model }
     return JSON.stringify({
       ...s,
+      model,
       uptime_s: Math.round((Date.now() - Date.parse(s.started_at)) / 1000),
       now: Date.now(),
       journal: this.d.journal !== undefined,
       stream: { clients: this.d.tap.clientCount, dropped: this.d.tap.dropped },
-      stats: inspections,
+      stats: f.inspections,
       timeline: this.d.sampler.timeline(),
     })
   }

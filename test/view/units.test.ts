@@ -5,7 +5,9 @@ import t from 'tap'
 import { EventEmitter } from 'node:events'
 import type { ServerResponse } from 'node:http'
 import { VerdictTap } from '../../daemon/view/tap.js'
-import { quantileMs } from '../../daemon/view/stats.js'
+import { StatsSampler, modelStatus, quantileMs, type ModelWindow } from '../../daemon/view/stats.js'
+import { FirstPassCounter } from '../../daemon/metrics/first-pass.js'
+import { Metrics } from '../../daemon/metrics/metrics.js'
 import { parseSince } from '../../daemon/view/journal.js'
 import { LATENCY_BUCKETS_S } from '../../daemon/metrics/metrics.js'
 
@@ -120,4 +122,68 @@ t.test('since', async (t) => {
   t.equal(parseSince('2026-03-03T08:00:00Z'), Date.UTC(2026, 2, 3, 8))
   t.equal(parseSince('1700000000000'), 1_700_000_000_000)
   t.throws(() => parseSince('yesterday'), /since: not a time/)
+})
+
+const partsOf = async (m: Metrics) => Object.fromEntries((await m.parts.get()).values.map((v) => [`${v.labels.inspection}/${v.labels.first_pass}`, v.value]))
+
+t.test('first pass: a traced part counts once, by its first verdict', async (t) => {
+  const m = new Metrics()
+  const fp = new FirstPassCounter(m.parts)
+  fp.record('weigh', 'A', false)
+  fp.record('weigh', 'A', true) // reworked, passes: not a first pass, not a new part
+  fp.record('weigh', 'B', true)
+  t.same(await partsOf(m), { 'weigh/true': 1, 'weigh/false': 1 }, 'A FAIL then PASS, B PASS: 2 parts, 1 first pass (50 %)')
+  fp.record('gauge', 'A', true)
+  t.equal((await partsOf(m))['gauge/true'], 1, 'the same serial at another inspection is a part there')
+  fp.record('gauge', undefined, false)
+  fp.record('gauge', undefined, false)
+  t.equal((await partsOf(m))['gauge/false'], 2, 'untraced: every request is a part')
+  t.equal(fp.remembered, 3)
+})
+
+t.test('first pass: the parts remembered are bounded, oldest forgotten first', async (t) => {
+  const m = new Metrics()
+  const fp = new FirstPassCounter(m.parts, 2)
+  fp.record('w', 'A', true)
+  fp.record('w', 'B', true)
+  fp.record('w', 'A', false)
+  fp.record('w', 'C', true) // forgets A
+  t.equal(fp.remembered, 2)
+  fp.record('w', 'B', false)
+  t.same(await partsOf(m), { 'w/true': 3 }, 'B still remembered')
+  fp.record('w', 'A', false)
+  t.same(await partsOf(m), { 'w/true': 3, 'w/false': 1 }, 'A forgotten: counted anew')
+})
+
+t.test('sampler: yield per part, fallbacks by reason and the model over the last minute', async (t) => {
+  const m = new Metrics()
+  const sampler = new StatsSampler(m, 60_000)
+  await sampler.start()
+  t.teardown(() => sampler.stop())
+  const fp = new FirstPassCounter(m.parts)
+  for (const [trace, ok] of [['A', false], ['A', true], ['B', true]] as const) {
+    m.requests.inc({ inspection: 'weigh', verdict: ok ? 'OK' : 'NOK' })
+    fp.record('weigh', trace, ok)
+  }
+  // The model: 6 scored choices at 5..10 ms, one of them below min_confidence; 2 deadline, 1 queue_full.
+  for (let i = 0; i < 6; i++) m.modelLatency.observe({ inspection: 'weigh' }, 0.005 + i * 0.001)
+  m.modelFallbacks.inc({ inspection: 'weigh', status: 'ok', reason: 'low_confidence' })
+  m.modelFallbacks.inc({ inspection: 'weigh', status: 'aborted', reason: 'deadline' })
+  m.modelFallbacks.inc({ inspection: 'weigh', status: 'skipped', reason: 'deadline' })
+  m.modelFallbacks.inc({ inspection: 'weigh', status: 'skipped', reason: 'queue_full' })
+  const f = await sampler.figures([{ id: 'weigh', budgetMs: 50, passLabel: 'OK' }])
+  const w = f.inspections[0]!
+  t.match(w.m5, { requests: 3, parts: 2, first_pass_yield: 0.5, fallbacks: 4, fallback_reasons: { deadline: 2, queue_full: 1, low_confidence: 1 } })
+  t.match(f.model, { verdicts: 9, fell_back: 4, fallback_share: 0.4444, fallback_reasons: { deadline: 2, queue_full: 1, low_confidence: 1 } }, '6 choices + 3 without one = 9 model verdicts; 4 fell back')
+  t.ok(f.model.p50_ms! > 5 && f.model.p50_ms! <= 10, `p50 ${f.model.p50_ms} ms within the 5..10 ms bucket`)
+  t.equal(modelStatus(true, f.model), 'partly falling back')
+})
+
+t.test('model status in a word', async (t) => {
+  const w = (verdicts: number, fell: number): ModelWindow => ({ seconds: 60, verdicts, fell_back: fell, fallback_share: verdicts ? fell / verdicts : null, fallback_reasons: {}, p50_ms: null, p99_ms: null })
+  t.equal(modelStatus(false, w(10, 0)), 'not loaded')
+  t.equal(modelStatus(true, w(0, 0)), 'idle')
+  t.equal(modelStatus(true, w(10, 0)), 'answering')
+  t.equal(modelStatus(true, w(10, 4)), 'partly falling back')
+  t.equal(modelStatus(true, w(10, 5)), 'falling back')
 })
