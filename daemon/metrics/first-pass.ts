@@ -4,18 +4,15 @@
 // flashcheck_parts_total{inspection, first_pass} counts each part once, when it is first seen, so a window's
 // first-pass yield is the increase of first_pass="true" over the increase of both: the share of the parts
 // first inspected in the window whose first verdict was the rule's passing label.
-import type { Counter } from 'prom-client'
 
 /** Traced parts remembered (first-seen order); a part seen again after being forgotten counts anew. */
 export const REMEMBERED_PARTS = 100_000
 
-type Child = { inc: () => void }
-
 export class FirstPassCounter {
   private readonly seen = new Set<string>()
-  private readonly children = new Map<string, [pass: Child, fail: Child]>()
 
-  constructor(private readonly counter: Counter<'inspection' | 'first_pass'>, private readonly remember = REMEMBERED_PARTS) {}
+  /** `counts`: Metrics.partCounts, per inspection [first passed, not]; labelled for Prometheus at scrape time. */
+  constructor(private readonly counts: Map<string, [number, number]>, private readonly remember = REMEMBERED_PARTS) {}
 
   /** One verdict: `passed` when it is the rule's passing label. Counts a part unless its trace was seen. */
   record(inspection: string, trace: string | undefined, passed: boolean): void {
@@ -26,9 +23,10 @@ export class FirstPassCounter {
       this.seen.add(key)
       if (this.seen.size > this.remember) this.seen.delete(this.seen.values().next().value!)
     }
-    let c = this.children.get(inspection)
-    if (c === undefined) this.children.set(inspection, (c = [this.counter.labels(inspection, 'true'), this.counter.labels(inspection, 'false')]))
-    c[passed ? 0 : 1].inc()
+    // A plain increment: prom-client would hash the labels on every inc.
+    let c = this.counts.get(inspection)
+    if (c === undefined) this.counts.set(inspection, (c = [0, 0]))
+    c[passed ? 0 : 1]++
   }
 
   /** Parts remembered now (for tests and status). */

@@ -111,7 +111,7 @@ export class Inbound {
   private readonly firstPass: FirstPassCounter
 
   constructor(private readonly d: InboundDeps) {
-    this.firstPass = new FirstPassCounter(d.metrics.parts)
+    this.firstPass = new FirstPassCounter(d.metrics.partCounts)
     this.isRequestTopic = compileFilter(d.config.mqtt.requestFilter)
     this.limited = new LogLimiter(d.log)
     this.clock = d.clock ?? Date.now

@@ -128,7 +128,7 @@ const partsOf = async (m: Metrics) => Object.fromEntries((await m.parts.get()).v
 
 t.test('first pass: a traced part counts once, by its first verdict', async (t) => {
   const m = new Metrics()
-  const fp = new FirstPassCounter(m.parts)
+  const fp = new FirstPassCounter(m.partCounts)
   fp.record('weigh', 'A', false)
   fp.record('weigh', 'A', true) // reworked, passes: not a first pass, not a new part
   fp.record('weigh', 'B', true)
@@ -143,14 +143,14 @@ t.test('first pass: a traced part counts once, by its first verdict', async (t) 
 
 t.test('first pass: the parts remembered are bounded, oldest forgotten first', async (t) => {
   const m = new Metrics()
-  const fp = new FirstPassCounter(m.parts, 2)
+  const fp = new FirstPassCounter(m.partCounts, 2)
   fp.record('w', 'A', true)
   fp.record('w', 'B', true)
   fp.record('w', 'A', false)
   fp.record('w', 'C', true) // forgets A
   t.equal(fp.remembered, 2)
   fp.record('w', 'B', false)
-  t.same(await partsOf(m), { 'w/true': 3 }, 'B still remembered')
+  t.same(await partsOf(m), { 'w/true': 3, 'w/false': 0 }, 'B still remembered')
   fp.record('w', 'A', false)
   t.same(await partsOf(m), { 'w/true': 3, 'w/false': 1 }, 'A forgotten: counted anew')
 })
@@ -160,7 +160,7 @@ t.test('sampler: yield per part, fallbacks by reason and the model over the last
   const sampler = new StatsSampler(m, 60_000)
   await sampler.start()
   t.teardown(() => sampler.stop())
-  const fp = new FirstPassCounter(m.parts)
+  const fp = new FirstPassCounter(m.partCounts)
   for (const [trace, ok] of [['A', false], ['A', true], ['B', true]] as const) {
     m.requests.inc({ inspection: 'weigh', verdict: ok ? 'OK' : 'NOK' })
     fp.record('weigh', trace, ok)
