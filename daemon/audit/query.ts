@@ -82,7 +82,7 @@ export interface InspectionStats {
   verdicts: Record<string, number>
   /** The label that counts as a pass: the rule's least severe verdict (PASS unless the rule names its own). */
   pass_label: string
-  /** Parts first inspected in the range: distinct trace values whose earliest row in the journal is in it, plus untraced requests. */
+  /** Parts first inspected in the range: distinct trace values whose earliest row in the journal is in it, plus untraced requests (error verdicts excluded). */
   parts: number
   /** Share of those parts whose first verdict was pass_label (a part re-inspected after rework counts once, by its first verdict). */
   first_pass_yield: number | null
@@ -102,8 +102,9 @@ export function stats(db: Db, f: Filter, passLabel: (inspection: string | null) 
   const mix = db.prepare(`SELECT verdict, COUNT(*) AS n FROM verdicts${and('inspection IS ?')} GROUP BY verdict ORDER BY verdict`)
   // A traced part counts in the range holding its first row (of this inspection) in the whole journal, by
   // that row's verdict: a re-inspection in the range of a part first seen before it is rework, not a part.
-  const traced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts AS v${and('inspection IS ? AND trace IS NOT NULL AND NOT EXISTS (SELECT 1 FROM verdicts AS e WHERE e.trace = v.trace AND e.inspection IS v.inspection AND e.seq < v.seq)')}`)
-  const untraced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts${and('inspection IS ? AND trace IS NULL')}`)
+  // Error verdicts (bad payload, overload) inspected no part.
+  const traced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts AS v${and("inspection IS ? AND trace IS NOT NULL AND verdict <> 'ERROR' AND NOT EXISTS (SELECT 1 FROM verdicts AS e WHERE e.trace = v.trace AND e.inspection IS v.inspection AND e.verdict <> 'ERROR' AND e.seq < v.seq)")}`)
+  const untraced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts${and("inspection IS ? AND trace IS NULL AND verdict <> 'ERROR'")}`)
   const nth = db.prepare(`SELECT latency_ms FROM verdicts${and('inspection IS ?')} ORDER BY latency_ms LIMIT 1 OFFSET ?`)
   return groups.map((g) => {
     const p = [...w.params, g.inspection as string]

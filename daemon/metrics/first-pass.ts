@@ -1,6 +1,7 @@
 // First-pass yield needs parts, not requests: where a rule names `trace:` (a part serial), a part is a distinct
 // trace value and only its first verdict counts; a later verdict of the same part is a re-inspection (after
-// rework, say) and is neither a new part nor a first pass. Without a trace every request is a part.
+// rework, say) and is neither a new part nor a first pass. Without a trace every request is a part. Error
+// verdicts (bad payload, overload: nothing was inspected) are not offered.
 // flashcheck_parts_total{inspection, first_pass} counts each part once, when it is first seen, so a window's
 // first-pass yield is the increase of first_pass="true" over the increase of both: the share of the parts
 // first inspected in the window whose first verdict was the rule's passing label.

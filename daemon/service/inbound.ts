@@ -357,8 +357,9 @@ export class Inbound {
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
-    // The passing label is the rule's least severe one (PASS unless the rule names its own, e.g. OK).
-    this.firstPass.record(inspection, res.trace, res.verdict === (ex.rule?.verdicts[0] ?? 'PASS'))
+    // The passing label is the rule's least severe one (PASS unless the rule names its own, e.g. OK). An error
+    // verdict (bad payload, overload) inspected no part.
+    if (res.verdict !== 'ERROR') this.firstPass.record(inspection, res.trace, res.verdict === (ex.rule?.verdicts[0] ?? 'PASS'))
     m.latency.observe({ inspection }, latency / 1000)
     if (late) m.deadlineMissed.inc({ inspection })
     if (res.error) {

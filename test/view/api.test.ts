@@ -252,16 +252,19 @@ t.test('first-pass yield per part: the page, /api/summary and `audit stats` agre
   for (const [serial, w] of weigh) await req.request5('flashcheck/inspect/st1/weigh', { serial, weight_g: w })
   // gauge has no trace: every request is a part, PASS the passing label.
   for (const dmm of [10.5, 10.0, 10.05]) await req.request5('flashcheck/inspect/st1/gauge', { diameter_mm: dmm })
+  // Error verdicts inspected no part: in the mix, not in the yield.
+  await req.request5('flashcheck/inspect/st1/weigh', 'not json')
+  await req.request5('flashcheck/inspect/st1/gauge', { diameter_mm: 'wide' })
 
   let s: Record<string, any> = {}
   const byId = (id: string) => s.stats.find((x: { inspection: string }) => x.inspection === id)
   await until('summary counted every verdict', async () => {
     s = (await (await fetch(`http://127.0.0.1:${mport}/api/summary`)).json()) as Record<string, any>
-    return byId('weigh').m5.requests === 5 && byId('gauge').m5.requests === 3
+    return byId('weigh').m5.requests === 6 && byId('gauge').m5.requests === 4
   })
   const w = byId('weigh')
   t.equal(w.pass_label, 'OK')
-  t.same(w.m5.verdicts, { NOK: 3, OK: 2 })
+  t.same(w.m5.verdicts, { NOK: 3, OK: 2, ERROR: 1 })
   t.equal(w.m5.parts, 3, 'three parts (A, B, C), not five requests')
   t.equal(w.m5.first_pass_yield, 0.3333, 'only B passed first time: A passed after rework, C never')
   t.equal(w.h1.first_pass_yield, 0.3333)
@@ -269,20 +272,20 @@ t.test('first-pass yield per part: the page, /api/summary and `audit stats` agre
   t.match(prom, /^flashcheck_parts_total\{inspection="weigh",first_pass="true"\} 1$/m, 'Prometheus: the same parts')
   t.match(prom, /^flashcheck_parts_total\{inspection="weigh",first_pass="false"\} 2$/m)
   const g = byId('gauge')
-  t.equal(g.m5.parts, 3, 'untraced: each request is a part')
+  t.equal(g.m5.parts, 3, 'untraced: each request is a part (the error verdict is none)')
   t.equal(g.m5.first_pass_yield, 0.6667)
 
   const db = join(state, 'audit.db')
   await until('journal rows written', async () => {
     const r = await fetch(`http://127.0.0.1:${mport}/api/verdicts?limit=10`)
-    return r.status === 200 && ((await r.json()) as { items: unknown[] }).items.length === 8
+    return r.status === 200 && ((await r.json()) as { items: unknown[] }).items.length === 10
   })
   const st = await cli(['audit', 'stats', '--since', '-1h', '--rules-dir', rules, '--db', db])
   t.equal(st.code, 0, st.stderr)
   const a = (JSON.parse(st.stdout) as { inspections: Record<string, any>[] }).inspections
   const aw = a.find((x) => x.inspection === 'weigh')!
   const ag = a.find((x) => x.inspection === 'gauge')!
-  t.match(aw, { pass_label: 'OK', parts: 3, count: 5, first_pass_yield: w.m5.first_pass_yield }, 'audit stats: the same parts and yield as the page')
+  t.match(aw, { pass_label: 'OK', parts: 3, count: 6, first_pass_yield: w.m5.first_pass_yield }, 'audit stats: the same parts and yield as the page')
   t.match(ag, { pass_label: 'PASS', parts: 3, first_pass_yield: g.m5.first_pass_yield })
   // A window that starts after A's first (failed) inspection: A's passing re-inspection is rework, not a part.
   const db2 = new Database(db, { readonly: true })
@@ -290,7 +293,7 @@ t.test('first-pass yield per part: the page, /api/summary and `audit stats` agre
   const rows = db2.prepare("SELECT ts FROM verdicts WHERE inspection = 'weigh' ORDER BY seq").all() as { ts: string }[]
   const after = Date.parse(rows[1]!.ts) + 1
   const late = stats(db2, { since: after }, (i) => (i === 'weigh' ? 'OK' : 'PASS')).find((x) => x.inspection === 'weigh')!
-  t.match(late, { count: 3, parts: 1, first_pass_yield: 0 }, 'from the third verdict on: only C is new (A was first seen earlier), and it failed')
+  t.match(late, { count: 4, parts: 1, first_pass_yield: 0 }, 'from the third verdict on: only C is new (A was first seen earlier), and it failed')
   const badRules = await cli(['audit', 'stats', '--rules-dir', join(state, 'nope'), '--db', db])
   t.equal(badRules.code, 2, 'an unreadable --rules-dir is a usage error')
   t.match(badRules.stderr, /--rules-dir: /)
