@@ -1,6 +1,9 @@
 // The long-running service: lifecycle (start, stop, reload), the MQTT session with its reconnect backoff,
 // subscriptions and the status/info topics. Each message is handed to Inbound (inbound.ts), answers go out
 // through Publisher (publisher.ts).
+// Somewhat over 400 lines on purpose: start, stop and reload build and tear down the same set of parts (rules,
+// journal, engine, listener, Sparkplug, session) in mirrored order; kept in one file so that the order reads
+// in one place. Everything per message lives elsewhere.
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import mqtt, { type MqttClient } from 'mqtt'
