@@ -10,19 +10,33 @@
 export const REMEMBERED_PARTS = 100_000
 
 export class FirstPassCounter {
-  private readonly seen = new Set<string>()
+  /** Per inspection, the traces seen (the same serial at two stations is a part at each). */
+  private readonly seen = new Map<string, Set<string>>()
+  // The traces in first-seen order, all inspections together, as a ring: the oldest is forgotten first.
+  private readonly ringSets: (Set<string> | undefined)[]
+  private readonly ringTraces: (string | undefined)[]
+  private next = 0
+  private size = 0
 
   /** `counts`: Metrics.partCounts, per inspection [first passed, not]; labelled for Prometheus at scrape time. */
-  constructor(private readonly counts: Map<string, [number, number]>, private readonly remember = REMEMBERED_PARTS) {}
+  constructor(private readonly counts: Map<string, [number, number]>, private readonly remember = REMEMBERED_PARTS) {
+    this.ringSets = new Array<Set<string> | undefined>(remember)
+    this.ringTraces = new Array<string | undefined>(remember)
+  }
 
   /** One verdict: `passed` when it is the rule's passing label. Counts a part unless its trace was seen. */
   record(inspection: string, trace: string | undefined, passed: boolean): void {
     if (trace !== undefined) {
-      // Per inspection: the same serial at two stations is a part at each.
-      const key = `${inspection}\n${trace}`
-      if (this.seen.has(key)) return
-      this.seen.add(key)
-      if (this.seen.size > this.remember) this.seen.delete(this.seen.values().next().value!)
+      let set = this.seen.get(inspection)
+      if (set === undefined) this.seen.set(inspection, (set = new Set()))
+      if (set.has(trace)) return
+      set.add(trace)
+      const i = this.next
+      if (this.size === this.remember) this.ringSets[i]!.delete(this.ringTraces[i]!)
+      else this.size++
+      this.ringSets[i] = set
+      this.ringTraces[i] = trace
+      this.next = i + 1 === this.remember ? 0 : i + 1
     }
     // A plain increment: prom-client would hash the labels on every inc.
     let c = this.counts.get(inspection)
@@ -32,6 +46,6 @@ export class FirstPassCounter {
 
   /** Parts remembered now (for tests and status). */
   get remembered(): number {
-    return this.seen.size
+    return this.size
   }
 }

@@ -153,6 +153,17 @@ t.test('first pass: the parts remembered are bounded, oldest forgotten first', a
   t.same(await partsOf(m), { 'w/true': 3, 'w/false': 0 }, 'B still remembered')
   fp.record('w', 'A', false)
   t.same(await partsOf(m), { 'w/true': 3, 'w/false': 1 }, 'A forgotten: counted anew')
+  // One bound for all inspections, oldest first whichever inspection it belongs to.
+  const m2 = new Metrics()
+  const two = new FirstPassCounter(m2.partCounts, 2)
+  two.record('a', 'X', true)
+  two.record('b', 'X', true)
+  two.record('a', 'Y', true) // forgets a/X
+  two.record('b', 'X', false)
+  t.same(await partsOf(m2), { 'a/true': 2, 'a/false': 0, 'b/true': 1, 'b/false': 0 }, 'b/X still remembered')
+  two.record('a', 'X', false)
+  t.same(await partsOf(m2), { 'a/true': 2, 'a/false': 1, 'b/true': 1, 'b/false': 0 }, 'a/X forgotten: counted anew')
+  t.equal(two.remembered, 2)
 })
 
 t.test('sampler: yield per part, fallbacks by reason and the model over the last minute', async (t) => {
