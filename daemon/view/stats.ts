@@ -144,12 +144,7 @@ export class StatsSampler {
     return { t: Date.now(), by }
   }
 
-  /** Figures per inspection: every inspection of the rule set, and any other that answered in the last hour. */
-  async summary(inspections: { id: string; budgetMs: number; passLabel: string }[]): Promise<InspectionStats[]> {
-    return (await this.figures(inspections)).inspections
-  }
-
-  /** Per-inspection figures and the model's over the last minute, from one reading of the metrics. */
+  /** Figures per inspection (every inspection of the rule set, and any other that answered in the last hour) and the model's over the last minute, from one reading of the metrics. */
   async figures(inspections: { id: string; budgetMs: number; passLabel: string }[]): Promise<{ inspections: InspectionStats[]; model: ModelWindow }> {
     const now = await this.read()
     const budgets = new Map(inspections.map((r) => [r.id, r.budgetMs]))
