@@ -170,6 +170,26 @@ t.test('the same request gives the same verdict and confidence', async (t) => {
   t.not(other.scores.PASS, a.scores.PASS, 'a different request gives different scores')
 })
 
+t.test('a decoder fault gives the fallback, counted by reason, and is kept as the last error', async (t) => {
+  const r = rule(jointRule())
+  const metrics = new Metrics()
+  const e = await engine({}, metrics)
+  await e.prepare([r])
+  t.equal(e.lastError, undefined, 'no error yet')
+  const backend = e.backend as unknown as { prefill: (...a: unknown[]) => Promise<unknown> }
+  const prefill = backend.prefill
+  backend.prefill = async () => { throw new Error('injected fault') }
+  const before = Date.now()
+  const got = await judge(e, r, PROMPT, { deadline: soon(10_000) })
+  backend.prefill = prefill
+  t.match(got, { status: 'aborted', reason: 'decoder_error', detail: 'injected fault' })
+  t.match(e.lastError, { inspection: r.id, detail: 'injected fault' })
+  t.ok(e.lastError!.at >= before && e.lastError!.at <= Date.now())
+  t.match(await metrics.registry.getSingleMetricAsString('flashcheck_model_fallbacks_total'), /reason="decoder_error"\} 1/)
+  ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
+  t.equal(e.lastError!.detail, 'injected fault', 'a later success leaves the last error as it was')
+})
+
 t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
   const r = rule(jointRule())
   const e = await engine()
