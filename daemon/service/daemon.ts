@@ -354,13 +354,11 @@ export class Daemon extends EventEmitter {
 
   private connect(url: string): void {
     const opts = clientOptions(this.cfg, this.protocolVersion)
-    const inbound = this.inbound!
-    // MQTT 5: QoS 1 messages are handled before mqtt.js acknowledges them, so that the PUBACK of a request
-    // follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
-    const viaHook = AckHook.handlesQos1(this.protocolVersion)
-    if (viaHook) this.acks.install(opts, inbound.handle)
     const client = mqtt.connect(url, opts)
     this.client = client
+    // Every message is handled before mqtt.js acknowledges it (MQTT 3.1.1 and 5), so that the PUBACK of a
+    // request follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
+    this.acks.install(client, this.inbound!.handle)
     client.on('connect', () => {
       setNoDelay(client)
       this.acks.connected()
@@ -395,11 +393,7 @@ export class Daemon extends EventEmitter {
       }, delay)
     })
     client.on('error', (err) => {
-      if (!AckHook.isDeferral(err)) this.log.warn({ err: err.message }, 'mqtt error')
-    })
-    client.on('message', (topic, payload, packet) => {
-      if (viaHook && packet.qos === 1) return // handled through the ack hook
-      inbound.handle(topic, payload, packet)
+      this.log.warn({ err: err.message }, 'mqtt error')
     })
   }
 

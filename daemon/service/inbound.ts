@@ -280,7 +280,7 @@ export class Inbound {
       ? (e: { text: string; tokens: number; ms: number }) =>
           this.d.publisher.explain(explain.render(ex.params), ex.env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(ex.triggerTopic ? { trigger_topic: ex.triggerTopic } : {}) })
       : undefined
-    // Until the verdict is handed to the broker the request is not acknowledged (MQTT 5, QoS 1).
+    // Until the verdict is handed to the broker the request is not acknowledged (QoS 1).
     const release = (ex.ack ??= new HeldAck()).hold()
     engine.judge(rule, prompt, { deadline: ex.t0 + (deadline - ex.now), onExplain }, (model) => {
       try {
