@@ -64,6 +64,7 @@ const REOPEN_MS = 60_000
 export class Journal {
   private db?: Db
   private insert?: Statement
+  private lookupStmt?: Statement
   private queue: AuditRecord[] = []
   private callbacks: (() => void)[] = []
   private scheduled = false
@@ -117,6 +118,7 @@ export class Journal {
       return true
     } catch (e) {
       this.db = undefined
+      this.lookupStmt = undefined
       this.failed(e, 'opening the audit database failed; verdicts go out unjournaled')
       this.reopenTimer ??= setTimeout(() => { this.reopenTimer = undefined; if (!this.db && !this.closed) this.tryOpen() }, REOPEN_MS)
       this.reopenTimer.unref()
@@ -187,6 +189,7 @@ export class Journal {
   private reopenAfterCorruption(): void {
     try { this.db?.close() } catch { /* closing a damaged file may fail too */ }
     this.db = undefined
+    this.lookupStmt = undefined
     try {
       const dest = moveAside(this.file)
       this.log.error({ file: this.file, moved_to: dest }, 'audit database is corrupt; moved aside, starting a new one')
@@ -209,12 +212,17 @@ export class Journal {
     } else this.suppressed++
   }
 
-  /** The published response of an answered request (redelivery), when its row is written. */
-  lookup(key: string, payloadSum: number): string | undefined {
+  /**
+   * The published response of an answered request (redelivery), when its row is written; `waiting` when that
+   * verdict is still in the durable outbox, which sends it (again, if the broker never acknowledged it).
+   */
+  lookup(key: string, payloadSum: number): { response: string; waiting: boolean } | undefined {
     if (!this.db) return undefined
     try {
-      const row = this.db.prepare('SELECT response, payload_sum FROM verdicts WHERE dedupe_key = ? ORDER BY seq DESC LIMIT 1').get(key) as { response: string; payload_sum: number } | undefined
-      return row && row.payload_sum === payloadSum ? row.response : undefined
+      this.lookupStmt ??= this.db.prepare(`SELECT response, payload_sum, EXISTS (SELECT 1 FROM outbox o WHERE o.verdict_id = v.verdict_id) AS waiting
+        FROM verdicts v WHERE dedupe_key = ? ORDER BY seq DESC LIMIT 1`)
+      const row = this.lookupStmt.get(key) as { response: string; payload_sum: number; waiting: 0 | 1 } | undefined
+      return row && row.payload_sum === payloadSum ? { response: row.response, waiting: row.waiting === 1 } : undefined
     } catch (e) {
       this.failed(e, 'audit journal read failed')
       return undefined
@@ -299,5 +307,6 @@ export class Journal {
     this.flush()
     try { this.db?.close() } catch { /* nothing left to save */ }
     this.db = undefined
+    this.lookupStmt = undefined
   }
 }

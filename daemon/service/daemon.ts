@@ -254,8 +254,11 @@ export class Daemon extends EventEmitter {
     }
     if (this.broker) await this.broker.close()
     await this.memory.close()
+    const durable = this.journal?.open ?? false
     this.journal?.close()
-    if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
+    const waiting = this.publisher.waiting
+    if (waiting > 0 && durable) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; kept in the audit journal, they go out after the next start')
+    else if (waiting > 0) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
   }
 

@@ -56,7 +56,14 @@ export class Publisher {
       else if (!opts.qos) {
         client.publish(topic, payload, opts)
         this.settled(key, durableSeq)
-      } else client.publish(topic, payload, opts, () => this.settled(key, durableSeq))
+      } else {
+        client.publish(topic, payload, opts, (err) => {
+          // mqtt.js fails a publish it never sent when the connection closes first (one queued while it resends
+          // its store after a reconnect, for one): back to the outbox. Connected, it is the broker's refusal.
+          if (err && !this.client()?.connected) this.send(topic, payload, opts, key, verdictId, durableSeq)
+          else this.settled(key, durableSeq)
+        })
+      }
       return
     }
     if (durableSeq === undefined && verdictId !== undefined && durable) durableSeq = durable.add(verdictId, topic, payload, opts.properties?.correlationData, opts.qos ?? 0)
