@@ -63,7 +63,7 @@ const REOPEN_MS = 60_000
 
 export class Journal {
   private db?: Db
-  private insert?: Statement
+  private writeBatch?: (rows: AuditRecord[]) => void
   private lookupStmt?: Statement
   private queue: AuditRecord[] = []
   private callbacks: (() => void)[] = []
@@ -107,10 +107,18 @@ export class Journal {
         this.log.error({ file: this.file, moved_to: dest, err: (e as Error).message }, 'audit database is corrupt; moved aside, starting a new one')
         this.db = openWritable(this.file, this.cfg.sync)
       }
-      this.insert = this.db.prepare(`INSERT INTO verdicts (verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id,
+      const db = this.db
+      // Positional parameters and one transaction function per connection: the write path's own cost (bench/audit/write).
+      const insert = db.prepare(`INSERT INTO verdicts (verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id,
         latency_ms, deadline_missed, fallback, request_topic, response_topic, correlation, dedupe_key, payload_sum, response)
-        VALUES (@verdict_id, @ts, @node, @inspection, @trace, @verdict, @error_code, @checks, @inputs, @model, @rules_rev, @model_id,
-        @latency_ms, @deadline_missed, @fallback, @request_topic, @response_topic, @correlation, @dedupe_key, @payload_sum, @response)`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      this.writeBatch = db.transaction((rows: AuditRecord[]) => {
+        for (const r of rows) {
+          insert.run(r.verdict_id, r.ts, r.node, r.inspection, r.trace, r.verdict, r.error_code, r.checks, r.inputs, r.model, r.rules_rev, r.model_id,
+            r.latency_ms, r.deadline_missed, r.fallback, r.request_topic, r.response_topic, r.correlation, r.dedupe_key, r.payload_sum, r.response)
+        }
+        if (this.writeErrors !== this.recordedErrors) this.recordErrors(db)
+      })
       clearTimeout(this.reopenTimer)
       this.reopenTimer = undefined
       this.log.info({ file: this.file, sync: this.cfg.sync }, 'audit journal open')
@@ -157,10 +165,7 @@ export class Journal {
     const db = this.db
     if (db) {
       try {
-        db.transaction(() => {
-          for (const r of rows) this.insert!.run(r)
-          if (this.writeErrors !== this.recordedErrors) this.recordErrors(db)
-        })()
+        this.writeBatch!(rows)
         this.metrics.auditRows.inc(rows.length)
       } catch (e) {
         this.failed(e, 'audit journal write failed; verdicts still go out')
