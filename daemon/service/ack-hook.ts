@@ -51,7 +51,7 @@ const DEFER = new Error('PUBACK deferred until the verdict is published')
 type PrivateSend = { _sendPacket(p: object, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void }
 
 export class AckHook {
-  /** Counts connections, so that a PUBACK withheld on one connection is not sent on the next. */
+  /** Counts closed connections, so that a PUBACK withheld on one connection is not sent on the next. */
   private gen = 0
   /** PUBACKs withheld now (for tests and diagnostics). */
   private waiting = 0
@@ -90,8 +90,12 @@ export class AckHook {
     callback(DEFER)
   }
 
-  /** Call on every (re)connect: acknowledgements withheld on the previous connection are void. */
-  connected(): void {
+  /**
+   * Call when a connection closes: acknowledgements withheld on it are void (the broker redelivers those
+   * messages on the next one). Not on connect: mqtt.js hands over the next connection's first messages
+   * before its 'connect' event (while it resends its store), and their PUBACKs belong to that connection.
+   */
+  disconnected(): void {
     this.gen++
   }
 }

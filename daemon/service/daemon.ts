@@ -1,6 +1,9 @@
 // The long-running service: lifecycle (start, stop, reload), the MQTT session with its reconnect backoff,
 // subscriptions and the status/info topics. Each message is handed to Inbound (inbound.ts), answers go out
 // through Publisher (publisher.ts).
+// Somewhat over 400 lines on purpose: start, stop and reload build and tear down the same set of parts (rules,
+// journal, engine, listener, Sparkplug, session) in mirrored order; kept in one file so that the order reads
+// in one place. Everything per message lives elsewhere.
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -70,6 +73,8 @@ export class Daemon extends EventEmitter {
   private edge?: EdgeNode
   private journal?: Journal
   private client?: MqttClient
+  /** True from the client's 'connect' event (its store resent) until 'close'. */
+  private sessionReady = false
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
   private broker?: EmbeddedBroker
@@ -99,7 +104,10 @@ export class Daemon extends EventEmitter {
     this.memory = new RedeliveryMemory(this.cfg.limits.dedupeWindowS * 1000, this.cfg.limits.dedupeEntries, this.log)
     this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
     this.publisher = new Publisher(
-      () => this.client,
+      // Verdicts go to the client only once its session is ready: between CONNACK and mqtt.js's 'connect'
+      // event it resends the previous connection's unacknowledged messages one round trip at a time and
+      // queues new ones where a broker restart meanwhile drops them; until then they wait in the outbox.
+      () => (this.sessionReady ? this.client : undefined),
       {
         qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey,
         durable: {
@@ -363,8 +371,8 @@ export class Daemon extends EventEmitter {
     // request follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
     this.acks.install(client, this.inbound!.handle)
     client.on('connect', () => {
+      this.sessionReady = true
       setNoDelay(client)
-      this.acks.connected()
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
@@ -380,6 +388,8 @@ export class Daemon extends EventEmitter {
       this.emit('connected')
     })
     client.on('close', () => {
+      this.sessionReady = false
+      this.acks.disconnected()
       this.metrics.connected.set(0)
       if (this.stopping) return
       clearTimeout(this.reconnectTimer)

@@ -20,7 +20,7 @@ import type { ModelOutcome } from '../verdict/outcome.js'
 import { isSparkplugTopic } from '../sparkplug/topic.js'
 import type { SparkplugHost } from '../sparkplug/host.js'
 import type { Journal } from '../audit/journal.js'
-import { auditRecord, traceValue, verdictId } from '../audit/record.js'
+import { auditRecord, isoTime, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
@@ -303,7 +303,7 @@ export class Inbound {
     // One literal of a fixed shape, then the optional fields: cheaper than spreading the outcome (hot path).
     const res: Response = {
       verdict_id: verdictId(ex.now),
-      ts: new Date(ex.now).toISOString(),
+      ts: isoTime(ex.now),
       inspection: outcome.inspection,
       verdict: outcome.verdict,
       checks: outcome.checks,

@@ -58,8 +58,9 @@ export class Publisher {
         this.settled(key, durableSeq)
       } else {
         client.publish(topic, payload, opts, (err) => {
-          // mqtt.js fails a publish it never sent when the connection closes first (one queued while it resends
-          // its store after a reconnect, for one): back to the outbox. Connected, it is the broker's refusal.
+          // mqtt.js fails publishes it had queued, never sent, when the connection closes: they go back to the
+          // outbox (after the older ones it holds) instead of counting as delivered.
+          // (A publish refused on a live connection is not retried: it would be refused again.)
           if (err && !this.client()?.connected) this.send(topic, payload, opts, key, verdictId, durableSeq)
           else this.settled(key, durableSeq)
         })

@@ -34,8 +34,8 @@ async function subscriber(v: Version, clientId: string, topic: string, onMessage
   hook.install(client, (tp: string, payload: Buffer, packet: IPublishPacket) => onMessage({ topic: tp, payload: payload.toString(), dup: packet.dup }))
   const errors: Error[] = []
   client.on('error', (e) => errors.push(e))
+  client.on('close', () => hook.disconnected())
   await new Promise<void>((resolve) => client.once('connect', () => resolve()))
-  hook.connected()
   await client.subscribeAsync(topic, { qos: 1 })
   return { client, errors, hook }
 }

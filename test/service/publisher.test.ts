@@ -122,3 +122,26 @@ t.test('explanations are dropped while the broker is away, never queued', async 
   t.equal(pub.waiting, 0)
   t.equal((await metrics.modelExplains.get()).values.find((v) => v.labels.result === 'dropped')?.value, 1)
 })
+
+t.test('a publish mqtt.js fails as the connection closes goes back to the outbox, in order; one refused on a live connection is not retried', async (t) => {
+  const { pub, stub, sent, closed } = rig({ outboxSize: 8 })
+  pub.send('r/a', 'A', { qos: 1 }, 'ka')
+  pub.send('r/b', 'B', { qos: 1 }, 'kb')
+  t.equal(sent.length, 2)
+  // The connection closes: mqtt.js fails what it had queued but not sent ('Connection closed').
+  stub.connected = false
+  pub.send('r/c', 'C', { qos: 1 }, 'kc')
+  sent[0]!.ack!(new Error('Connection closed'))
+  sent[1]!.ack!(new Error('Connection closed'))
+  t.same(closed, [], 'nothing counts as delivered')
+  t.equal(pub.waiting, 3)
+  stub.connected = true
+  t.equal(pub.flush(), 3)
+  t.same(sent.slice(2).map((s) => s.payload), ['C', 'A', 'B'], 'all go out again once the session is back')
+  for (const s of sent.slice(2)) s.ack!()
+  t.same(closed, ['kc', 'ka', 'kb'])
+  pub.send('r/d', 'D', { qos: 1 }, 'kd')
+  sent[5]!.ack!(new Error('Packet too large'))
+  t.equal(sent.length, 6, 'refused on a live connection: not sent again (it would be refused again)')
+  t.same(closed.at(-1), 'kd')
+})

@@ -181,6 +181,32 @@ t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
   t.equal(got?.status !== 'ok' && got?.reason, 'budget')
 })
 
+t.test('a cost model seeded far too slow is calibrated again in idle time, and verdicts resume', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine()
+  await e.prepare([r])
+  const real = { call: e.cost.perCallMs, token: e.cost.perTokenMs }
+  // As if calibrated while the machine was busy: every request looks 100x over its budget.
+  e.cost.set(real.call * 100 + 100, real.token * 100 + 10)
+  const first = await judge(e, r, PROMPT, { deadline: soon(200) })
+  t.equal(first.status !== 'ok' && first.reason, 'budget', 'skipped while the estimate is wrong')
+  const t0 = performance.now()
+  while (e.cost.perCallMs > real.call * 10 + 10 && performance.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 20))
+  t.ok(e.cost.perCallMs < real.call * 10 + 10, `re-calibrated in the background: ${e.cost.perCallMs.toFixed(2)} ms per call`)
+  const next = await judge(e, r, PROMPT, { deadline: soon(2000) })
+  t.equal(next.status, 'ok', 'the next request is scored')
+  // While the budget really cannot be met, probes back off instead of running every request.
+  e.cost.set(real.call * 100 + 100, real.token * 100 + 10)
+  let probes = 0
+  const orig = e.cost.set.bind(e.cost)
+  e.cost.set = (a: number, b: number, h?: number) => { probes++; orig(a, b, h); orig(real.call * 100 + 100, real.token * 100 + 10) }
+  for (let i = 0; i < 40; i++) {
+    await judge(e, r, PROMPT, { deadline: soon(20) })
+    await new Promise((res) => setTimeout(res, 100))
+  }
+  t.ok(probes >= 1 && probes <= 2, `${probes} re-calibrations over 4 s of skipped requests (every 2 s, then 4 s, ...)`)
+})
+
 t.test('a job that overruns is settled at the deadline minus the guard', async (t) => {
   const r = rule(jointRule())
   const e = await engine({ chunkTokens: 1 })
