@@ -155,3 +155,40 @@ t.test('a client that would accept topic aliases is refused (the hook reads the 
   const client = mqtt.connect(broker.url, { protocolVersion: 5, properties: { topicAliasMaximum: 10 }, reconnectPeriod: 0, manualConnect: true })
   t.throws(() => new AckHook(() => client).install(client, () => undefined), /topic aliases/)
 })
+
+t.test('a hold released after its connection closed sends no PUBACK on the next connection of the same client', async (t) => {
+  const id = `ackgen-${randomBytes(4).toString('hex')}`
+  const topic = `test/${id}/in`
+  const releases: (() => void)[] = []
+  const seen: Seen[] = []
+  const s = await subscriber(4, id, topic, (m) => {
+    seen.push(m)
+    if (m.dup) return undefined // the redelivery on the new connection is acknowledged at once
+    const held = new HeldAck()
+    releases.push(held.hold())
+    return held
+  })
+  const sentAcks: number[] = []
+  const c = s.client as unknown as { _sendPacket(p: { cmd: string; messageId?: number }, ...rest: unknown[]): void }
+  const send = c._sendPacket.bind(c)
+  c._sendPacket = (p, ...rest) => {
+    if (p.cmd === 'puback') sentAcks.push(p.messageId!)
+    send(p, ...rest)
+  }
+  await publish(topic, 'held')
+  await waitFor(() => seen.length === 1)
+  t.same(sentAcks, [], 'withheld')
+  // The connection drops (the client object stays); the kept session redelivers the message on the next one.
+  s.client.stream.destroy()
+  await waitFor(() => !s.client.connected)
+  s.client.reconnect()
+  await waitFor(() => seen.length === 2)
+  t.equal(seen[1]?.dup, true, 'redelivered on the new connection')
+  await waitFor(() => sentAcks.length === 1)
+  t.equal(sentAcks.length, 1, 'the redelivery acknowledged')
+  releases[0]!()
+  await sleep(200)
+  t.equal(sentAcks.length, 1, 'the old hold, released now, sends nothing on the new connection')
+  t.same(s.errors, [], 'no protocol errors')
+  await s.client.endAsync()
+})
