@@ -262,8 +262,11 @@ export class Daemon extends EventEmitter {
     }
     if (this.broker) await this.broker.close()
     await this.memory.close()
+    const durable = this.journal?.open ?? false
     this.journal?.close()
-    if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
+    const waiting = this.publisher.waiting
+    if (waiting > 0 && durable) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; kept in the audit journal, they go out after the next start')
+    else if (waiting > 0) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
   }
 
@@ -370,17 +373,14 @@ export class Daemon extends EventEmitter {
 
   private connect(url: string): void {
     const opts = clientOptions(this.cfg, this.protocolVersion)
-    const inbound = this.inbound!
-    // MQTT 5: QoS 1 messages are handled before mqtt.js acknowledges them, so that the PUBACK of a request
-    // follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
-    const viaHook = AckHook.handlesQos1(this.protocolVersion)
-    if (viaHook) this.acks.install(opts, inbound.handle)
     const client = mqtt.connect(url, opts)
     this.client = client
+    // Every message is handled before mqtt.js acknowledges it (MQTT 3.1.1 and 5), so that the PUBACK of a
+    // request follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
+    this.acks.install(client, this.inbound!.handle)
     client.on('connect', () => {
       this.sessionReady = true
       setNoDelay(client)
-      this.acks.connected()
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
@@ -397,6 +397,7 @@ export class Daemon extends EventEmitter {
     })
     client.on('close', () => {
       this.sessionReady = false
+      this.acks.disconnected()
       this.metrics.connected.set(0)
       if (this.stopping) return
       clearTimeout(this.reconnectTimer)
@@ -413,11 +414,7 @@ export class Daemon extends EventEmitter {
       }, delay)
     })
     client.on('error', (err) => {
-      if (!AckHook.isDeferral(err)) this.log.warn({ err: err.message }, 'mqtt error')
-    })
-    client.on('message', (topic, payload, packet) => {
-      if (viaHook && packet.qos === 1) return // handled through the ack hook
-      inbound.handle(topic, payload, packet)
+      this.log.warn({ err: err.message }, 'mqtt error')
     })
   }
 

@@ -208,12 +208,13 @@ export class Inbound {
       if (this.d.memory.seen(key, ex.payload, ex.now)) {
         this.d.metrics.duplicates.inc()
         // Answered before (by this process or one that was killed): the journal has the verdict as it went
-        // out, and it goes out again unchanged. Not yet written means it is still on its way: dropped.
+        // out, and it goes out again unchanged, unless it still waits in the durable outbox (which sends it).
+        // Not yet written means it is still on its way: dropped.
         const stored = this.d.journal?.lookup(key, checksum(ex.payload))
-        if (stored !== undefined) {
-          this.d.publisher.send(ex.to, stored, this.d.publisher.replyOptions(ex.env))
+        if (stored !== undefined && !stored.waiting) {
+          this.d.publisher.send(ex.to, stored.response, this.d.publisher.replyOptions(ex.env))
           this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
-        } else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
+        } else this.d.log.debug({ topic: ex.topic, waiting: stored?.waiting ?? false }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -284,7 +285,7 @@ export class Inbound {
       ? (e: { text: string; tokens: number; ms: number }) =>
           this.d.publisher.explain(explain.render(ex.params), ex.env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(ex.triggerTopic ? { trigger_topic: ex.triggerTopic } : {}) })
       : undefined
-    // Until the verdict is handed to the broker the request is not acknowledged (MQTT 5, QoS 1).
+    // Until the verdict is handed to the broker the request is not acknowledged (QoS 1).
     const release = (ex.ack ??= new HeldAck()).hold()
     engine.judge(rule, prompt, { deadline: ex.t0 + (deadline - ex.now), onExplain }, (model) => {
       try {

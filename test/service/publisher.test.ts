@@ -5,7 +5,7 @@
 import t from 'tap'
 import type { IClientPublishOptions, MqttClient } from 'mqtt'
 import { Metrics } from '../../daemon/metrics/metrics.js'
-import { Publisher } from '../../daemon/service/publisher.js'
+import { Publisher, type DurableOutbox } from '../../daemon/service/publisher.js'
 
 interface Sent {
   topic: string
@@ -14,7 +14,7 @@ interface Sent {
   ack?: (err?: Error) => void
 }
 
-function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number } = {}) {
+function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number; durable?: DurableOutbox } = {}) {
   const sent: Sent[] = []
   const closed: string[] = []
   const stub = {
@@ -25,7 +25,7 @@ function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number } = {}) {
     },
   }
   const metrics = new Metrics()
-  const pub = new Publisher(() => stub as unknown as MqttClient, { qos: 1, protocolVersion: o.protocolVersion ?? 5, outboxSize: o.outboxSize ?? 4, closeKey: (k) => closed.push(k) }, metrics)
+  const pub = new Publisher(() => stub as unknown as MqttClient, { qos: 1, protocolVersion: o.protocolVersion ?? 5, outboxSize: o.outboxSize ?? 4, closeKey: (k) => closed.push(k), durable: o.durable }, metrics)
   return { pub, stub, sent, closed, metrics }
 }
 
@@ -71,6 +71,33 @@ t.test('while the broker is away verdicts wait in order; a full outbox drops the
   t.equal(await value(metrics.outboxDepth), 0)
   for (const s of sent) s.ack!()
   t.same(closed, ['ka', 'kb', 'kc'])
+})
+
+t.test('a verdict mqtt.js fails unsent because the connection closed goes back to the outbox (kept on disk), not forgotten', async (t) => {
+  const rows = new Map<number, string>()
+  let seq = 0
+  const durable: DurableOutbox = { add: (id, _topic, payload) => { rows.set(++seq, `${id} ${payload}`); return seq }, remove: (s) => { rows.delete(s) } }
+  const { pub, stub, sent, closed } = rig({ durable })
+  pub.send('r/1', 'A', { qos: 1 }, 'ka', 'id-a')
+  pub.send('r/1', 'B', { qos: 1 }, 'kb', 'id-b')
+  t.equal(sent.length, 2)
+  t.same([...rows.values()], [], 'sent at once: nothing on disk')
+  // mqtt.js queued both behind its store resend; the connection closes and it fails them.
+  stub.connected = false
+  sent[0]!.ack!(new Error('Connection closed'))
+  sent[1]!.ack!(new Error('Connection closed'))
+  t.same(closed, [], 'their requests stay open')
+  t.equal(pub.waiting, 2, 'back in the outbox')
+  t.same([...rows.values()], ['id-a A', 'id-b B'], 'and in the durable outbox, in order')
+  stub.connected = true
+  t.equal(pub.flush(), 2)
+  t.same(sent.slice(2).map((s) => s.payload), ['A', 'B'], 'sent again on reconnect, in order')
+  sent[2]!.ack!()
+  // Connected when it fails: the broker refused it (MQTT 5 reason code), sending it again would not help.
+  sent[3]!.ack!(new Error('Not authorized'))
+  t.same(closed, ['ka', 'kb'])
+  t.same([...rows.values()], [], 'both rows gone')
+  t.equal(pub.waiting, 0)
 })
 
 t.test('OVERLOADED answers go at QoS 0, or are dropped while the socket is backed up; either way the key closes', async (t) => {
