@@ -70,6 +70,12 @@ struct QAct {
   int64_t T = 0, K = 0, nb = 0;  // T tokens
 };
 
+// One token's activations x[K] into its QAct rows: q[2K] (both planes), d[2nb], s[2nb], a16[K] when not null;
+// `flip` stores the planes as unsigned bytes (uact_q8). `vector` uses AVX2 where the CPU has it (bit-identical
+// to the portable loop; tests compare the two).
+void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t* s, int16_t* a16, bool flip,
+                         bool vector);
+
 // C[t, n] = sum_k A[t, k] W[n, k] (+ bias[n] when not null) over weight panels [p0, p1) (output rows
 // 8*p0 .. min(8*p1, rows)), t < A.T.
 // uact_q8: the kernel wants q8_0 activation planes as unsigned bytes (q + 128: vpdpbusd's u8 operand, no sign

@@ -169,6 +169,37 @@ static std::vector<double> reference(const std::vector<float>& A, int64_t T, int
   return C;
 }
 
+// The vectorised activation planes equal the portable loop bit for bit (rounding ties, clamps, zero blocks,
+// the unsigned flip and the 16-bit values), and the 16-bit values are 256·q1 + q2.
+static void check_act_planes(std::mt19937& rng) {
+  const int64_t K = 32 * 24, nb = K / 32;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(K));
+  for (auto& v : x) v = nd(rng);
+  for (int j = 0; j < 32; j++) x[size_t(32 + j)] = 0.f;                  // all-zero block
+  for (int j = 0; j < 32; j++) x[size_t(64 + j)] = float(j - 16) * 0.5f;  // ties of x/d at .5
+  x[96] = 1e30f;                                                         // one huge value in a block
+  for (int j = 0; j < 32; j++) x[size_t(128 + j)] = (j % 2 ? 1.f : -1.f) * (127.f + float(j) / 64.f) / 127.f;
+  for (bool flip : {false, true}) {
+    std::vector<int8_t> qa(static_cast<size_t>(2 * K)), qb(qa.size());
+    std::vector<float> da(static_cast<size_t>(2 * nb)), db(da.size());
+    std::vector<int32_t> sa(da.size()), sb(da.size());
+    std::vector<int16_t> aa(static_cast<size_t>(K)), ab(aa.size());
+    quantize_act_planes(x.data(), K, qa.data(), da.data(), sa.data(), aa.data(), flip, false);
+    quantize_act_planes(x.data(), K, qb.data(), db.data(), sb.data(), ab.data(), flip, true);
+    CHECK(qa == qb && sa == sb && aa == ab && std::memcmp(da.data(), db.data(), da.size() * 4) == 0,
+          "activation planes (flip %d): vectorised and portable differ", int(flip));
+    int bad = 0;
+    for (int64_t k = 0; k < K; k++) {
+      const int h = int8_t(uint8_t(qa[size_t(k)]) ^ (flip ? 0x80u : 0u));
+      const int l = int8_t(uint8_t(qa[size_t(K + k)]) ^ (flip ? 0x80u : 0u));
+      if (aa[size_t(k)] != 256 * h + l || l < -127 || l > 127) bad++;
+    }
+    CHECK(bad == 0, "a16 != 256*q1 + q2 at %d inputs", bad);
+    CHECK(da[size_t(nb + 3)] == da[3] / 256.f, "plane 2 scale is d/256");
+  }
+}
+
 static void check_kernels(std::mt19937& rng) {
   const Kernels* all[8];
   const int nk = kernels_available(all, 8);
@@ -329,6 +360,7 @@ int main(int argc, char** argv) {
   check_quantizers(rng);
   check_repack(rng, QType::Q8_0);
   check_repack(rng, QType::Q4_0);
+  check_act_planes(rng);
   check_kernels(rng);
   if (failures) {
     std::printf("quant_test: %d FAILED\n", failures);
