@@ -7,7 +7,9 @@
 // C[t, n] += float(i) * (d_w[n, b] * d2[t, b]) in fp32, d2 = the plane-2 scale d/256. Every kernel computes
 // these same integers and the same fp32 operations per output, so all give bit-identical results.
 // Weights of a panel are loaded once per block and used for MR tokens (register tile MR x 8*NP).
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "quant.h"
@@ -312,14 +314,17 @@ static inline __m512i load2(const uint8_t* lo, const uint8_t* hi) {
   return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(lo))),
                             _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), 1);
 }
-template <int MR, int NZ, bool Q4>
+// WS (q8_0): 0 computes each block's 128·257·Σw with one more vpdpbusd per weight vector, 1 also stores it
+// to wc, 2 loads it from wc (a panel group's later token tiles: the weights are the same).
+template <int MR, int NZ, bool Q4, int WS = 0>
 static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,
-                         int64_t ldc) {
+                         int64_t ldc, __m512i* wc = nullptr) {
   const int64_t nb = W.nb, K = A.K, bb = W.block_bytes();
   __m512 f[MR][NZ];
   for (int t = 0; t < MR; t++)
     for (int z = 0; z < NZ; z++) f[t][z] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+  const __m512i shl8 = _mm512_set4_epi32(0x0E0D0C80, 0x0A090880, 0x06050480, 0x02010080);
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* blk[2 * NZ];
     for (int q = 0; q < 2 * NZ; q++) {
@@ -338,7 +343,7 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
           w[z] = g < 4 ? _mm512_and_si512(raw, m4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
         } else {
           w[z] = load2(blk[2 * z] + g * 32, blk[2 * z + 1] + g * 32);
-          wsum[z] = _mm512_dpbusd_epi32(wsum[z], ones, w[z]);
+          if constexpr (WS < 2) wsum[z] = _mm512_dpbusd_epi32(wsum[z], ones, w[z]);
         }
       }
       for (int t = 0; t < 2 * MR; t++) {
@@ -354,14 +359,20 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
     for (int z = 0; z < NZ; z++) {
       ds[z] = _mm512_castsi512_ps(load2(reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z) * nb + b) * kQPanel),
                                         reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z + 1) * nb + b) * kQPanel)));
-      corr[z] = _mm512_add_epi32(_mm512_slli_epi32(wsum[z], 15), _mm512_slli_epi32(wsum[z], 7));
+      if constexpr (Q4) corr[z] = _mm512_setzero_si512();
+      else if constexpr (WS == 2) corr[z] = _mm512_load_si512(wc + b * NZ + z);
+      else {
+        corr[z] = _mm512_add_epi32(_mm512_slli_epi32(wsum[z], 15), _mm512_slli_epi32(wsum[z], 7));
+        if constexpr (WS == 1) _mm512_store_si512(wc + b * NZ + z, corr[z]);
+      }
     }
     for (int t = 0; t < MR; t++) {
       const int64_t r = (2 * (t0 + t)) * nb + b;
       const __m512 d2 = _mm512_set1_ps(A.d[r + nb]);
       const __m512i off = _mm512_set1_epi32(Q4 ? 8 * (256 * A.s[r] + A.s[r + nb]) : 0);
       for (int z = 0; z < NZ; z++) {
-        const __m512i i = _mm512_sub_epi32(_mm512_add_epi32(_mm512_slli_epi32(acc[2 * t][z], 8), acc[2 * t + 1][z]),
+        // acc << 8 as a byte shuffle (port 5) rather than a shift (port 0, where vpdpbusd runs)
+        const __m512i i = _mm512_sub_epi32(_mm512_add_epi32(_mm512_shuffle_epi8(acc[2 * t][z], shl8), acc[2 * t + 1][z]),
                                            Q4 ? off : corr[z]);
         f[t][z] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ds[z], d2), f[t][z]);
       }
@@ -377,12 +388,12 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
       }
     }
 }
-template <int R, int NZ, bool Q4>
+template <int R, int NZ, bool Q4, int WS = 0>
 static inline void zrows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias,
-                         float* C, int64_t ldc) {
+                         float* C, int64_t ldc, __m512i* wc = nullptr) {
   if constexpr (R > 0) {
-    if (rem == R) ztile<R, NZ, Q4>(A, t0, W, p, bias, C, ldc);
-    else zrows<R - 1, NZ, Q4>(rem, A, t0, W, p, bias, C, ldc);
+    if (rem == R) ztile<R, NZ, Q4, WS>(A, t0, W, p, bias, C, ldc, wc);
+    else zrows<R - 1, NZ, Q4, WS>(rem, A, t0, W, p, bias, C, ldc, wc);
   }
 }
 #ifndef FC_MRZ
@@ -392,9 +403,29 @@ constexpr int MRZ = FC_MRZ;  // tokens per tile (two plane rows each)
 template <bool Q4>
 static void zgemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
   int64_t p = p0;
-  for (; p + 4 <= p1; p += 4)
-    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
-      zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
+  // per thread, 64-byte aligned: 2 vectors per block of the current panel group
+  thread_local struct WC {
+    __m512i* p = nullptr;
+    int64_t n = 0;
+    ~WC() { std::free(p); }
+  } wcb;
+  if (!Q4 && A.T > MRZ && wcb.n < W.nb * 2) {
+    void* m = std::aligned_alloc(64, size_t(W.nb * 2) * 64);
+    if (!m) throw std::bad_alloc();
+    std::free(wcb.p);
+    wcb.p = static_cast<__m512i*>(m);
+    wcb.n = W.nb * 2;
+  }
+  for (; p + 4 <= p1; p += 4) {
+    if (Q4 || A.T <= MRZ) {
+      for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
+        zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
+      continue;
+    }
+    ztile<MRZ, 2, Q4, 1>(A, 0, W, p, bias, C, ldc, wcb.p);
+    for (int64_t t0 = MRZ; t0 < A.T; t0 += MRZ)
+      zrows<MRZ, 2, Q4, 2>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc, wcb.p);
+  }
   for (; p + 2 <= p1; p += 2)
     for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
       zrows<MRZ, 1, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
