@@ -92,9 +92,10 @@ const QKernels qk_scalar = {"int8-scalar", gemm_scalar};
 constexpr int64_t kQPrefetch = 2048;
 
 #define FC_QTILE_BODY                                                                                         \
-  template <int MR, int NP, bool Q4>                                                                          \
+  /* WS (UA q8_0): 0 computes the blocks' 128·257·Σw, 1 also stores them to wc, 2 loads them from wc */     \
+  template <int MR, int NP, bool Q4, int WS = 0>                                                              \
   static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,  \
-                           int64_t ldc) {                                                                     \
+                           int64_t ldc, __m256i* wc = nullptr) {                                              \
     const int64_t nb = W.nb, K = A.K;                                                                         \
     const int64_t bb = W.block_bytes();                                                                       \
     __m256 f[MR][NP];                                                                                         \
@@ -120,7 +121,7 @@ constexpr int64_t kQPrefetch = 2048;
             w[q] = g < 4 ? _mm256_and_si256(raw, m4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);      \
           } else {                                                                                            \
             w[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk[q] + g * 32));                      \
-            if constexpr (UA) wsum[q] = dot8(wsum[q], ones, w[q]);                                            \
+            if constexpr (UA && WS < 2) wsum[q] = dot8(wsum[q], ones, w[q]);                                  \
             else aw[q] = _mm256_abs_epi8(w[q]);                                                               \
           }                                                                                                   \
         }                                                                                                     \
@@ -141,7 +142,11 @@ constexpr int64_t kQPrefetch = 2048;
       for (int q = 0; q < NP; q++) {                                                                          \
         ds[q] = _mm256_load_ps(W.d + ((p + q) * nb + b) * kQPanel);                                           \
         /* both planes' 128·Σw: 128·257·Σw */                                                                 \
-        corr[q] = _mm256_add_epi32(_mm256_slli_epi32(wsum[q], 15), _mm256_slli_epi32(wsum[q], 7));            \
+        if constexpr (WS == 2) corr[q] = _mm256_load_si256(wc + b * NP + q);                                  \
+        else {                                                                                                \
+          corr[q] = _mm256_add_epi32(_mm256_slli_epi32(wsum[q], 15), _mm256_slli_epi32(wsum[q], 7));          \
+          if constexpr (WS == 1) _mm256_store_si256(wc + b * NP + q, corr[q]);                                \
+        }                                                                                                     \
       }                                                                                                       \
       for (int t = 0; t < MR; t++) {                                                                          \
         const int64_t r = (2 * (t0 + t)) * nb + b;                                                            \
@@ -166,23 +171,46 @@ constexpr int64_t kQPrefetch = 2048;
         store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0, bias ? bias + n0 : nullptr);                       \
       }                                                                                                       \
   }                                                                                                           \
-  template <int R, int NP, bool Q4>                                                                           \
+  template <int R, int NP, bool Q4, int WS = 0>                                                               \
   static inline void rows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, \
-                          float* C, int64_t ldc) {                                                            \
+                          float* C, int64_t ldc, __m256i* wc = nullptr) {                                     \
     if constexpr (R > 0) {                                                                                    \
-      if (rem == R) qtile<R, NP, Q4>(A, t0, W, p, bias, C, ldc);                                              \
-      else rows<R - 1, NP, Q4>(rem, A, t0, W, p, bias, C, ldc);                                               \
+      if (rem == R) qtile<R, NP, Q4, WS>(A, t0, W, p, bias, C, ldc, wc);                                      \
+      else rows<R - 1, NP, Q4, WS>(rem, A, t0, W, p, bias, C, ldc, wc);                                       \
     }                                                                                                         \
   }                                                                                                           \
   template <bool Q4>                                                                                          \
   static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C,       \
                      int64_t ldc) {                                                                           \
     int64_t p = p0;                                                                                           \
-    for (; p + NPW <= p1; p += NPW)                                                                           \
-      for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                             \
-        const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
-        rows<MRW, NPW, Q4>(rem, A, t0, W, p, bias, C, ldc);                                                   \
+    /* UA q8_0 with several token tiles: the first tile of a panel group keeps Σw for the others */          \
+    const bool cache = UA && !Q4 && A.T > MRW;                                                                \
+    thread_local struct WC {                                                                                  \
+      __m256i* p = nullptr;                                                                                   \
+      int64_t n = 0;                                                                                          \
+      ~WC() { std::free(p); }                                                                                 \
+    } wcb;                                                                                                    \
+    if (cache && wcb.n < W.nb * NPW) {                                                                        \
+      void* m = std::aligned_alloc(64, size_t(W.nb * NPW) * 32 + 64);                                         \
+      if (!m) throw std::bad_alloc();                                                                         \
+      std::free(wcb.p);                                                                                       \
+      wcb.p = static_cast<__m256i*>(m);                                                                       \
+      wcb.n = W.nb * NPW;                                                                                     \
+    }                                                                                                         \
+    for (; p + NPW <= p1; p += NPW) {                                                                         \
+      if (!cache) {                                                                                           \
+        for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                           \
+          const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                \
+          rows<MRW, NPW, Q4>(rem, A, t0, W, p, bias, C, ldc);                                                 \
+        }                                                                                                     \
+        continue;                                                                                             \
       }                                                                                                       \
+      qtile<MRW, NPW, Q4, 1>(A, 0, W, p, bias, C, ldc, wcb.p);                                                \
+      for (int64_t t0 = MRW; t0 < A.T; t0 += MRW) {                                                           \
+        const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
+        rows<MRW, NPW, Q4, 2>(rem, A, t0, W, p, bias, C, ldc, wcb.p);                                         \
+      }                                                                                                       \
+    }                                                                                                         \
     for (; p < p1; p++)                                                                                       \
       for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                             \
         const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
@@ -279,11 +307,12 @@ static void gemm_a(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const f
 #pragma GCC pop_options
 const QKernels qk_avx2 = {"int8-avx2", q_avx2::gemm_a, false, true};
 
-// AVX-VNNI (VEX vpdpbusd: u8 x s8, four products summed into int32 lanes), 16 registers.
+// AVX-VNNI (VEX vpdpbusd: u8 x s8, four products summed into int32 lanes), 16 registers: 2 tokens (4 plane rows)
+// x 16 output rows, which fits once Σw of later token tiles comes from the first one.
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avxvnni")
 namespace q_avxvnni {
-constexpr int MRW = 2, NPW = 1;
+constexpr int MRW = 2, NPW = 2;
 constexpr bool UA = true;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
