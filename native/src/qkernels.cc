@@ -191,7 +191,7 @@ constexpr int64_t kQPrefetch = 2048;
       ~WC() { std::free(p); }                                                                                 \
     } wcb;                                                                                                    \
     if (cache && wcb.n < W.nb * NPW) {                                                                        \
-      void* m = std::aligned_alloc(64, size_t(W.nb * NPW) * 32 + 64);                                         \
+      void* m = std::aligned_alloc(64, size_t((W.nb * NPW + 1) / 2) * 64);                                     \
       if (!m) throw std::bad_alloc();                                                                         \
       std::free(wcb.p);                                                                                       \
       wcb.p = static_cast<__m256i*>(m);                                                                       \
