@@ -7,6 +7,7 @@
 // C[t, n] += float(i) * (d_w[n, b] * d2[t, b]) in fp32, d2 = the plane-2 scale d/256. Every kernel computes
 // these same integers and the same fp32 operations per output, so all give bit-identical results.
 // Weights of a panel are loaded once per block and used for MR tokens (register tile MR x 8*NP).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -445,15 +446,29 @@ static void zgemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const 
     wcb.p = static_cast<__m512i*>(m);
     wcb.n = W.nb * 2;
   }
+  const int64_t gbytes = 4 * W.nb * W.block_bytes(), ntiles = (A.T + MRZ - 1) / MRZ;
+  const int64_t per = (gbytes / 64 + ntiles - 2) / std::max<int64_t>(1, ntiles - 1);  // lines per tile
   for (; p + 4 <= p1; p += 4) {
+    // Across the token tiles of a panel group, the next group's weights are prefetched into L2 a slice per
+    // tile, so its first tile does not wait on memory (later tiles find the weights in cache anyway).
+    const uint8_t* next = p + 8 <= p1 && ntiles > 1 ? W.q + (p + 4) * W.nb * W.block_bytes() : nullptr;
+    auto ahead = [&](int64_t i) {
+      if (next)
+        for (int64_t l = i * per, e = std::min((i + 1) * per, gbytes / 64); l < e; l++)
+          _mm_prefetch(reinterpret_cast<const char*>(next) + l * 64, _MM_HINT_T1);
+    };
     if (Q4 || A.T <= MRZ) {
-      for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
+      for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) {
+        ahead(t0 / MRZ);
         zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
+      }
       continue;
     }
     ztile<MRZ, 2, Q4, 1>(A, 0, W, p, bias, C, ldc, wcb.p);
-    for (int64_t t0 = MRZ; t0 < A.T; t0 += MRZ)
+    for (int64_t t0 = MRZ; t0 < A.T; t0 += MRZ) {
+      ahead(t0 / MRZ - 1);
       zrows<MRZ, 2, Q4, 2>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc, wcb.p);
+    }
   }
   for (; p + 2 <= p1; p += 2)
     for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
