@@ -1,6 +1,8 @@
 // PLC-like load for the fault-injection tests: requesters with persistent sessions (clean false, session
 // expiry) sending QoS 1 requests with unique correlation data at a steady rate, and the books to tell, per
-// request, whether it was answered, answered twice, or lost.
+// request, whether it was answered, answered twice, or lost. MQTT 5 requesters put the response topic and
+// correlation data in the properties; MQTT 3.1.1 ones put `reply_to` and `correlation_id` in the payload, and
+// find the correlation of an answer in its body.
 import mqtt, { type MqttClient } from 'mqtt'
 
 export interface Counts {
@@ -24,23 +26,27 @@ export class LoadRun {
   constructor(
     private readonly url: string,
     private readonly topic: string,
-    private readonly opts: { requesters: number; ratePerRequester: number; tag: string },
+    private readonly opts: { requesters: number; ratePerRequester: number; tag: string; protocol?: 4 | 5 },
   ) {}
 
   async connect(): Promise<void> {
     for (let i = 0; i < this.opts.requesters; i++) {
       const id = `${this.opts.tag}-req-${i}`
-      const c = mqtt.connect(this.url, { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 100, connectTimeout: 3000, resubscribe: true })
+      const c = this.v5
+        ? mqtt.connect(this.url, { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 100, connectTimeout: 3000, resubscribe: true })
+        : mqtt.connect(this.url, { protocolVersion: 4, clientId: id, clean: false, reconnectPeriod: 100, connectTimeout: 3000, resubscribe: true })
       c.on('error', () => {}) // refused while the broker restarts: mqtt.js reconnects
       c.on('message', (_topic, payload, packet) => {
-        const corr = packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString() : undefined
+        const text = payload.toString()
+        let body: { node?: string; correlation_id?: string } | undefined
+        try { body = JSON.parse(text) as typeof body } catch { /* counted by bodies when correlated */ }
+        const corr = this.v5 ? (packet.properties?.correlationData ? Buffer.from(packet.properties.correlationData).toString() : undefined) : body?.correlation_id
         if (corr === undefined) return
         let a = this.answers.get(corr)
         if (!a) this.answers.set(corr, (a = { bodies: new Set(), copies: 0 }))
         a.copies++
-        const text = payload.toString()
         a.bodies.add(text)
-        try { a.node = (JSON.parse(text) as { node?: string }).node } catch { /* counted by bodies */ }
+        a.node = body?.node
       })
       await new Promise<void>((resolve, reject) => {
         c.once('connect', () => resolve())
@@ -49,6 +55,10 @@ export class LoadRun {
       await c.subscribeAsync(this.replyTopic(i), { qos: 1 })
       this.clients.push(c)
     }
+  }
+
+  private get v5(): boolean {
+    return (this.opts.protocol ?? 5) === 5
   }
 
   replyTopic(i: number): string {
@@ -63,10 +73,14 @@ export class LoadRun {
         const corr = `${this.opts.tag}:${i}:${this.seq}`
         this.sentIds.push(corr)
         const torque = 10 + (this.seq % 30) / 10
-        c.publish(this.topic, JSON.stringify({ torque_nm: torque, angle_deg: 700, seq: this.seq }), {
-          qos: 1,
-          properties: { responseTopic: this.replyTopic(i), correlationData: Buffer.from(corr), messageExpiryInterval: 600 },
-        })
+        if (this.v5) {
+          c.publish(this.topic, JSON.stringify({ torque_nm: torque, angle_deg: 700, seq: this.seq }), {
+            qos: 1,
+            properties: { responseTopic: this.replyTopic(i), correlationData: Buffer.from(corr), messageExpiryInterval: 600 },
+          })
+        } else {
+          c.publish(this.topic, JSON.stringify({ torque_nm: torque, angle_deg: 700, seq: this.seq, reply_to: this.replyTopic(i), correlation_id: corr }), { qos: 1 })
+        }
       })
       this.seq++
     }, periodMs)

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   correlation_data BLOB,
   qos INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS outbox_verdict ON outbox(verdict_id);
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 `
 

@@ -63,7 +63,8 @@ const REOPEN_MS = 60_000
 
 export class Journal {
   private db?: Db
-  private insert?: Statement
+  private writeBatch?: (rows: AuditRecord[]) => void
+  private lookupStmt?: Statement
   private queue: AuditRecord[] = []
   private callbacks: (() => void)[] = []
   private scheduled = false
@@ -106,10 +107,18 @@ export class Journal {
         this.log.error({ file: this.file, moved_to: dest, err: (e as Error).message }, 'audit database is corrupt; moved aside, starting a new one')
         this.db = openWritable(this.file, this.cfg.sync)
       }
-      this.insert = this.db.prepare(`INSERT INTO verdicts (verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id,
+      const db = this.db
+      // Positional parameters and one transaction function per connection: the write path's own cost (bench/audit/write).
+      const insert = db.prepare(`INSERT INTO verdicts (verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id,
         latency_ms, deadline_missed, fallback, request_topic, response_topic, correlation, dedupe_key, payload_sum, response)
-        VALUES (@verdict_id, @ts, @node, @inspection, @trace, @verdict, @error_code, @checks, @inputs, @model, @rules_rev, @model_id,
-        @latency_ms, @deadline_missed, @fallback, @request_topic, @response_topic, @correlation, @dedupe_key, @payload_sum, @response)`)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+      this.writeBatch = db.transaction((rows: AuditRecord[]) => {
+        for (const r of rows) {
+          insert.run(r.verdict_id, r.ts, r.node, r.inspection, r.trace, r.verdict, r.error_code, r.checks, r.inputs, r.model, r.rules_rev, r.model_id,
+            r.latency_ms, r.deadline_missed, r.fallback, r.request_topic, r.response_topic, r.correlation, r.dedupe_key, r.payload_sum, r.response)
+        }
+        if (this.writeErrors !== this.recordedErrors) this.recordErrors(db)
+      })
       clearTimeout(this.reopenTimer)
       this.reopenTimer = undefined
       this.log.info({ file: this.file, sync: this.cfg.sync }, 'audit journal open')
@@ -117,6 +126,7 @@ export class Journal {
       return true
     } catch (e) {
       this.db = undefined
+      this.lookupStmt = undefined
       this.failed(e, 'opening the audit database failed; verdicts go out unjournaled')
       this.reopenTimer ??= setTimeout(() => { this.reopenTimer = undefined; if (!this.db && !this.closed) this.tryOpen() }, REOPEN_MS)
       this.reopenTimer.unref()
@@ -155,10 +165,7 @@ export class Journal {
     const db = this.db
     if (db) {
       try {
-        db.transaction(() => {
-          for (const r of rows) this.insert!.run(r)
-          if (this.writeErrors !== this.recordedErrors) this.recordErrors(db)
-        })()
+        this.writeBatch!(rows)
         this.metrics.auditRows.inc(rows.length)
       } catch (e) {
         this.failed(e, 'audit journal write failed; verdicts still go out')
@@ -187,6 +194,7 @@ export class Journal {
   private reopenAfterCorruption(): void {
     try { this.db?.close() } catch { /* closing a damaged file may fail too */ }
     this.db = undefined
+    this.lookupStmt = undefined
     try {
       const dest = moveAside(this.file)
       this.log.error({ file: this.file, moved_to: dest }, 'audit database is corrupt; moved aside, starting a new one')
@@ -209,12 +217,17 @@ export class Journal {
     } else this.suppressed++
   }
 
-  /** The published response of an answered request (redelivery), when its row is written. */
-  lookup(key: string, payloadSum: number): string | undefined {
+  /**
+   * The published response of an answered request (redelivery), when its row is written; `waiting` when that
+   * verdict is still in the durable outbox, which sends it (again, if the broker never acknowledged it).
+   */
+  lookup(key: string, payloadSum: number): { response: string; waiting: boolean } | undefined {
     if (!this.db) return undefined
     try {
-      const row = this.db.prepare('SELECT response, payload_sum FROM verdicts WHERE dedupe_key = ? ORDER BY seq DESC LIMIT 1').get(key) as { response: string; payload_sum: number } | undefined
-      return row && row.payload_sum === payloadSum ? row.response : undefined
+      this.lookupStmt ??= this.db.prepare(`SELECT response, payload_sum, EXISTS (SELECT 1 FROM outbox o WHERE o.verdict_id = v.verdict_id) AS waiting
+        FROM verdicts v WHERE dedupe_key = ? ORDER BY seq DESC LIMIT 1`)
+      const row = this.lookupStmt.get(key) as { response: string; payload_sum: number; waiting: 0 | 1 } | undefined
+      return row && row.payload_sum === payloadSum ? { response: row.response, waiting: row.waiting === 1 } : undefined
     } catch (e) {
       this.failed(e, 'audit journal read failed')
       return undefined
@@ -299,5 +312,6 @@ export class Journal {
     this.flush()
     try { this.db?.close() } catch { /* nothing left to save */ }
     this.db = undefined
+    this.lookupStmt = undefined
   }
 }

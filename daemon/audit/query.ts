@@ -80,34 +80,47 @@ export interface InspectionStats {
   inspection: string | null
   count: number
   verdicts: Record<string, number>
-  /** Share of parts whose first verdict was PASS: per trace value when the rule traces parts, else per request. */
+  /** The label that counts as a pass: the rule's least severe verdict (PASS unless the rule names its own). */
+  pass_label: string
+  /** Parts first inspected in the range: distinct trace values whose earliest row in the journal is in it, plus untraced requests (error verdicts excluded). */
+  parts: number
+  /** Share of those parts whose first verdict was pass_label (a part re-inspected after rework counts once, by its first verdict). */
   first_pass_yield: number | null
   deadline_misses: number
   fallbacks: number
   latency_ms: { p50: number | null; p99: number | null }
 }
 
-export function stats(db: Db, f: Filter): InspectionStats[] {
+/**
+ * Per-inspection figures over the filter's range. `passLabel` gives each inspection's passing label (from its
+ * rule); PASS where it is not known. First-pass yield is defined as on the status page (metrics/first-pass.ts).
+ */
+export function stats(db: Db, f: Filter, passLabel: (inspection: string | null) => string = () => 'PASS'): InspectionStats[] {
   const w = where(f)
   const and = (extra: string) => (w.sql ? `${w.sql} AND ${extra}` : ` WHERE ${extra}`)
   const groups = db.prepare(`SELECT inspection, COUNT(*) AS n, SUM(deadline_missed) AS dm, SUM(fallback) AS fb FROM verdicts${w.sql} GROUP BY inspection ORDER BY inspection`).all(...w.params) as { inspection: string | null; n: number; dm: number; fb: number }[]
   const mix = db.prepare(`SELECT verdict, COUNT(*) AS n FROM verdicts${and('inspection IS ?')} GROUP BY verdict ORDER BY verdict`)
-  // SQLite takes the bare column `verdict` from the row holding MIN(seq): each part's first verdict.
-  const traced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = 'PASS') AS ok FROM (SELECT verdict, MIN(seq) FROM verdicts${and('inspection IS ? AND trace IS NOT NULL')} GROUP BY trace)`)
-  const untraced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = 'PASS') AS ok FROM verdicts${and('inspection IS ? AND trace IS NULL')}`)
+  // A traced part counts in the range holding its first row (of this inspection) in the whole journal, by
+  // that row's verdict: a re-inspection in the range of a part first seen before it is rework, not a part.
+  // Error verdicts (bad payload, overload) inspected no part.
+  const traced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts AS v${and("inspection IS ? AND trace IS NOT NULL AND verdict <> 'ERROR' AND NOT EXISTS (SELECT 1 FROM verdicts AS e WHERE e.trace = v.trace AND e.inspection IS v.inspection AND e.verdict <> 'ERROR' AND e.seq < v.seq)")}`)
+  const untraced = db.prepare(`SELECT COUNT(*) AS parts, SUM(verdict = ?) AS ok FROM verdicts${and("inspection IS ? AND trace IS NULL AND verdict <> 'ERROR'")}`)
   const nth = db.prepare(`SELECT latency_ms FROM verdicts${and('inspection IS ?')} ORDER BY latency_ms LIMIT 1 OFFSET ?`)
   return groups.map((g) => {
     const p = [...w.params, g.inspection as string]
     const verdicts: Record<string, number> = {}
     for (const r of mix.all(...p) as { verdict: string; n: number }[]) verdicts[r.verdict] = r.n
-    const a = traced.get(...p) as { parts: number; ok: number | null }
-    const b = untraced.get(...p) as { parts: number; ok: number | null }
+    const label = passLabel(g.inspection)
+    const a = traced.get(label, ...p) as { parts: number; ok: number | null }
+    const b = untraced.get(label, ...p) as { parts: number; ok: number | null }
     const parts = a.parts + b.parts
     const pct = (q: number) => (nth.get(...p, Math.min(g.n - 1, Math.max(0, Math.ceil(q * g.n) - 1))) as { latency_ms: number } | undefined)?.latency_ms ?? null
     return {
       inspection: g.inspection,
       count: g.n,
       verdicts,
+      pass_label: label,
+      parts,
       first_pass_yield: parts > 0 ? Math.round((((a.ok ?? 0) + (b.ok ?? 0)) / parts) * 10000) / 10000 : null,
       deadline_misses: g.dm ?? 0,
       fallbacks: g.fb ?? 0,

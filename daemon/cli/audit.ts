@@ -6,14 +6,17 @@ import type { Writable } from 'node:stream'
 import { AUDIT_FILE, openReadOnly, type Db } from '../audit/db.js'
 import { csvHeader, csvLine, exportRows, parseTime, recordOf, show, stats, type Filter } from '../audit/query.js'
 import { ConfigError } from '../config/load.js'
+import { loadRuleDir } from '../rules/load.js'
 import { parseConfigArgs } from './run.js'
 
 const USAGE = `usage:
   flashcheck audit show ID|TRACE [--db FILE]
   flashcheck audit export [--since T] [--until T] [--inspection ID] [--verdict V] [--format jsonl|csv] [--out FILE] [--db FILE]
-  flashcheck audit stats [--since T] [--db FILE]
+  flashcheck audit stats [--since T] [--rules-dir DIR] [--db FILE]
   T is ISO-8601 (2026-03-03T08:00:00Z) or relative to now (-24h, -30m, -7d). Without --db the database is
-  <state.dir>/audit.db of the configuration (--config FILE, or /etc/flashcheck/config.json).
+  <state.dir>/audit.db of the configuration (--config FILE, or /etc/flashcheck/config.json). stats counts a
+  verdict as a pass when it is its rule's least severe label, read from --rules-dir or the configuration's
+  rules.dir (PASS for inspections not found there).
 `
 
 class UsageError extends Error {}
@@ -63,6 +66,33 @@ function filterOf(a: Args): Filter {
   if (a.flags.has('inspection')) f.inspection = a.flags.get('inspection')
   if (a.flags.has('verdict')) f.verdict = a.flags.get('verdict')
   return f
+}
+
+/**
+ * Each inspection's passing label (its rule's least severe verdict), from --rules-dir or, when the configuration
+ * loads, its rules.dir; PASS for inspections without a rule there. A --rules-dir that does not load is an error.
+ */
+async function passLabels(a: Args): Promise<(inspection: string | null) => string> {
+  let dir = a.flags.get('rules-dir')
+  const explicit = dir !== undefined
+  let budget = 50
+  if (!explicit) {
+    try {
+      const cfg = parseConfigArgs(a.flags.has('config') ? ['--config', a.flags.get('config')!] : [])
+      dir = cfg.rules.dir
+      budget = cfg.budget.defaultMs
+    } catch {
+      return () => 'PASS'
+    }
+  }
+  const res = await loadRuleDir(dir!, { defaultBudgetMs: budget, model: true })
+  if (!res.ok) {
+    if (!explicit) return () => 'PASS'
+    const e = res.errors[0]!
+    throw new UsageError(`--rules-dir: ${e.file}:${e.line}:${e.col}: ${e.message}`)
+  }
+  const labels = new Map(res.set.rules.map((r) => [r.id, r.verdicts[0] ?? 'PASS']))
+  return (inspection) => (inspection !== null ? labels.get(inspection) : undefined) ?? 'PASS'
 }
 
 /** Writes with backpressure, so an export of a year of records stays in constant memory. */
@@ -125,11 +155,12 @@ export async function audit(argv: string[]): Promise<number> {
         return await runExport(db, a, f, format)
       }
       case 'stats': {
-        const a = parse(rest, ['since'])
+        const a = parse(rest, ['since', 'rules-dir'])
         if (a.positional.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(a.positional[0])}`)
         const f = filterOf(a)
+        const pass = await passLabels(a)
         db = openReadOnly(dbPath(a))
-        process.stdout.write(JSON.stringify({ since: f.since !== undefined ? new Date(f.since).toISOString() : null, inspections: stats(db, f) }, null, 2) + '\n')
+        process.stdout.write(JSON.stringify({ since: f.since !== undefined ? new Date(f.since).toISOString() : null, inspections: stats(db, f, pass) }, null, 2) + '\n')
         return 0
       }
       default:

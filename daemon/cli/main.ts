@@ -26,7 +26,8 @@ usage:
   flashcheck audit show ID|TRACE [--db FILE]           the audit record(s) of a verdict id or traced part, newest first
   flashcheck audit export [--since T] [--until T] [--inspection ID] [--verdict V] [--format jsonl|csv] [--out FILE] [--db FILE]
                                                        stream audit records (T: ISO-8601 or relative, e.g. -24h)
-  flashcheck audit stats [--since T] [--db FILE]       per inspection: count, verdict mix, first-pass yield, misses, p50/p99
+  flashcheck audit stats [--since T] [--rules-dir DIR] [--db FILE]
+                                                       per inspection: count, verdict mix, parts, first-pass yield, misses, p50/p99
   flashcheck doctor [--config FILE] [--timeout MS] [--<key> VALUE ...]
                                                        check config, broker, rules, model files, memory, CPU (PASS/WARN/FAIL)
   flashcheck --version

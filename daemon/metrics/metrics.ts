@@ -8,6 +8,9 @@ export class Metrics {
   readonly registry = new Registry()
   readonly requests = new Counter({ name: 'flashcheck_requests_total', help: 'Inspections answered, by inspection and verdict', labelNames: ['inspection', 'verdict'] as const, registers: [this.registry] })
   readonly latency = new Histogram({ name: 'flashcheck_request_latency_seconds', help: 'Receive to publish latency of verdicts', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })
+  /** Parts per inspection, [first passed, not]: plain numbers on the per-message path (metrics/first-pass.ts), labelled at scrape time. */
+  readonly partCounts = new Map<string, [number, number]>()
+  readonly parts: Counter<'inspection' | 'first_pass'> = new Counter({ name: 'flashcheck_parts_total', help: 'Parts inspected, counted once at their first verdict, by inspection and whether that verdict was the rule\'s passing label (first_pass); a part is a distinct trace value where the rule names trace:, else each request. First-pass yield: first_pass="true" over all', labelNames: ['inspection', 'first_pass'] as const, registers: [this.registry], collect: () => this.collectParts() })
   readonly errors = new Counter({ name: 'flashcheck_errors_total', help: 'Error verdicts and unanswerable requests, by code', labelNames: ['code'] as const, registers: [this.registry] })
   readonly deadlineMissed = new Counter({ name: 'flashcheck_deadline_missed_total', help: 'Verdicts published after their budget', labelNames: ['inspection'] as const, registers: [this.registry] })
   readonly duplicates = new Counter({ name: 'flashcheck_duplicate_requests_total', help: 'QoS 1 redeliveries answered already and dropped', registers: [this.registry] })
@@ -20,7 +23,7 @@ export class Metrics {
   readonly connected = new Gauge({ name: 'flashcheck_mqtt_connected', help: '1 while connected to the broker', registers: [this.registry] })
   readonly modelLatency = new Histogram({ name: 'flashcheck_model_latency_seconds', help: 'Request arrival to scored model choice, by inspection', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })
   readonly modelQueueDepth = new Gauge({ name: 'flashcheck_model_queue_depth', help: 'Verdict requests waiting for the decoder', registers: [this.registry] })
-  readonly modelFallbacks = new Counter({ name: 'flashcheck_model_fallbacks_total', help: 'Model steps that did not give a choice (status skipped or aborted), by reason; the rule fallback went out instead', labelNames: ['inspection', 'status', 'reason'] as const, registers: [this.registry] })
+  readonly modelFallbacks = new Counter({ name: 'flashcheck_model_fallbacks_total', help: 'Model steps whose verdict went out with the rule fallback instead of a choice, by status and reason: skipped or aborted (no choice: deadline, budget, overload, queue_full, decoder_error, prompt, shutdown), or ok with reason low_confidence (scored below min_confidence)', labelNames: ['inspection', 'status', 'reason'] as const, registers: [this.registry] })
   readonly modelPrefixCache = new Counter({ name: 'flashcheck_model_prefix_cache_total', help: 'Model requests by prefix-cache result (hit or miss)', labelNames: ['result'] as const, registers: [this.registry] })
   readonly modelPrefixBuilds = new Counter({ name: 'flashcheck_model_prefix_builds_total', help: 'Prompt prefixes prefilled at load or reload', registers: [this.registry] })
   readonly modelExplains = new Counter({ name: 'flashcheck_model_explanations_total', help: 'Explanations by result (published; dropped under load or while the broker is away; failed)', labelNames: ['result'] as const, registers: [this.registry] })
@@ -33,6 +36,14 @@ export class Metrics {
   readonly auditPruned = new Counter({ name: 'flashcheck_audit_pruned_total', help: 'Audit rows removed by retention, by reason (age: audit.retentionDays, bytes: audit.maxBytes)', labelNames: ['reason'] as const, registers: [this.registry] })
   readonly auditQueueDepth = new Gauge({ name: 'flashcheck_audit_queue_depth', help: 'Verdicts waiting for their audit row to be written', registers: [this.registry] })
   readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
+
+  private collectParts(): void {
+    this.parts.reset()
+    for (const [inspection, c] of this.partCounts) {
+      this.parts.inc({ inspection, first_pass: 'true' }, c[0])
+      this.parts.inc({ inspection, first_pass: 'false' }, c[1])
+    }
+  }
 
   constructor() {
     // Includes nodejs_eventloop_lag_seconds and its percentiles.

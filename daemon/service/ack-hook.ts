@@ -1,11 +1,20 @@
-// The one place that bends mqtt.js's acknowledgement of inbound QoS 1 messages (MQTT 5): a request is handled
-// before its PUBACK goes out, and when its verdict is published later (the model step) the PUBACK waits for
-// it, so that a daemon that dies meanwhile gets the request redelivered.
+// The one place that bends mqtt.js's acknowledgement of inbound messages, for MQTT 3.1.1 and 5 alike: every
+// message is handled before its PUBACK goes out, and the PUBACK of a QoS 1 request whose verdict goes out
+// later (after its audit row is written, or after the model step) waits for that verdict, so that a daemon
+// that dies meanwhile gets the request redelivered instead of losing it.
 //
-// mqtt.js offers `customHandleAcks` but no "acknowledge later": the only way to withhold the PUBACK is to pass
-// it an Error (which it then emits as 'error'), and the late PUBACK goes out through the client's private
-// `_sendPacket`. Both stay inside this module.
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt'
+// The hook is mqtt.js's documented `client.handleMessage(packet, callback)`: the client calls it for each
+// message (QoS 0 and 1 on PUBLISH, QoS 2 on PUBREL) and sends the PUBACK/PUBCOMP when `callback()` is called.
+// It also reads no further packet until then (one message at a time), so holding `callback` until a verdict is
+// out would stall the inbound stream behind every journal write. Instead the handler returns at once:
+// `callback(DEFER)` makes mqtt.js skip its own PUBACK and go on with the next packet (an error given to the
+// callback is passed to its packet loop, which ignores it; nothing is emitted), and the withheld PUBACK goes
+// out later through the client's private `_sendPacket`, on the same connection only. Both stay inside this
+// module. (`customHandleAcks`, the other hook, exists for MQTT 5 only and reports each deferral as an 'error'.)
+//
+// The handler reads the topic from the packet: the daemon advertises no topic alias maximum, so the broker
+// never sends an alias in its place (install refuses a client that would accept them).
+import type { IPublishPacket, MqttClient } from 'mqtt'
 
 /** The PUBACK of one inbound message, withheld until every verdict it started has been handed to the broker. */
 export class HeldAck {
@@ -36,50 +45,57 @@ export class HeldAck {
 /** Handles one inbound message; returns its HeldAck when part of the answer goes out later. */
 export type InboundHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => HeldAck | undefined
 
-/** Passed to mqtt.js as the custom-ack "error" that withholds the PUBACK. */
+/** Given to mqtt.js's callback: skip the PUBACK of this message (it is sent later) and read the next packet. */
 const DEFER = new Error('PUBACK deferred until the verdict is published')
 
+type PrivateSend = { _sendPacket(p: object, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void }
+
 export class AckHook {
-  /** Counts connections, so that a PUBACK withheld on one connection is not sent on the next. */
+  /** Counts closed connections, so that a PUBACK withheld on one connection is not sent on the next. */
   private gen = 0
+  /** PUBACKs withheld now (for tests and diagnostics). */
+  private waiting = 0
 
   constructor(private readonly client: () => MqttClient | undefined) {}
 
-  /** Routes QoS 1 messages of an MQTT 5 client through `handle` before they are acknowledged. */
-  install(opts: IClientOptions, handle: InboundHandler): void {
-    opts.customHandleAcks = (topic, payload, packet, done) => {
-      if (packet.qos !== 1) {
-        done(0) // QoS 2 is handled on PUBREL through the 'message' event
-        return
+  /** Routes every message of `client` through `handle` before it is acknowledged. Call before it connects. */
+  install(client: MqttClient, handle: InboundHandler): void {
+    if (client.options.properties?.topicAliasMaximum) throw new Error('AckHook reads the topic from the packet: topic aliases must stay off')
+    client.handleMessage = (packet, callback) => {
+      let held: HeldAck | undefined
+      try {
+        held = handle(packet.topic, packet.payload as Buffer, packet)
+      } finally {
+        // QoS 2 is acknowledged on PUBREL: the broker never sends that PUBLISH again, so there is nothing to hold.
+        if (packet.qos !== 1 || !held || held.settled || packet.messageId === undefined) callback()
+        else this.defer(packet.messageId, held, callback)
       }
-      const held = handle(topic, payload, packet)
-      if (!held || held.settled) {
-        done(0)
-        return
-      }
-      const gen = this.gen
-      const id = packet.messageId
-      held.whenSettled(() => {
-        const c = this.client()
-        if (id === undefined || gen !== this.gen || !c?.connected) return // the broker redelivers it
-        ;(c as unknown as { _sendPacket(p: object, cb?: () => void, cbStorePut?: () => void, noStore?: boolean): void })._sendPacket({ cmd: 'puback', messageId: id }, undefined, undefined, true)
-      })
-      done(DEFER)
     }
   }
 
-  /** Call on every (re)connect: acknowledgements withheld on the previous connection are void. */
-  connected(): void {
+  /** PUBACKs withheld at the moment. */
+  get withheld(): number {
+    return this.waiting
+  }
+
+  private defer(id: number, held: HeldAck, callback: (err?: Error) => void): void {
+    const gen = this.gen
+    this.waiting++
+    held.whenSettled(() => {
+      this.waiting--
+      const c = this.client()
+      if (gen !== this.gen || !c?.connected) return // the broker redelivers it to the next connection
+      ;(c as unknown as PrivateSend)._sendPacket({ cmd: 'puback', messageId: id }, undefined, undefined, true)
+    })
+    callback(DEFER)
+  }
+
+  /**
+   * Call when a connection closes: acknowledgements withheld on it are void (the broker redelivers those
+   * messages on the next one). Not on connect: mqtt.js hands over the next connection's first messages
+   * before its 'connect' event (while it resends its store), and their PUBACKs belong to that connection.
+   */
+  disconnected(): void {
     this.gen++
-  }
-
-  /** True for the 'error' mqtt.js emits for each withheld PUBACK: not an error. */
-  static isDeferral(err: Error): boolean {
-    return err === DEFER
-  }
-
-  /** Whether QoS 1 messages reach the handler here (MQTT 5) or through the 'message' event. */
-  static handlesQos1(protocolVersion: 4 | 5): boolean {
-    return protocolVersion === 5
   }
 }

@@ -1,6 +1,9 @@
 // The long-running service: lifecycle (start, stop, reload), the MQTT session with its reconnect backoff,
 // subscriptions and the status/info topics. Each message is handed to Inbound (inbound.ts), answers go out
 // through Publisher (publisher.ts).
+// Somewhat over 400 lines on purpose: start, stop and reload build and tear down the same set of parts (rules,
+// journal, engine, listener, Sparkplug, session) in mirrored order; kept in one file so that the order reads
+// in one place. Everything per message lives elsewhere.
 import { EventEmitter } from 'node:events'
 import type { Server } from 'node:http'
 import mqtt, { type MqttClient } from 'mqtt'
@@ -70,6 +73,8 @@ export class Daemon extends EventEmitter {
   private edge?: EdgeNode
   private journal?: Journal
   private client?: MqttClient
+  /** True from the client's 'connect' event (its store resent) until 'close'. */
+  private sessionReady = false
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
   private broker?: EmbeddedBroker
@@ -99,7 +104,10 @@ export class Daemon extends EventEmitter {
     this.memory = new RedeliveryMemory(this.cfg.limits.dedupeWindowS * 1000, this.cfg.limits.dedupeEntries, this.log)
     this.protocolVersion = this.cfg.mqtt.url === 'embedded' ? 4 : this.cfg.mqtt.protocolVersion
     this.publisher = new Publisher(
-      () => this.client,
+      // Verdicts go to the client only once its session is ready: between CONNACK and mqtt.js's 'connect'
+      // event it resends the previous connection's unacknowledged messages one round trip at a time and
+      // queues new ones where a broker restart meanwhile drops them; until then they wait in the outbox.
+      () => (this.sessionReady ? this.client : undefined),
       {
         qos: this.cfg.mqtt.qos, protocolVersion: this.protocolVersion, outboxSize: this.cfg.limits.outboxSize, closeKey: this.memory.closeKey,
         durable: {
@@ -254,8 +262,11 @@ export class Daemon extends EventEmitter {
     }
     if (this.broker) await this.broker.close()
     await this.memory.close()
+    const durable = this.journal?.open ?? false
     this.journal?.close()
-    if (this.publisher.waiting > 0) this.log.warn({ verdicts: this.publisher.waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
+    const waiting = this.publisher.waiting
+    if (waiting > 0 && durable) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; kept in the audit journal, they go out after the next start')
+    else if (waiting > 0) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; they are lost')
     this.log.info('stopped')
   }
 
@@ -340,6 +351,7 @@ export class Daemon extends EventEmitter {
   private viewStatus(): ViewStatus {
     const m = this.cfg.model
     const b = this.engine?.backend.config
+    const err = this.engine?.lastError
     return {
       node: this.cfg.node.id,
       version: VERSION,
@@ -347,23 +359,28 @@ export class Daemon extends EventEmitter {
       broker: this.connected ? 'connected' : 'disconnected',
       rules_rev: this.rules?.rev ?? null,
       inspections: (this.rules?.rules ?? []).map((r) => ({ id: r.id, mode: r.mode, topic: r.topic, budget_ms: r.budgetMs, verdicts: r.verdicts })),
-      model: m.dir === '' ? null : { backend: m.backend, quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown', isa: b?.isa ?? 'unknown', status: this.engine ? 'loaded' : 'not loaded' },
+      model: m.dir === '' ? null : {
+        backend: m.backend,
+        quant: m.quantize !== 'none' ? m.quantize : b?.weight_dtype ?? 'unknown',
+        isa: b?.isa ?? 'unknown',
+        loaded: this.engine !== undefined,
+        queue_depth: this.engine?.queueDepth ?? 0,
+        last_error: err ? { at: new Date(err.at).toISOString(), inspection: err.inspection, detail: err.detail } : null,
+      },
       outbox_depth: this.publisher.waiting,
     }
   }
 
   private connect(url: string): void {
     const opts = clientOptions(this.cfg, this.protocolVersion)
-    const inbound = this.inbound!
-    // MQTT 5: QoS 1 messages are handled before mqtt.js acknowledges them, so that the PUBACK of a request
-    // follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
-    const viaHook = AckHook.handlesQos1(this.protocolVersion)
-    if (viaHook) this.acks.install(opts, inbound.handle)
     const client = mqtt.connect(url, opts)
     this.client = client
+    // Every message is handled before mqtt.js acknowledges it (MQTT 3.1.1 and 5), so that the PUBACK of a
+    // request follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
+    this.acks.install(client, this.inbound!.handle)
     client.on('connect', () => {
+      this.sessionReady = true
       setNoDelay(client)
-      this.acks.connected()
       this.backoffMs = this.cfg.mqtt.reconnectMinMs
       this.metrics.connected.set(1)
       this.subscribed.clear()
@@ -379,6 +396,8 @@ export class Daemon extends EventEmitter {
       this.emit('connected')
     })
     client.on('close', () => {
+      this.sessionReady = false
+      this.acks.disconnected()
       this.metrics.connected.set(0)
       if (this.stopping) return
       clearTimeout(this.reconnectTimer)
@@ -395,11 +414,7 @@ export class Daemon extends EventEmitter {
       }, delay)
     })
     client.on('error', (err) => {
-      if (!AckHook.isDeferral(err)) this.log.warn({ err: err.message }, 'mqtt error')
-    })
-    client.on('message', (topic, payload, packet) => {
-      if (viaHook && packet.qos === 1) return // handled through the ack hook
-      inbound.handle(topic, payload, packet)
+      this.log.warn({ err: err.message }, 'mqtt error')
     })
   }
 

@@ -2,75 +2,111 @@
 // request is answered once. A checksum of the payload guards against clients that reuse correlation ids
 // for different requests: those are new requests and get inspected.
 //
-// The memory is an open-addressing table in typed arrays keyed by two 32-bit hashes of the key. At 2,000
-// requests/s a window of 60 s holds 120,000 entries; as JS objects in a Map they all survive into the old
-// generation and their major GCs showed up as 10–40 ms tails in bench/latency. Typed arrays hold no objects.
-// A slot's fields lie side by side (24 bytes: hash a, hash b, checksum, time), so a probe touches one cache
-// line, not one per field: the table is megabytes and every lookup lands somewhere new in it.
+// The memory is a table in one typed array keyed by two 32-bit hashes of the key. At 2,000 requests/s a
+// window of 60 s holds 120,000 entries; as JS objects in a Map they all survive into the old generation and
+// their major GCs showed up as 10-40 ms tails in bench/latency. Typed arrays hold no objects.
+// Each key has two candidate buckets of four 16-byte slots (hash a, hash b, checksum, time), one cache line
+// each (two-choice hashing): a lookup reads at most two lines of a multi-megabyte table, where a linear probe
+// over slots that expired but were never emptied read sixteen. Times are milliseconds from `base`, in 32 bits.
 import { readFile, rename, writeFile } from 'node:fs/promises'
 
-const MAX_PROBE = 16
-/** u32 fields per slot: hash a, hash b, checksum, padding, then the time as one f64 (u32 index +4). */
-const STRIDE = 6
+/** Slots per bucket, u32 fields per slot (hash a, hash b, checksum, time + 1; 0 = empty). */
+const WAYS = 4
+const SLOT = 4
+const BUCKET = WAYS * SLOT
+/** Relative times stay below this; past it (49 days) the table is rebased. */
+const SPAN = 0xfffff000
 const MAGIC = 'FCD1'
 const HEADER = 8
 const ENTRY = 20
 
 export class Dedupe {
   private readonly mask: number
-  /** Per slot i: [i*6] hash a, [i*6+1] hash b, [i*6+2] checksum. */
-  private readonly u32: Uint32Array
-  /** Per slot i: [i*3+2] the time it was recorded, 0 = empty slot (the same memory as u32). */
-  private readonly f64: Float64Array
+  private readonly u: Uint32Array
+  /** Epoch ms of relative time 1. */
+  private base = Number.NaN
 
   /** `capacity` is rounded up to a power of two; size it above requests/s × window for exact answers. */
   constructor(private readonly windowMs: number, capacity = 1 << 18) {
-    let cap = 1
+    let cap = WAYS * 2
     while (cap < capacity) cap <<= 1
-    this.mask = cap - 1
-    const buf = new ArrayBuffer(cap * STRIDE * 4)
-    this.u32 = new Uint32Array(buf)
-    this.f64 = new Float64Array(buf)
+    this.mask = cap / WAYS - 1
+    this.u = new Uint32Array(cap * SLOT)
   }
 
-  private time(i: number): number {
-    return this.f64[i * 3 + 2]!
+  /** `at` as a relative time (>= 1), moving the base first when it does not fit. */
+  private stamp(at: number): number {
+    const r = Math.floor(at - this.base)
+    if (r >= 0 && r < SPAN) return r + 1
+    this.rebase(at)
+    return Math.floor(at - this.base) + 1
   }
 
-  private set(i: number, a: number, b: number, sum: number, time: number): void {
-    const o = i * STRIDE
-    this.u32[o] = a
-    this.u32[o + 1] = b
-    this.u32[o + 2] = sum
-    this.f64[i * 3 + 2] = time
+  /** Re-expresses every slot against a base just below `at` - window; entries that no longer fit are dropped. */
+  private rebase(at: number): void {
+    const old = this.base
+    this.base = Math.floor(at) - this.windowMs - 1
+    if (Number.isNaN(old)) return
+    const u = this.u
+    for (let o = 3; o < u.length; o += SLOT) {
+      if (u[o] === 0) continue
+      const t = old + u[o]! - 1 - this.base
+      u[o] = t >= 0 && t < SPAN ? t + 1 : 0
+    }
   }
 
   /** True when this request was already seen within the window; records it otherwise. */
   check(key: string, payload: Buffer, now: number): boolean {
-    const sum = checksum(payload)
-    const a = hashA(key)
-    const b = hashB(key)
-    let free = -1
+    return this.record(hashA(key), hashB(key), checksum(payload), now, true)
+  }
+
+  /**
+   * Looks (a, b) up in its two buckets. A live entry with the same checksum is a redelivery (true); otherwise
+   * the entry is stored or refreshed, in a free or expired slot, else over the oldest of the eight.
+   * `probe` false (restoring) keeps the newer of a stored and a given time.
+   */
+  private record(a: number, b: number, sum: number, at: number, probe: boolean): boolean {
+    const ts = this.stamp(at)
+    const w = this.windowMs
+    const u = this.u
+    const b1 = (mix(a) & this.mask) * BUCKET
+    const b2 = (b & this.mask) * BUCKET
+    // Free slots per bucket: a new entry goes to the emptier of the two (two-choice balancing).
+    let free1 = -1
+    let free2 = -1
+    let n1 = 0
+    let n2 = 0
     let oldest = -1
-    const u = this.u32
-    for (let p = 0, i = a & this.mask; p < MAX_PROBE; p++, i = (i + 1) & this.mask) {
-      const t = this.time(i)
-      const live = t !== 0 && now - t <= this.windowMs
-      if (!live) {
-        if (free < 0) free = i
-        if (t === 0) break // nothing was ever stored past an empty slot on this probe path
+    let oldestT = Infinity
+    for (let k = 0; k < 2 * WAYS; k++) {
+      const first = k < WAYS
+      const o = first ? b1 + k * SLOT : b2 + (k - WAYS) * SLOT
+      const t = u[o + 3]!
+      if (t === 0 || ts - t > w) {
+        if (first) {
+          if (n1++ === 0) free1 = o
+        } else if (n2++ === 0) free2 = o
         continue
       }
-      const o = i * STRIDE
       if (u[o] === a && u[o + 1] === b) {
-        if (u[o + 2] === sum) return true
-        this.set(i, a, b, sum, now)
+        if (probe) {
+          if (u[o + 2] === sum) return true
+        } else if (t > ts) return false
+        u[o + 2] = sum
+        u[o + 3] = ts
         return false
       }
-      if (oldest < 0 || t < this.time(oldest)) oldest = i
+      if (t < oldestT) {
+        oldestT = t
+        oldest = o
+      }
     }
-    // Table full along this path: the oldest entry gives way (it is the least likely to be redelivered).
-    this.set(free >= 0 ? free : oldest, a, b, sum, now || Number.MIN_VALUE)
+    // Both buckets full: the oldest entry gives way (it is the least likely to be redelivered).
+    const o = n1 + n2 === 0 ? oldest : n2 > n1 ? free2 : free1
+    u[o] = a
+    u[o + 1] = b
+    u[o + 2] = sum
+    u[o + 3] = ts
     return false
   }
 
@@ -79,31 +115,27 @@ export class Dedupe {
    * out: requests still being worked on must be answered when the broker redelivers them to a new process.
    */
   snapshot(now: number, skip?: Iterable<string>): Buffer {
-    const skipA = new Set<number>()
     const skipAB = new Set<string>()
-    for (const k of skip ?? []) {
-      skipA.add(hashA(k))
-      skipAB.add(`${hashA(k)}:${hashB(k)}`)
-    }
+    for (const k of skip ?? []) skipAB.add(`${hashA(k)}:${hashB(k)}`)
     const live: number[] = []
-    const u = this.u32
-    for (let i = 0; i <= this.mask; i++) {
-      const t = this.time(i)
-      if (t === 0 || now - t > this.windowMs) continue
-      const o = i * STRIDE
-      if (skipA.has(u[o]!) && skipAB.has(`${u[o]}:${u[o + 1]}`)) continue
-      live.push(i)
+    const u = this.u
+    const ts = this.stamp(now)
+    for (let o = 0; o < u.length; o += SLOT) {
+      const t = u[o + 3]!
+      if (t === 0 || ts - t > this.windowMs) continue
+      if (skipAB.size > 0 && skipAB.has(`${u[o]}:${u[o + 1]}`)) continue
+      live.push(o)
     }
     const buf = Buffer.alloc(HEADER + live.length * ENTRY)
     buf.write(MAGIC, 0, 'latin1')
     buf.writeUInt32LE(live.length, 4)
-    let o = HEADER
-    for (const i of live) {
-      buf.writeUInt32LE(u[i * STRIDE]!, o)
-      buf.writeUInt32LE(u[i * STRIDE + 1]!, o + 4)
-      buf.writeUInt32LE(u[i * STRIDE + 2]!, o + 8)
-      buf.writeDoubleLE(this.time(i), o + 12)
-      o += ENTRY
+    let p = HEADER
+    for (const o of live) {
+      buf.writeUInt32LE(u[o]!, p)
+      buf.writeUInt32LE(u[o + 1]!, p + 4)
+      buf.writeUInt32LE(u[o + 2]!, p + 8)
+      buf.writeDoubleLE(this.base + u[o + 3]! - 1, p + 12)
+      p += ENTRY
     }
     return buf
   }
@@ -117,7 +149,7 @@ export class Dedupe {
     for (let k = 0, o = HEADER; k < n; k++, o += ENTRY) {
       const t = buf.readDoubleLE(o + 12)
       if (!(t > 0) || now - t > this.windowMs || t > now + 60_000) continue
-      this.put(buf.readUInt32LE(o), buf.readUInt32LE(o + 4), buf.readUInt32LE(o + 8), t)
+      this.record(buf.readUInt32LE(o), buf.readUInt32LE(o + 4), buf.readUInt32LE(o + 8), t, false)
       added++
     }
     return added
@@ -125,36 +157,15 @@ export class Dedupe {
 
   /** Records an answered request by key and payload checksum (the journal's rows after a restart). */
   add(key: string, sum: number, time: number): void {
-    this.put(hashA(key), hashB(key), sum >>> 0, time)
-  }
-
-  private put(a: number, b: number, sum: number, time: number): void {
-    let free = -1
-    let oldest = -1
-    const u = this.u32
-    for (let p = 0, i = a & this.mask; p < MAX_PROBE; p++, i = (i + 1) & this.mask) {
-      const t = this.time(i)
-      if (t === 0 || time - t > this.windowMs) {
-        if (free < 0) free = i
-        if (t === 0) break
-        continue
-      }
-      if (u[i * STRIDE] === a && u[i * STRIDE + 1] === b) {
-        if (t <= time) this.set(i, a, b, sum, time)
-        return
-      }
-      if (oldest < 0 || t < this.time(oldest)) oldest = i
-    }
-    this.set(free >= 0 ? free : oldest, a, b, sum, time)
+    this.record(hashA(key), hashB(key), sum >>> 0, time, false)
   }
 
   /** Entries still inside the window (a scan: for tests and diagnostics, not the hot path). */
   size(now: number): number {
+    const u = this.u
+    const ts = this.stamp(now)
     let n = 0
-    for (let i = 0; i <= this.mask; i++) {
-      const t = this.time(i)
-      if (t !== 0 && now - t <= this.windowMs) n++
-    }
+    for (let o = 3; o < u.length; o += SLOT) if (u[o] !== 0 && ts - u[o]! <= this.windowMs) n++
     return n
   }
 }
@@ -167,6 +178,15 @@ export function checksum(buf: Buffer): number {
     h = Math.imul(h, 0x01000193)
   }
   return (h ^ buf.length) >>> 0
+}
+
+/** murmur3's finalizer: FNV-1a's low bits are too alike for similar keys to pick buckets with. */
+function mix(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  return (h ^ (h >>> 16)) >>> 0
 }
 
 function hashA(s: string): number {

@@ -20,7 +20,7 @@ import type { ModelOutcome } from '../verdict/outcome.js'
 import { isSparkplugTopic } from '../sparkplug/topic.js'
 import type { SparkplugHost } from '../sparkplug/host.js'
 import type { Journal } from '../audit/journal.js'
-import { auditRecord, traceValue, verdictId } from '../audit/record.js'
+import { auditRecord, isoTime, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
@@ -29,6 +29,7 @@ import type { Publisher } from './publisher.js'
 import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
 import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
+import { FirstPassCounter } from '../metrics/first-pass.js'
 
 /** One message on its way to a verdict. */
 export interface Exchange {
@@ -84,7 +85,8 @@ export interface InboundDeps {
 /** Receives published responses; `active` is read first, so an idle listener costs one property read. */
 export interface VerdictListener {
   readonly active: boolean
-  push(res: Response, topic: string, ts: number): void
+  /** `json`: the response as published; `topic`: the request's (or trigger message's) topic. */
+  push(json: string, topic: string): void
 }
 
 /** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
@@ -106,8 +108,10 @@ export class Inbound {
   private readonly isRequestTopic: (topic: string) => boolean
   private readonly limited: LogLimiter
   private readonly clock: () => number
+  private readonly firstPass: FirstPassCounter
 
   constructor(private readonly d: InboundDeps) {
+    this.firstPass = new FirstPassCounter(d.metrics.partCounts)
     this.isRequestTopic = compileFilter(d.config.mqtt.requestFilter)
     this.limited = new LogLimiter(d.log)
     this.clock = d.clock ?? Date.now
@@ -204,12 +208,13 @@ export class Inbound {
       if (this.d.memory.seen(key, ex.payload, ex.now)) {
         this.d.metrics.duplicates.inc()
         // Answered before (by this process or one that was killed): the journal has the verdict as it went
-        // out, and it goes out again unchanged. Not yet written means it is still on its way: dropped.
+        // out, and it goes out again unchanged, unless it still waits in the durable outbox (which sends it).
+        // Not yet written means it is still on its way: dropped.
         const stored = this.d.journal?.lookup(key, checksum(ex.payload))
-        if (stored !== undefined) {
-          this.d.publisher.send(ex.to, stored, this.d.publisher.replyOptions(ex.env))
+        if (stored !== undefined && !stored.waiting) {
+          this.d.publisher.send(ex.to, stored.response, this.d.publisher.replyOptions(ex.env))
           this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
-        } else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
+        } else this.d.log.debug({ topic: ex.topic, waiting: stored?.waiting ?? false }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -280,11 +285,14 @@ export class Inbound {
       ? (e: { text: string; tokens: number; ms: number }) =>
           this.d.publisher.explain(explain.render(ex.params), ex.env, { inspection: rule.id, text: e.text, tokens: e.tokens, ms: e.ms, ...(ex.triggerTopic ? { trigger_topic: ex.triggerTopic } : {}) })
       : undefined
-    // Until the verdict is handed to the broker the request is not acknowledged (MQTT 5, QoS 1).
+    // Until the verdict is handed to the broker the request is not acknowledged (QoS 1).
     const release = (ex.ack ??= new HeldAck()).hold()
     engine.judge(rule, prompt, { deadline: ex.t0 + (deadline - ex.now), onExplain }, (model) => {
       try {
-        this.reply(ex, withModel(rule, outcome, model), { modelMissed: modelMissedDeadline(model) })
+        const out = withModel(rule, outcome, model)
+        // A choice below min_confidence falls back too; the engine counted the others (no choice at all).
+        if (out.fallback === true && model.status === 'ok') this.d.metrics.modelFallbacks.inc({ inspection: rule.id, status: 'ok', reason: 'low_confidence' })
+        this.reply(ex, out, { modelMissed: modelMissedDeadline(model) })
       } catch (err) {
         this.d.log.error({ err, inspection: rule.id }, 'internal error while answering a model verdict')
         this.d.metrics.errors.inc({ code: 'INTERNAL' })
@@ -302,7 +310,7 @@ export class Inbound {
     // One literal of a fixed shape, then the optional fields: cheaper than spreading the outcome (hot path).
     const res: Response = {
       verdict_id: verdictId(ex.now),
-      ts: new Date(ex.now).toISOString(),
+      ts: isoTime(ex.now),
       inspection: outcome.inspection,
       verdict: outcome.verdict,
       checks: outcome.checks,
@@ -346,10 +354,13 @@ export class Inbound {
     else publisher.send(to, json, opts, key)
     this.d.onVerdict?.(res, ex.now)
     const tap = this.d.tap
-    if (tap !== undefined && tap.active) tap.push(res, ex.triggerTopic ?? ex.topic, ex.now)
+    if (tap !== undefined && tap.active) tap.push(json, ex.triggerTopic ?? ex.topic)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
+    // The passing label is the rule's least severe one (PASS unless the rule names its own, e.g. OK). An error
+    // verdict (bad payload, overload) inspected no part.
+    if (res.verdict !== 'ERROR') this.firstPass.record(inspection, res.trace, res.verdict === (ex.rule?.verdicts[0] ?? 'PASS'))
     m.latency.observe({ inspection }, latency / 1000)
     if (late) m.deadlineMissed.inc({ inspection })
     if (res.error) {

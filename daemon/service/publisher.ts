@@ -56,7 +56,15 @@ export class Publisher {
       else if (!opts.qos) {
         client.publish(topic, payload, opts)
         this.settled(key, durableSeq)
-      } else client.publish(topic, payload, opts, () => this.settled(key, durableSeq))
+      } else {
+        client.publish(topic, payload, opts, (err) => {
+          // mqtt.js fails publishes it had queued, never sent, when the connection closes: they go back to the
+          // outbox (after the older ones it holds) instead of counting as delivered.
+          // (A publish refused on a live connection is not retried: it would be refused again.)
+          if (err && !this.client()?.connected) this.send(topic, payload, opts, key, verdictId, durableSeq)
+          else this.settled(key, durableSeq)
+        })
+      }
       return
     }
     if (durableSeq === undefined && verdictId !== undefined && durable) durableSeq = durable.add(verdictId, topic, payload, opts.properties?.correlationData, opts.qos ?? 0)

@@ -28,13 +28,14 @@ export class RedeliveryMemory {
   seen(key: string, payload: Buffer, now: number): boolean {
     if (this.dedupe.check(key, payload, now)) return true
     this.dirty = true
-    this.open.add(key)
+    // Open keys only matter to snapshots; without a state file there is nothing to keep them out of.
+    if (this.file !== undefined) this.open.add(key)
     return false
   }
 
   /** The request's verdict is safe with the broker (or will never be sent): it may go into snapshots. */
   readonly closeKey = (key: string): void => {
-    this.open.delete(key)
+    if (this.open.size > 0) this.open.delete(key)
   }
 
   /** Keys of requests whose verdict is not acknowledged yet (for tests and diagnostics). */

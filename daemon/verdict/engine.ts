@@ -59,7 +59,13 @@ export class VerdictEngine {
   private readonly queue = new DeadlineQueue<Job>()
   private running?: Job
   private explaining = false
+  /** A re-measurement of the decoder in idle time (see probe()); performance.now() of the last one. */
+  private probing = false
+  private lastProbe = -Infinity
+  private probeEvery = PROBE_MIN_MS
   private closed = false
+  /** The decoder's last failure (status page); written only when one happens. */
+  lastError?: { at: number; inspection: string; detail: string }
 
   private constructor(
     readonly backend: DecoderBackend,
@@ -115,6 +121,11 @@ export class VerdictEngine {
     this.log?.info({ per_call_ms: round(this.cost.perCallMs), per_token_ms: round(this.cost.perTokenMs), backend: this.backend.kind }, 'decoder calibrated')
   }
 
+  /** A scored verdict: the cost model is in touch with the decoder again. */
+  private scored(): void {
+    this.probeEvery = PROBE_MIN_MS
+  }
+
   /**
    * Builds the prefix caches of a rule set before it becomes active; entries whose prefix did not change are
    * kept, the others are freed once no queued request uses them.
@@ -165,8 +176,13 @@ export class VerdictEngine {
         if (job.done) return
         job.done = true
         clearTimeout(job.timer)
-        if (out.status !== 'ok') this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
-        else this.metrics?.modelLatency.observe({ inspection: job.inspection }, out.ms / 1000)
+        if (out.status !== 'ok') {
+          this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
+          if (out.reason === 'decoder_error') this.lastError = { at: Date.now(), inspection: job.inspection, detail: out.detail }
+        } else {
+          this.metrics?.modelLatency.observe({ inspection: job.inspection }, out.ms / 1000)
+          this.scored()
+        }
         done(out)
       },
     }
@@ -181,11 +197,12 @@ export class VerdictEngine {
     const ahead = this.workAhead(now, o.deadline)
     if (now + ahead + job.est > until) {
       const left = until - now
-      return job.settle(
-        busy && now + job.est <= until
-          ? skipped(job, 'overload', `decoder busy: ~${round(ahead)} ms of earlier work ahead, needs ~${round(job.est)} ms, ${round(left)} ms left`)
-          : skipped(job, 'budget', `needs ~${round(job.est)} ms, ${round(left)} ms left in the budget`),
-      )
+      if (busy && now + job.est <= until) {
+        return job.settle(skipped(job, 'overload', `decoder busy: ~${round(ahead)} ms of earlier work ahead, needs ~${round(job.est)} ms, ${round(left)} ms left`))
+      }
+      job.settle(skipped(job, 'budget', `needs ~${round(job.est)} ms, ${round(left)} ms left in the budget`))
+      this.probe(now)
+      return
     }
     plan.entry.users++
     job.timer = setTimeout(() => this.onDeadline(job), Math.max(0, until - now))
@@ -195,11 +212,33 @@ export class VerdictEngine {
     this.pump()
   }
 
+  /**
+   * The cost model learns only from calls that run. When it predicts that every request misses its budget
+   * (it was seeded while the machine was busy, say at boot), nothing runs and it would never learn again: so
+   * while requests are skipped for their budget and the decoder is idle, it is calibrated again in the
+   * background, at most every `probeEvery` ms, an interval that doubles (to a minute) while probes change
+   * nothing and returns to two seconds once a verdict is scored.
+   */
+  private probe(now: number): void {
+    if (this.probing || this.running || this.explaining || this.queue.length > 0 || this.closed) return
+    if (now - this.lastProbe < this.probeEvery) return
+    this.probing = true
+    this.lastProbe = now
+    this.probeEvery = Math.min(this.probeEvery * 2, PROBE_MAX_MS)
+    void this.calibrate()
+      .catch((err: unknown) => this.log?.warn({ err }, 'decoder re-calibration failed'))
+      .finally(() => {
+        this.probing = false
+        this.pump()
+      })
+  }
+
   /** ms of decoder work that runs before a job with this deadline could start. */
   private workAhead(now: number, deadline: number): number {
     let ms = 0
     if (this.running) ms += Math.max(0, this.running.estEnd - now)
     else if (this.explaining) ms += this.cost.call(1)
+    else if (this.probing) ms += 6 * this.cost.call(1) + this.cost.call(32)
     return ms + this.queue.workBefore(deadline)
   }
 
@@ -227,7 +266,7 @@ export class VerdictEngine {
   }
 
   private pump(): void {
-    if (this.running || this.explaining || this.closed) return
+    if (this.running || this.explaining || this.probing || this.closed) return
     const job = this.queue.shift()
     if (job) {
       this.metrics?.modelQueueDepth.set(this.queue.length)
@@ -259,11 +298,15 @@ export class VerdictEngine {
     this.closed = true
     for (const job of this.queue.drain()) job.settle(skipped(job, 'shutdown', 'the decoder is shutting down'))
     this.explainer.clear()
-    while (this.running || this.explaining) await new Promise((r) => setTimeout(r, 5))
+    while (this.running || this.explaining || this.probing) await new Promise((r) => setTimeout(r, 5))
     this.planner.dispose()
     await this.backend.dispose()
   }
 }
+
+/** Bounds of the interval between re-calibrations while requests are skipped for their budget. */
+const PROBE_MIN_MS = 2000
+const PROBE_MAX_MS = 60_000
 
 /** model.threads 0: every core but one, which stays with the event loop, MQTT and the broker. */
 export function decoderThreads(configured: number): number {

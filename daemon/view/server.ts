@@ -7,7 +7,7 @@ import { extname, join } from 'node:path'
 import { PACKAGE_ROOT } from '../paths.js'
 import { parseSince, type VerdictSource } from './journal.js'
 import { CursorError } from './audit-source.js'
-import type { StatsSampler } from './stats.js'
+import { modelStatus, type StatsSampler } from './stats.js'
 import type { VerdictTap } from './tap.js'
 
 export interface ViewStatus {
@@ -17,7 +17,8 @@ export interface ViewStatus {
   broker: 'connected' | 'disconnected'
   rules_rev: string | null
   inspections: { id: string; mode: string; topic: string; budget_ms: number; verdicts: string[] }[]
-  model: { backend: string; quant: string; isa: string; status: string } | null
+  /** Null without model.dir; loaded is false while (or when) the checkpoint could not be loaded. */
+  model: { backend: string; quant: string; isa: string; loaded: boolean; queue_depth: number; last_error: { at: string; inspection: string; detail: string } | null } | null
   outbox_depth: number
 }
 
@@ -42,8 +43,11 @@ export function pageDir(): string {
   throw new Error('page files not found (share/view or daemon/view/page)')
 }
 
+const SUMMARY_MS = 1000
+
 export class View {
   private readonly files = new Map<string, { type: string; body: Buffer }>()
+  private cached?: { at: number; body: Promise<string> }
 
   constructor(private readonly d: ViewDeps, dir = pageDir()) {
     for (const f of readdirSync(dir)) {
@@ -93,22 +97,34 @@ export class View {
     return true
   }
 
+  /** Pages poll every 2 s each: one summary a second serves them all. */
   private async summary(res: ServerResponse): Promise<void> {
+    const now = Date.now()
+    if (!this.cached || now - this.cached.at >= SUMMARY_MS) this.cached = { at: now, body: this.buildSummary() }
+    const c = this.cached
     try {
-      const s = this.d.status()
-      const inspections = await this.d.sampler.summary(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
-      json(res, 200, {
-        ...s,
-        uptime_s: Math.round((Date.now() - Date.parse(s.started_at)) / 1000),
-        now: Date.now(),
-        journal: this.d.journal !== undefined,
-        stream: { clients: this.d.tap.clientCount, dropped: this.d.tap.dropped },
-        stats: inspections,
-        timeline: this.d.sampler.timeline(),
-      })
+      raw(res, 200, await c.body)
     } catch (e) {
+      if (this.cached === c) this.cached = undefined
       json(res, 500, { error: (e as Error).message })
     }
+  }
+
+  private async buildSummary(): Promise<string> {
+    const s = this.d.status()
+    const f = await this.d.sampler.figures(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
+    // The model's live status: what its verdicts of the last minute did, not merely whether it loaded.
+    const model = s.model && { ...s.model, status: modelStatus(s.model.loaded, f.model), last_minute: f.model }
+    return JSON.stringify({
+      ...s,
+      model,
+      uptime_s: Math.round((Date.now() - Date.parse(s.started_at)) / 1000),
+      now: Date.now(),
+      journal: this.d.journal !== undefined,
+      stream: { clients: this.d.tap.clientCount, dropped: this.d.tap.dropped },
+      stats: f.inspections,
+      timeline: this.d.sampler.timeline(),
+    })
   }
 
   private async verdicts(url: URL, res: ServerResponse): Promise<void> {
@@ -135,6 +151,10 @@ export class View {
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
+  raw(res, status, JSON.stringify(body))
+}
+
+function raw(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...SECURITY })
-  res.end(JSON.stringify(body))
+  res.end(text)
 }

@@ -1,42 +1,37 @@
 // The live verdict stream behind GET /events (Server-Sent Events). The service offers each published verdict
 // with push(); while no page is connected `active` is false and the service skips the call, so the hot path
-// pays one property read. With clients, push() is one array append into a bounded queue; serialising and
-// writing happen on a 100 ms timer, and a client whose socket is backed up skips events (counted) instead of
-// buffering them in the daemon.
+// pays one property read. With clients, push() appends two strings the service already has (the response JSON
+// it published and the request topic) to a bounded queue: nothing is built or serialised per verdict. Every
+// flushMs the queued verdicts become one text and one Buffer, written once to every client that keeps up (one
+// socket write per client per flush, whatever the rate); a client whose socket is backed up skips events
+// (counted, and told) instead of buffering them in the daemon.
 import type { ServerResponse } from 'node:http'
 
-/** What the stream needs of a published response (structural: the view does not import the service). */
-export interface PublishedVerdict {
+/**
+ * The event a page receives: the published response (see service/response.ts) as it went out, with the topic
+ * of the request (or trigger message) spliced in front as `topic`.
+ */
+export interface StreamEvent {
+  topic: string
+  verdict_id: string
+  ts: string
   inspection: string | null
   verdict: string
-  checks: readonly { id: string; ok: boolean; reason?: string; error?: string }[]
+  checks: { id: string; ok: boolean; reason?: string; error?: string }[]
   latency_ms: number
   deadline_missed: boolean
   correlation_id?: string
   trace?: string
   error?: { code: string; message: string }
   fallback?: boolean
-  model?: { status: string }
-}
-
-/** The event a page receives. */
-export interface StreamEvent {
-  ts: number
-  topic: string
-  inspection: string | null
-  verdict: string
-  trace: string | null
-  correlation_id: string | null
-  failed: { id: string; reason: string | null }[]
-  latency_ms: number
-  deadline_missed: boolean
-  fallback: boolean
-  error: { code: string; message: string } | null
+  model?: { status: string; reason?: string }
 }
 
 export interface TapOptions {
   /** Most verdicts waiting for the next flush; beyond it new ones are dropped (counted). */
   queueMax?: number
+  /** Most bytes (UTF-16 code units) of response JSON waiting for the next flush; beyond it, dropped (counted). */
+  queueChars?: number
   /** Bytes a client's socket may hold unsent before events for it are skipped. */
   clientBufferBytes?: number
   maxClients?: number
@@ -54,21 +49,28 @@ export class VerdictTap {
   active = false
   /** Verdicts not streamed because the queue was full. */
   dropped = 0
-  private queue: { v: PublishedVerdict; topic: string; ts: number }[] = []
+  /** Alternating topic and response JSON, as pushed. */
+  private queue: string[] = []
+  private queuedChars = 0
   private readonly clients = new Set<Client>()
   private flushTimer?: NodeJS.Timeout
   private beatTimer?: NodeJS.Timeout
   private readonly queueMax: number
+  private readonly queueChars: number
   private readonly clientBufferBytes: number
   private readonly maxClients: number
   private readonly flushMs: number
   private readonly heartbeatMs: number
+  // The last topic and its JSON form: consecutive verdicts mostly come from the same few topics.
+  private lastTopic = ''
+  private lastTopicJson = '""'
 
   constructor(o: TapOptions = {}) {
     this.queueMax = o.queueMax ?? 4096
+    this.queueChars = o.queueChars ?? 4 * 1024 * 1024
     this.clientBufferBytes = o.clientBufferBytes ?? 256 * 1024
     this.maxClients = o.maxClients ?? 16
-    this.flushMs = o.flushMs ?? 100
+    this.flushMs = o.flushMs ?? 200
     this.heartbeatMs = o.heartbeatMs ?? 15_000
   }
 
@@ -76,13 +78,14 @@ export class VerdictTap {
     return this.clients.size
   }
 
-  /** Hot path: keep this an append. The response object is not modified after publishing. */
-  push(v: PublishedVerdict, topic: string, ts: number): void {
-    if (this.queue.length >= this.queueMax) {
+  /** Hot path: two appends. `json` is the response exactly as published (a JSON object). */
+  push(json: string, topic: string): void {
+    if (this.queue.length >= 2 * this.queueMax || this.queuedChars + json.length > this.queueChars) {
       this.dropped++
       return
     }
-    this.queue.push({ v, topic, ts })
+    this.queuedChars += json.length
+    this.queue.push(topic, json)
   }
 
   /** Attaches an SSE response; false (and nothing written) when the client limit is reached. */
@@ -119,45 +122,39 @@ export class VerdictTap {
   private stop(): void {
     this.active = false
     this.queue = []
+    this.queuedChars = 0
     clearInterval(this.flushTimer)
     clearInterval(this.beatTimer)
   }
 
-  /** Serialises the queued verdicts once and writes them to every client that keeps up. */
+  /** The queued verdicts as one SSE text, encoded once, written to every client that keeps up. */
   flush(): void {
-    if (this.queue.length === 0) return
-    const batch = this.queue
+    const q = this.queue
+    if (q.length === 0) return
     this.queue = []
+    this.queuedChars = 0
+    const n = q.length / 2
     let text = ''
-    for (const q of batch) text += `data: ${JSON.stringify(eventOf(q.v, q.topic, q.ts))}\n\n`
+    for (let i = 0; i < q.length; i += 2) {
+      const topic = q[i]!
+      if (topic !== this.lastTopic) {
+        this.lastTopic = topic
+        this.lastTopicJson = JSON.stringify(topic)
+      }
+      // {"topic":"…", + the response's own members: the published JSON is reused, not parsed or re-serialised.
+      text += `data: {"topic":${this.lastTopicJson},${q[i + 1]!.slice(1)}\n\n`
+    }
+    const body = Buffer.from(text, 'utf8')
     for (const c of this.clients) {
       if (c.res.writableLength > this.clientBufferBytes) {
-        c.skipped += batch.length
+        c.skipped += n
         continue
       }
       if (c.skipped > 0) {
         c.res.write(`event: gap\ndata: {"skipped":${c.skipped}}\n\n`)
         c.skipped = 0
       }
-      c.res.write(text)
+      c.res.write(body)
     }
-  }
-}
-
-export function eventOf(v: PublishedVerdict, topic: string, ts: number): StreamEvent {
-  const failed: StreamEvent['failed'] = []
-  for (const c of v.checks) if (!c.ok) failed.push({ id: c.id, reason: c.reason ?? c.error ?? null })
-  return {
-    ts,
-    topic,
-    inspection: v.inspection,
-    verdict: v.verdict,
-    trace: v.trace ?? null,
-    correlation_id: v.correlation_id ?? null,
-    failed,
-    latency_ms: v.latency_ms,
-    deadline_missed: v.deadline_missed,
-    fallback: v.fallback === true,
-    error: v.error ? { code: v.error.code, message: v.error.message } : null,
   }
 }

@@ -4,7 +4,7 @@ import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
-import { Mosquitto } from '../../harness/mosquitto.js'
+import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 import { startDaemon, type Running } from '../../harness/daemon.js'
 import { Requester, testConfig, type Reply } from '../helpers/daemon.js'
 import { cli } from '../helpers/cli.js'
@@ -32,6 +32,7 @@ let d: Running
 let v5: Requester
 let v3: Requester
 let rulesDir: string
+let mport: number
 
 t.before(async () => {
   fx = await modelFixture()
@@ -46,7 +47,8 @@ t.before(async () => {
     'torque.yaml': RULES_ONLY,
     'stream.yaml': STREAM,
   })
-  d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '2']))
+  mport = await freePort()
+  d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--rules-dir', rulesDir, '--rules-watch', 'false', '--model-dir', fx.model, '--model-threads', '2', '--metrics-port', String(mport)]))
   v5 = await Requester.connect(broker.url, 5)
   v3 = await Requester.connect(broker.url, 4)
 })
@@ -197,6 +199,22 @@ t.test('streaming rules with a reason step publish the model verdict', async (t)
   t.equal(v.body.model.status, 'ok')
   t.equal(v.body.model.prefix_cached, true)
   t.equal(v.body.verdict, v.body.model.choice)
+})
+
+t.test('the status page says what the model did: answering or falling back, why, and how fast', async (t) => {
+  const s = (await (await fetch(`http://127.0.0.1:${mport}/api/summary`)).json()) as Record<string, any>
+  t.match(s.model, { backend: 'native', loaded: true, last_error: null, queue_depth: 0 })
+  const w = s.model.last_minute
+  t.ok(w.verdicts > 0 && w.fell_back >= 1, `${w.verdicts} model verdicts, ${w.fell_back} fell back (the saturation test above)`)
+  t.equal(w.fallback_share, Math.round((w.fell_back / w.verdicts) * 10000) / 10000)
+  t.equal(Object.values(w.fallback_reasons as Record<string, number>).reduce((a, n) => a + n, 0), w.fell_back, 'every fallback has its reason')
+  t.ok(Object.keys(w.fallback_reasons).every((r) => ['deadline', 'budget', 'overload', 'queue_full', 'decoder_error', 'prompt', 'low_confidence'].includes(r)), Object.keys(w.fallback_reasons).join(', '))
+  t.ok(w.p50_ms > 0, `p50 ${w.p50_ms} ms to a choice`)
+  t.equal(s.model.status, w.fallback_share < 0.5 ? 'partly falling back' : 'falling back')
+  const strict = s.stats.find((x: { inspection: string }) => x.inspection === 'joint-strict')
+  t.same(strict.h1.fallback_reasons, { low_confidence: 1 }, 'a choice below min_confidence is a fallback, by its reason')
+  const tight = s.stats.find((x: { inspection: string }) => x.inspection === 'joint-tight')
+  t.ok(tight.h1.fallbacks >= 1 && Object.keys(tight.h1.fallback_reasons).every((r) => ['budget', 'deadline', 'overload'].includes(r)), JSON.stringify(tight.h1.fallback_reasons))
 })
 
 t.test('a daemon without model.dir refuses reason rules at start, with file:line:col', async (t) => {

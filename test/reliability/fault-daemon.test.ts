@@ -2,7 +2,9 @@
 // load (160 requests/s) and started again with the same state directory. Requests queue in the broker for its
 // kept session while it is down; those it had received but not acknowledged are redelivered; the audit journal
 // (each verdict's row written before the verdict goes out) answers those it had answered with the stored
-// verdict, so none is inspected twice.
+// verdict, so none is inspected twice. Run twice: daemon and requesters over MQTT 5 (response topic and
+// correlation data in the properties), then over MQTT 3.1.1 (reply_to and correlation_id in the payload), where
+// the PUBACK withheld until the verdict's row is written is what keeps a killed daemon's requests redelivered.
 import t from 'tap'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -14,13 +16,15 @@ import { LoadRun, sleep } from '../../harness/session-load.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 const TORQUE = 'flashcheck/inspect/st1/torque'
+// Two runs of about a minute each (five restarts of a process each), beyond the default per-file limit.
+t.setTimeout(360_000)
 
-t.test('daemon killed (SIGKILL) and restarted five times under load: none lost, none inspected twice, each in the journal once', { timeout: 240_000 }, async (t) => {
+for (const protocol of [5, 4] as const) t.test(`MQTT ${protocol === 5 ? '5' : '3.1.1'}: daemon killed (SIGKILL) and restarted five times under load: none lost, none inspected twice, each in the journal once`, { timeout: 240_000 }, async (t) => {
   const state = mkdtempSync(join(tmpdir(), 'flashcheck-fault-'))
   const broker = await Mosquitto.start({ persistence: true })
-  const start = () => cliProcess(['run', '--mqtt-url', broker.url, '--rules-dir', RULES, '--rules-watch', 'false', '--node-id', 'fault', '--state-dir', state, '--log-level', 'info'], /connected to broker/)
+  const start = () => cliProcess(['run', '--mqtt-url', broker.url, '--mqtt-protocol-version', String(protocol), '--rules-dir', RULES, '--rules-watch', 'false', '--node-id', 'fault', '--state-dir', state, '--log-level', 'info'], /connected to broker/)
   let d = await start()
-  const load = new LoadRun(broker.url, TORQUE, { requesters: 4, ratePerRequester: 40, tag: 'dkill' })
+  const load = new LoadRun(broker.url, TORQUE, { requesters: 4, ratePerRequester: 40, tag: `dkill${protocol}`, protocol })
   t.teardown(async () => { await load.end(); d.proc.kill('SIGKILL'); await broker.stop(); rmSync(state, { recursive: true, force: true }) })
   await load.connect()
   load.start()
@@ -40,7 +44,7 @@ t.test('daemon killed (SIGKILL) and restarted five times under load: none lost, 
   await sleep(500)
   load.stop()
   const c = await load.drain(60_000)
-  t.comment(`daemon SIGKILL x5: sent ${c.sent}, answered ${c.answered}, answered twice ${c.answeredTwice}, lost ${c.lost}, identical copies redelivered by QoS 1 ${c.redelivered}`)
+  t.comment(`MQTT ${protocol}, daemon SIGKILL x5: sent ${c.sent}, answered ${c.answered}, answered twice ${c.answeredTwice}, lost ${c.lost}, identical copies redelivered by QoS 1 ${c.redelivered}`)
   t.ok(c.sent > 1000, `a real load: ${c.sent} requests`)
   t.equal(c.lost, 0, 'none lost: the broker kept them for the daemon session')
   // A request answered twice got the same bytes (same verdict_id) both times: a copy, not a second inspection.

@@ -1,6 +1,7 @@
-// The adapter around mqtt.js's ack hook, against a real mosquitto over MQTT 5 with a kept session: a message
-// whose PUBACK is withheld is redelivered to the next connection; once released, it is acknowledged and never
-// comes back; a hold released only after the connection was replaced sends nothing on the new one.
+// The adapter around mqtt.js's ack hook (client.handleMessage), against a real mosquitto with a kept session,
+// over MQTT 3.1.1 and MQTT 5: a message whose PUBACK is withheld is redelivered to the next connection; once
+// released, it is acknowledged and never comes back; a hold released only after the connection was replaced
+// sends nothing on the new one; a withheld PUBACK does not hold back the messages behind it.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
@@ -21,24 +22,27 @@ interface Seen {
   dup: boolean
 }
 
-/** A kept-session MQTT 5 subscriber whose QoS 1 messages go through AckHook into `onMessage`. */
-async function subscriber(clientId: string, topic: string, onMessage: (s: Seen) => HeldAck | undefined): Promise<{ client: MqttClient; errors: Error[]; hook: AckHook }> {
-  let client: MqttClient | undefined
+type Version = 4 | 5
+
+/** A kept-session subscriber whose messages go through AckHook into `onMessage`. */
+async function subscriber(v: Version, clientId: string, topic: string, onMessage: (s: Seen) => HeldAck | undefined): Promise<{ client: MqttClient; errors: Error[]; hook: AckHook }> {
+  const opts: mqtt.IClientOptions = v === 5
+    ? { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 }
+    : { protocolVersion: 4, clientId, clean: false, reconnectPeriod: 0 }
+  const client = mqtt.connect(broker.url, opts)
   const hook = new AckHook(() => client)
-  const opts: mqtt.IClientOptions = { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 }
-  hook.install(opts, (tp: string, payload: Buffer, packet: IPublishPacket) => onMessage({ topic: tp, payload: payload.toString(), dup: packet.dup }))
-  client = mqtt.connect(broker.url, opts)
+  hook.install(client, (tp: string, payload: Buffer, packet: IPublishPacket) => onMessage({ topic: tp, payload: payload.toString(), dup: packet.dup }))
   const errors: Error[] = []
-  client.on('error', (e) => { if (!AckHook.isDeferral(e)) errors.push(e) })
-  await new Promise<void>((resolve) => client!.once('connect', () => resolve()))
-  hook.connected()
+  client.on('error', (e) => errors.push(e))
+  client.on('close', () => hook.disconnected())
+  await new Promise<void>((resolve) => client.once('connect', () => resolve()))
   await client.subscribeAsync(topic, { qos: 1 })
   return { client, errors, hook }
 }
 
-async function publish(topic: string, payload: string): Promise<void> {
+async function publish(topic: string, ...payloads: string[]): Promise<void> {
   const p = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
-  await p.publishAsync(topic, payload, { qos: 1 })
+  for (const payload of payloads) await p.publishAsync(topic, payload, { qos: 1 })
   await p.endAsync()
 }
 
@@ -63,12 +67,12 @@ t.test('HeldAck settles when every hold is released, once each', async (t) => {
   t.equal(settled, 1)
 })
 
-t.test('a withheld PUBACK: the message comes back on the next connection; released, it does not', async (t) => {
-  const id = `ackhook-${randomBytes(4).toString('hex')}`
+for (const v of [4, 5] as const) t.test(`MQTT ${v === 4 ? '3.1.1' : '5'}: a withheld PUBACK: the message comes back on the next connection; released, it does not`, async (t) => {
+  const id = `ackhook${v}-${randomBytes(4).toString('hex')}`
   const topic = `test/${id}/in`
   let release: (() => void) | undefined
   const seen: Seen[] = []
-  const first = await subscriber(id, topic, (s) => {
+  const first = await subscriber(v, id, topic, (s) => {
     seen.push(s)
     const held = new HeldAck()
     release = held.hold()
@@ -81,7 +85,7 @@ t.test('a withheld PUBACK: the message comes back on the next connection; releas
   // Drop the connection without the PUBACK: the kept session must deliver the message again.
   await first.client.endAsync(true)
   const seen2: Seen[] = []
-  const second = await subscriber(id, topic, (s) => {
+  const second = await subscriber(v, id, topic, (s) => {
     seen2.push(s)
     return undefined // acknowledged at once
   })
@@ -94,7 +98,7 @@ t.test('a withheld PUBACK: the message comes back on the next connection; releas
 
   // Released before the connection closes: acknowledged, never redelivered.
   const seen3: Seen[] = []
-  const third = await subscriber(id, topic, (s) => {
+  const third = await subscriber(v, id, topic, (s) => {
     seen3.push(s)
     const held = new HeldAck()
     const r = held.hold()
@@ -106,7 +110,7 @@ t.test('a withheld PUBACK: the message comes back on the next connection; releas
   await sleep(300)
   await third.client.endAsync()
   const seen4: Seen[] = []
-  const fourth = await subscriber(id, topic, (s) => {
+  const fourth = await subscriber(v, id, topic, (s) => {
     seen4.push(s)
     return undefined
   })
@@ -114,4 +118,77 @@ t.test('a withheld PUBACK: the message comes back on the next connection; releas
   t.same(seen4, [], 'nothing redelivered after the late PUBACK')
   t.same([...first.errors, ...second.errors, ...third.errors, ...fourth.errors], [], 'no protocol errors')
   await fourth.client.endAsync()
+})
+
+for (const v of [4, 5] as const) t.test(`MQTT ${v === 4 ? '3.1.1' : '5'}: withheld PUBACKs do not hold back the messages behind them; released out of order, none comes back`, async (t) => {
+  const id = `ackflow${v}-${randomBytes(4).toString('hex')}`
+  const topic = `test/${id}/in`
+  const releases: (() => void)[] = []
+  const seen: string[] = []
+  const first = await subscriber(v, id, topic, (s) => {
+    seen.push(s.payload)
+    const held = new HeldAck()
+    releases.push(held.hold())
+    return held
+  })
+  const sent = Array.from({ length: 20 }, (_, i) => `m${i}`)
+  await publish(topic, ...sent)
+  await waitFor(() => seen.length === sent.length)
+  t.same(seen, sent, 'every message handled, in order, while the PUBACKs of the earlier ones are still withheld')
+  t.equal(first.hook.withheld, sent.length, 'all of them withheld')
+  for (const r of [...releases].reverse()) r()
+  t.equal(first.hook.withheld, 0)
+  await sleep(300)
+  await first.client.endAsync()
+  const again: string[] = []
+  const second = await subscriber(v, id, topic, (s) => {
+    again.push(s.payload)
+    return undefined
+  })
+  await sleep(500)
+  t.same(again, [], 'all acknowledged: nothing redelivered')
+  t.same([...first.errors, ...second.errors], [], 'no protocol errors')
+  await second.client.endAsync()
+})
+
+t.test('a client that would accept topic aliases is refused (the hook reads the topic from the packet)', async (t) => {
+  const client = mqtt.connect(broker.url, { protocolVersion: 5, properties: { topicAliasMaximum: 10 }, reconnectPeriod: 0, manualConnect: true })
+  t.throws(() => new AckHook(() => client).install(client, () => undefined), /topic aliases/)
+})
+
+t.test('a hold released after its connection closed sends no PUBACK on the next connection of the same client', async (t) => {
+  const id = `ackgen-${randomBytes(4).toString('hex')}`
+  const topic = `test/${id}/in`
+  const releases: (() => void)[] = []
+  const seen: Seen[] = []
+  const s = await subscriber(4, id, topic, (m) => {
+    seen.push(m)
+    if (m.dup) return undefined // the redelivery on the new connection is acknowledged at once
+    const held = new HeldAck()
+    releases.push(held.hold())
+    return held
+  })
+  const sentAcks: number[] = []
+  const c = s.client as unknown as { _sendPacket(p: { cmd: string; messageId?: number }, ...rest: unknown[]): void }
+  const send = c._sendPacket.bind(c)
+  c._sendPacket = (p, ...rest) => {
+    if (p.cmd === 'puback') sentAcks.push(p.messageId!)
+    send(p, ...rest)
+  }
+  await publish(topic, 'held')
+  await waitFor(() => seen.length === 1)
+  t.same(sentAcks, [], 'withheld')
+  // The connection drops (the client object stays); the kept session redelivers the message on the next one.
+  s.client.stream.destroy()
+  await waitFor(() => !s.client.connected)
+  s.client.reconnect()
+  await waitFor(() => seen.length === 2)
+  t.equal(seen[1]?.dup, true, 'redelivered on the new connection')
+  await waitFor(() => sentAcks.length === 1)
+  t.equal(sentAcks.length, 1, 'the redelivery acknowledged')
+  releases[0]!()
+  await sleep(200)
+  t.equal(sentAcks.length, 1, 'the old hold, released now, sends nothing on the new connection')
+  t.same(s.errors, [], 'no protocol errors')
+  await s.client.endAsync()
 })

@@ -5,27 +5,27 @@
 import t from 'tap'
 import type { IClientPublishOptions, MqttClient } from 'mqtt'
 import { Metrics } from '../../daemon/metrics/metrics.js'
-import { Publisher } from '../../daemon/service/publisher.js'
+import { Publisher, type DurableOutbox } from '../../daemon/service/publisher.js'
 
 interface Sent {
   topic: string
   payload: string
   opts: IClientPublishOptions
-  ack?: () => void
+  ack?: (err?: Error) => void
 }
 
-function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number } = {}) {
+function rig(o: { protocolVersion?: 4 | 5; outboxSize?: number; durable?: DurableOutbox } = {}) {
   const sent: Sent[] = []
   const closed: string[] = []
   const stub = {
     connected: true,
     stream: { writableLength: 0 },
-    publish(topic: string, payload: string, opts: IClientPublishOptions, cb?: () => void) {
+    publish(topic: string, payload: string, opts: IClientPublishOptions, cb?: (err?: Error) => void) {
       sent.push({ topic, payload, opts, ack: cb })
     },
   }
   const metrics = new Metrics()
-  const pub = new Publisher(() => stub as unknown as MqttClient, { qos: 1, protocolVersion: o.protocolVersion ?? 5, outboxSize: o.outboxSize ?? 4, closeKey: (k) => closed.push(k) }, metrics)
+  const pub = new Publisher(() => stub as unknown as MqttClient, { qos: 1, protocolVersion: o.protocolVersion ?? 5, outboxSize: o.outboxSize ?? 4, closeKey: (k) => closed.push(k), durable: o.durable }, metrics)
   return { pub, stub, sent, closed, metrics }
 }
 
@@ -73,6 +73,33 @@ t.test('while the broker is away verdicts wait in order; a full outbox drops the
   t.same(closed, ['ka', 'kb', 'kc'])
 })
 
+t.test('a verdict mqtt.js fails unsent because the connection closed goes back to the outbox (kept on disk), not forgotten', async (t) => {
+  const rows = new Map<number, string>()
+  let seq = 0
+  const durable: DurableOutbox = { add: (id, _topic, payload) => { rows.set(++seq, `${id} ${payload}`); return seq }, remove: (s) => { rows.delete(s) } }
+  const { pub, stub, sent, closed } = rig({ durable })
+  pub.send('r/1', 'A', { qos: 1 }, 'ka', 'id-a')
+  pub.send('r/1', 'B', { qos: 1 }, 'kb', 'id-b')
+  t.equal(sent.length, 2)
+  t.same([...rows.values()], [], 'sent at once: nothing on disk')
+  // mqtt.js queued both behind its store resend; the connection closes and it fails them.
+  stub.connected = false
+  sent[0]!.ack!(new Error('Connection closed'))
+  sent[1]!.ack!(new Error('Connection closed'))
+  t.same(closed, [], 'their requests stay open')
+  t.equal(pub.waiting, 2, 'back in the outbox')
+  t.same([...rows.values()], ['id-a A', 'id-b B'], 'and in the durable outbox, in order')
+  stub.connected = true
+  t.equal(pub.flush(), 2)
+  t.same(sent.slice(2).map((s) => s.payload), ['A', 'B'], 'sent again on reconnect, in order')
+  sent[2]!.ack!()
+  // Connected when it fails: the broker refused it (MQTT 5 reason code), sending it again would not help.
+  sent[3]!.ack!(new Error('Not authorized'))
+  t.same(closed, ['ka', 'kb'])
+  t.same([...rows.values()], [], 'both rows gone')
+  t.equal(pub.waiting, 0)
+})
+
 t.test('OVERLOADED answers go at QoS 0, or are dropped while the socket is backed up; either way the key closes', async (t) => {
   const { pub, stub, sent, closed, metrics } = rig()
   pub.shed('r/x', 'X', { qos: 1, properties: { contentType: 'application/json' } }, 'kx')
@@ -94,4 +121,27 @@ t.test('explanations are dropped while the broker is away, never queued', async 
   t.equal(sent.length, 1)
   t.equal(pub.waiting, 0)
   t.equal((await metrics.modelExplains.get()).values.find((v) => v.labels.result === 'dropped')?.value, 1)
+})
+
+t.test('a publish mqtt.js fails as the connection closes goes back to the outbox, in order; one refused on a live connection is not retried', async (t) => {
+  const { pub, stub, sent, closed } = rig({ outboxSize: 8 })
+  pub.send('r/a', 'A', { qos: 1 }, 'ka')
+  pub.send('r/b', 'B', { qos: 1 }, 'kb')
+  t.equal(sent.length, 2)
+  // The connection closes: mqtt.js fails what it had queued but not sent ('Connection closed').
+  stub.connected = false
+  pub.send('r/c', 'C', { qos: 1 }, 'kc')
+  sent[0]!.ack!(new Error('Connection closed'))
+  sent[1]!.ack!(new Error('Connection closed'))
+  t.same(closed, [], 'nothing counts as delivered')
+  t.equal(pub.waiting, 3)
+  stub.connected = true
+  t.equal(pub.flush(), 3)
+  t.same(sent.slice(2).map((s) => s.payload), ['C', 'A', 'B'], 'all go out again once the session is back')
+  for (const s of sent.slice(2)) s.ack!()
+  t.same(closed, ['kc', 'ka', 'kb'])
+  pub.send('r/d', 'D', { qos: 1 }, 'kd')
+  sent[5]!.ack!(new Error('Packet too large'))
+  t.equal(sent.length, 6, 'refused on a live connection: not sent again (it would be refused again)')
+  t.same(closed.at(-1), 'kd')
 })

@@ -170,6 +170,26 @@ t.test('the same request gives the same verdict and confidence', async (t) => {
   t.not(other.scores.PASS, a.scores.PASS, 'a different request gives different scores')
 })
 
+t.test('a decoder fault gives the fallback, counted by reason, and is kept as the last error', async (t) => {
+  const r = rule(jointRule())
+  const metrics = new Metrics()
+  const e = await engine({}, metrics)
+  await e.prepare([r])
+  t.equal(e.lastError, undefined, 'no error yet')
+  const backend = e.backend as unknown as { prefill: (...a: unknown[]) => Promise<unknown> }
+  const prefill = backend.prefill
+  backend.prefill = async () => { throw new Error('injected fault') }
+  const before = Date.now()
+  const got = await judge(e, r, PROMPT, { deadline: soon(10_000) })
+  backend.prefill = prefill
+  t.match(got, { status: 'aborted', reason: 'decoder_error', detail: 'injected fault' })
+  t.match(e.lastError, { inspection: r.id, detail: 'injected fault' })
+  t.ok(e.lastError!.at >= before && e.lastError!.at <= Date.now())
+  t.match(await metrics.registry.getSingleMetricAsString('flashcheck_model_fallbacks_total'), /reason="decoder_error"\} 1/)
+  ok(await judge(e, r, PROMPT, { deadline: soon(10_000) }))
+  t.equal(e.lastError!.detail, 'injected fault', 'a later success leaves the last error as it was')
+})
+
 t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
   const r = rule(jointRule())
   const e = await engine()
@@ -179,6 +199,32 @@ t.test('a budget the decoder cannot meet is skipped at once', async (t) => {
   t.ok(got, 'settled synchronously, before judge() returns')
   t.equal(got?.status, 'skipped')
   t.equal(got?.status !== 'ok' && got?.reason, 'budget')
+})
+
+t.test('a cost model seeded far too slow is calibrated again in idle time, and verdicts resume', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine()
+  await e.prepare([r])
+  const real = { call: e.cost.perCallMs, token: e.cost.perTokenMs }
+  // As if calibrated while the machine was busy: every request looks 100x over its budget.
+  e.cost.set(real.call * 100 + 100, real.token * 100 + 10)
+  const first = await judge(e, r, PROMPT, { deadline: soon(200) })
+  t.equal(first.status !== 'ok' && first.reason, 'budget', 'skipped while the estimate is wrong')
+  const t0 = performance.now()
+  while (e.cost.perCallMs > real.call * 10 + 10 && performance.now() - t0 < 10_000) await new Promise((res) => setTimeout(res, 20))
+  t.ok(e.cost.perCallMs < real.call * 10 + 10, `re-calibrated in the background: ${e.cost.perCallMs.toFixed(2)} ms per call`)
+  const next = await judge(e, r, PROMPT, { deadline: soon(2000) })
+  t.equal(next.status, 'ok', 'the next request is scored')
+  // While the budget really cannot be met, probes back off instead of running every request.
+  e.cost.set(real.call * 100 + 100, real.token * 100 + 10)
+  let probes = 0
+  const orig = e.cost.set.bind(e.cost)
+  e.cost.set = (a: number, b: number, h?: number) => { probes++; orig(a, b, h); orig(real.call * 100 + 100, real.token * 100 + 10) }
+  for (let i = 0; i < 40; i++) {
+    await judge(e, r, PROMPT, { deadline: soon(20) })
+    await new Promise((res) => setTimeout(res, 100))
+  }
+  t.ok(probes >= 1 && probes <= 2, `${probes} re-calibrations over 4 s of skipped requests (every 2 s, then 4 s, ...)`)
 })
 
 t.test('a job that overruns is settled at the deadline minus the guard', async (t) => {

@@ -13,6 +13,9 @@ import type { VerdictQuery, VerdictSource } from '../../daemon/view/journal.js'
 import { Daemon } from '../../daemon/service/daemon.js'
 import { createLogger } from '../../daemon/log/logger.js'
 import { Writable } from 'node:stream'
+import Database from 'better-sqlite3'
+import { cli } from '../helpers/cli.js'
+import { stats } from '../../daemon/audit/query.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'service')
 
@@ -109,16 +112,24 @@ t.test('page, summary, stream and journal endpoints', async (t) => {
   const evs = await stream.events
   t.ok(Date.now() - sent < 5000, 'events arrive promptly')
   t.equal(evs.length, 3)
-  t.match(evs[0], { inspection: 'torque-joint', verdict: 'FAIL', topic: 'flashcheck/inspect/st4/torque', deadline_missed: false, fallback: false, error: null })
-  t.same(evs[0].failed, [{ id: 'torque-in-spec', reason: 'torque 9 Nm outside 10.0..12.0' }, { id: 'spindle-calm', reason: null }])
+  t.match(evs[0], { inspection: 'torque-joint', verdict: 'FAIL', topic: 'flashcheck/inspect/st4/torque', deadline_missed: false })
+  t.notOk('error' in evs[0] || 'fallback' in evs[0])
+  t.same(evs[0].checks.filter((c: { ok: boolean }) => !c.ok).map((c: { id: string; reason?: string }) => [c.id, c.reason]), [['torque-in-spec', 'torque 9 Nm outside 10.0..12.0'], ['spindle-calm', undefined]])
+  t.match(evs[0].verdict_id, /^[0-9a-f-]{36}$/, 'the response as published, verdict_id included')
   t.equal(evs[1].verdict, 'REWORK')
   t.match(evs[2], { verdict: 'ERROR', error: { code: 'BAD_JSON' } })
   t.match(evs[2].error.message, /<script>/, 'the stream carries data as data; the page shows it as text')
   t.type(evs[0].latency_ms, 'number')
   await until('tap idle after the client left', async () => !tap.active)
 
-  const s1 = (await (await fetch(`${base}/api/summary`)).json()) as Record<string, any>
-  const torque1 = s1.stats.find((x: { inspection: string }) => x.inspection === 'torque-joint')
+  // The summary is computed at most once a second for all pages: poll as the page does.
+  let s1: Record<string, any> = {}
+  let torque1: Record<string, any> = {}
+  await until('the counters moved', async () => {
+    s1 = (await (await fetch(`${base}/api/summary`)).json()) as Record<string, any>
+    torque1 = s1.stats.find((x: { inspection: string }) => x.inspection === 'torque-joint')
+    return torque1.m5.requests === 4
+  }, 5000)
   t.equal(torque1.m5.requests, 4, 'the counters moved')
   t.same(torque1.m5.verdicts, { WARN: 1, FAIL: 1, REWORK: 1, ERROR: 1 })
   t.equal(torque1.m5.first_pass_yield, 0)
@@ -223,4 +234,67 @@ t.test('/api/verdicts over the real audit journal (SQLite in state.dir)', async 
   t.equal(((await (await fetch(`${base}?inspection=nothing`)).json()) as typeof p1).items.length, 0)
   t.equal(((await (await fetch(`${base}?since=-1h&verdict=WARN`)).json()) as typeof p1).items.length, 1)
   t.equal((await fetch(`${base}?cursor=abc`)).status, 400)
+})
+
+t.test('first-pass yield per part: the page, /api/summary and `audit stats` agree', async (t) => {
+  const broker = await Mosquitto.start()
+  t.teardown(() => broker.stop())
+  const state = mkdtempSync(join(tmpdir(), 'flashcheck-view-fpy-'))
+  t.teardown(() => rmSync(state, { recursive: true, force: true }))
+  const rules = join(import.meta.dirname, '..', 'fixtures', 'view-parts')
+  const mport = await freePort()
+  const d = await startDaemon(testConfig(['--mqtt-url', broker.url, '--metrics-port', String(mport), '--rules-dir', rules, '--rules-watch', 'false', '--state-dir', state]))
+  t.teardown(() => d.stop())
+  const req = await Requester.connect(broker.url, 5)
+  t.teardown(() => req.end())
+  // weigh traces parts by serial, passing label OK: A fails, is reworked and passes; B passes; C fails twice.
+  const weigh = [['A', 95], ['B', 104], ['A', 105], ['C', 120], ['C', 121]] as const
+  for (const [serial, w] of weigh) await req.request5('flashcheck/inspect/st1/weigh', { serial, weight_g: w })
+  // gauge has no trace: every request is a part, PASS the passing label.
+  for (const dmm of [10.5, 10.0, 10.05]) await req.request5('flashcheck/inspect/st1/gauge', { diameter_mm: dmm })
+  // Error verdicts inspected no part: in the mix, not in the yield.
+  await req.request5('flashcheck/inspect/st1/weigh', 'not json')
+  await req.request5('flashcheck/inspect/st1/gauge', { diameter_mm: 'wide' })
+
+  let s: Record<string, any> = {}
+  const byId = (id: string) => s.stats.find((x: { inspection: string }) => x.inspection === id)
+  await until('summary counted every verdict', async () => {
+    s = (await (await fetch(`http://127.0.0.1:${mport}/api/summary`)).json()) as Record<string, any>
+    return byId('weigh').m5.requests === 6 && byId('gauge').m5.requests === 4
+  })
+  const w = byId('weigh')
+  t.equal(w.pass_label, 'OK')
+  t.same(w.m5.verdicts, { NOK: 3, OK: 2, ERROR: 1 })
+  t.equal(w.m5.parts, 3, 'three parts (A, B, C), not five requests')
+  t.equal(w.m5.first_pass_yield, 0.3333, 'only B passed first time: A passed after rework, C never')
+  t.equal(w.h1.first_pass_yield, 0.3333)
+  const prom = await (await fetch(`http://127.0.0.1:${mport}/metrics`)).text()
+  t.match(prom, /^flashcheck_parts_total\{inspection="weigh",first_pass="true"\} 1$/m, 'Prometheus: the same parts')
+  t.match(prom, /^flashcheck_parts_total\{inspection="weigh",first_pass="false"\} 2$/m)
+  const g = byId('gauge')
+  t.equal(g.m5.parts, 3, 'untraced: each request is a part (the error verdict is none)')
+  t.equal(g.m5.first_pass_yield, 0.6667)
+
+  const db = join(state, 'audit.db')
+  await until('journal rows written', async () => {
+    const r = await fetch(`http://127.0.0.1:${mport}/api/verdicts?limit=10`)
+    return r.status === 200 && ((await r.json()) as { items: unknown[] }).items.length === 10
+  })
+  const st = await cli(['audit', 'stats', '--since', '-1h', '--rules-dir', rules, '--db', db])
+  t.equal(st.code, 0, st.stderr)
+  const a = (JSON.parse(st.stdout) as { inspections: Record<string, any>[] }).inspections
+  const aw = a.find((x) => x.inspection === 'weigh')!
+  const ag = a.find((x) => x.inspection === 'gauge')!
+  t.match(aw, { pass_label: 'OK', parts: 3, count: 6, first_pass_yield: w.m5.first_pass_yield }, 'audit stats: the same parts and yield as the page')
+  t.match(ag, { pass_label: 'PASS', parts: 3, first_pass_yield: g.m5.first_pass_yield })
+  // A window that starts after A's first (failed) inspection: A's passing re-inspection is rework, not a part.
+  const db2 = new Database(db, { readonly: true })
+  t.teardown(() => db2.close())
+  const rows = db2.prepare("SELECT ts FROM verdicts WHERE inspection = 'weigh' ORDER BY seq").all() as { ts: string }[]
+  const after = Date.parse(rows[1]!.ts) + 1
+  const late = stats(db2, { since: after }, (i) => (i === 'weigh' ? 'OK' : 'PASS')).find((x) => x.inspection === 'weigh')!
+  t.match(late, { count: 4, parts: 1, first_pass_yield: 0 }, 'from the third verdict on: only C is new (A was first seen earlier), and it failed')
+  const badRules = await cli(['audit', 'stats', '--rules-dir', join(state, 'nope'), '--db', db])
+  t.equal(badRules.code, 2, 'an unreadable --rules-dir is a usage error')
+  t.match(badRules.stderr, /--rules-dir: /)
 })

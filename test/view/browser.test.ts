@@ -49,6 +49,7 @@ t.test('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `no ${C
   t.equal(await text(page, '#rules-rev'), d.daemon.rulesRev)
   t.equal(await text(page, '#broker'), 'connected')
   t.equal(await text(page, '#model'), 'none (rules only)')
+  t.ok(await page.locator('#model-status').isHidden(), 'no model, no model status')
   t.same(await page.locator('#inspections tbody tr').evaluateAll((rows) => rows.map((r) => (r as HTMLElement).dataset.inspection)), ['oven-temp', 'torque-joint'])
 
   // The page's stream is attached once the daemon offers it verdicts.
@@ -71,6 +72,7 @@ t.test('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `no ${C
   await page.waitForFunction(() => document.querySelector('#inspections tr[data-inspection="torque-joint"] [data-field="requests-1h"]')?.textContent === '1', null, WAIT)
   t.match(await text(page, '#inspections tr[data-inspection="torque-joint"] [data-field="mix"]'), /FAIL 1/)
   t.match(await text(page, '#inspections tr[data-inspection="torque-joint"] [data-field="fpy"]'), /^0\.0 % · 0\.0 %$/)
+  t.match(await page.locator('#inspections tr[data-inspection="torque-joint"] [data-field="fpy"]').getAttribute('title'), /^parts first inspected \(5 min · 1 h\): 1 · 1; .*whose first verdict was PASS/)
   t.ok(await page.locator('#histogram rect').count() > 0, 'latency histogram drawn')
 
   // Markup from MQTT stays text: in a correlation id and in a payload that is not JSON.
@@ -110,6 +112,28 @@ t.test('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `no ${C
     return r !== null
   }, 20_000)
   await page.locator('#stream tbody tr', { hasText: 'after-restart' }).first().waitFor(WAIT)
+  t.same(pageErrors, [], 'no script errors on the page')
+
+  // The model line, from a summary whose model section is filled in (this daemon has no model): status,
+  // fallback share and reasons, time to a choice, the last decoder error shown as text.
+  const mpage = await browser.newPage()
+  mpage.on('pageerror', (e) => pageErrors.push(e.message))
+  await mpage.route('**/api/summary', async (route) => {
+    const r = await route.fetch()
+    const body = (await r.json()) as Record<string, unknown>
+    body.model = {
+      backend: 'native', quant: 'q8_0', isa: 'avx512', loaded: true, queue_depth: 2, status: 'partly falling back',
+      last_error: { at: new Date().toISOString(), inspection: 'joint', detail: '<b>decoder</b> failed' },
+      last_minute: { seconds: 60, verdicts: 40, fell_back: 10, fallback_share: 0.25, fallback_reasons: { deadline: 7, queue_full: 3 }, p50_ms: 12.5, p99_ms: 40 },
+    }
+    await route.fulfill({ response: r, json: body })
+  })
+  await mpage.goto(`http://127.0.0.1:${mport}/`)
+  await mpage.waitForFunction(() => document.getElementById('model-status')?.textContent === 'partly falling back', null, WAIT)
+  t.equal(await text(mpage, '#model'), 'native · q8_0 · avx512')
+  t.match(await mpage.locator('#model-status').getAttribute('class'), /\bwarn\b/)
+  t.match(await text(mpage, '#model-detail'), /^40 model verdicts in the last 60 s · 25\.0 % fell back \(deadline 7, queue full 3\) · p50 12\.5 ms to a choice · 2 waiting · last error .+ \(joint\): <b>decoder<\/b> failed$/)
+  t.equal(await mpage.locator('header b').count(), 0, 'the error text is text')
   t.same(pageErrors, [], 'no script errors on the page')
 })
 

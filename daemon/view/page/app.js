@@ -64,7 +64,7 @@ function render(s) {
   b.textContent = s.broker
   b.className = `pill ${s.broker === 'connected' ? 'ok' : 'bad'}`
   $('rules-rev').textContent = s.rules_rev ?? '–'
-  $('model').textContent = s.model ? `${s.model.backend} · ${s.model.quant} · ${s.model.isa} · ${s.model.status}` : 'none (rules only)'
+  renderModel(s.model)
   $('outbox').textContent = String(s.outbox_depth)
   renderInspections(s.stats)
   syncOptions($('filter-inspection'), s.stats.map((x) => x.inspection), true)
@@ -75,6 +75,33 @@ function render(s) {
   syncOptions($('filter-verdict'), [...verdicts].sort(), true)
   drawHistogram(s.stats.find((x) => x.inspection === $('hist-inspection').value))
   drawTimeline(s.timeline)
+}
+
+const reasonsText = (r) => Object.entries(r).sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k.replace('_', ' ')} ${n}`).join(', ')
+
+/** The model: what it is, and what its verdicts of the last minute did (answering or falling back, and why). */
+function renderModel(m) {
+  const status = $('model-status')
+  if (!m) {
+    $('model').textContent = 'none (rules only)'
+    status.hidden = true
+    $('model-detail').textContent = ''
+    return
+  }
+  $('model').textContent = `${m.backend} · ${m.quant} · ${m.isa}`
+  status.hidden = false
+  status.textContent = m.status
+  status.className = `pill ${m.status === 'answering' ? 'ok' : m.status === 'idle' ? '' : m.status === 'partly falling back' ? 'warn' : 'bad'}`
+  const w = m.last_minute
+  const parts = []
+  if (w.verdicts > 0) {
+    parts.push(`${w.verdicts} model verdicts in the last ${w.seconds} s`)
+    parts.push(w.fell_back > 0 ? `${pct(w.fallback_share)} fell back (${reasonsText(w.fallback_reasons)})` : 'none fell back')
+    if (w.p50_ms != null) parts.push(`p50 ${fmtMs(w.p50_ms)} ms to a choice`)
+  } else parts.push('no model verdicts in the last minute')
+  if (m.queue_depth > 0) parts.push(`${m.queue_depth} waiting`)
+  if (m.last_error) parts.push(`last error ${new Date(m.last_error.at).toLocaleTimeString()} (${m.last_error.inspection}): ${m.last_error.detail}`)
+  $('model-detail').textContent = parts.join(' · ')
 }
 
 function syncOptions(select, values, withAll) {
@@ -102,7 +129,7 @@ function renderInspections(stats) {
     const mix = el('td', { 'data-field': 'mix' })
     if (m5.requests > 0) mix.append(el('div', { class: 'mixtext' }, Object.entries(m5.verdicts).map(([v, n]) => `${v} ${n}`).join(' · ')), mixBar(m5.verdicts, m5.requests))
     else mix.append(el('span', { class: 'mixtext' }, 'no requests'))
-    const fpyTitle = `share of ${x.pass_label} verdicts; each request counts as one part`
+    const fpyTitle = `parts first inspected (5 min · 1 h): ${m5.parts} · ${h1.parts}; first-pass yield = share whose first verdict was ${x.pass_label} (a part is a trace value where the rule names trace:, else a request)`
     const over = x.budget_ms != null && m5.p99_ms != null && m5.p99_ms > x.budget_ms
     return el('tr', { 'data-inspection': x.inspection },
       el('td', {}, x.inspection),
@@ -112,7 +139,7 @@ function renderInspections(stats) {
       el('td', { class: `num${over ? ' over' : ''}`, 'data-field': 'latency' }, `${fmtMs(m5.p50_ms)} · ${fmtMs(m5.p99_ms)} ms`),
       el('td', { class: 'num' }, x.budget_ms == null ? '–' : `${x.budget_ms} ms`),
       el('td', { class: `num${m5.deadline_missed > 0 ? ' over' : ''}`, 'data-field': 'missed' }, `${m5.deadline_missed} · ${h1.deadline_missed}`),
-      el('td', { class: 'num', 'data-field': 'fallbacks' }, `${m5.fallbacks} · ${h1.fallbacks}`),
+      el('td', { class: 'num', 'data-field': 'fallbacks', title: h1.fallbacks > 0 ? `last hour: ${reasonsText(h1.fallback_reasons)}` : 'no model fallbacks in the last hour' }, `${m5.fallbacks} · ${h1.fallbacks}`),
       el('td', { hidden: '', 'data-field': 'requests-1h' }, String(h1.requests)),
     )
   })
@@ -191,9 +218,14 @@ let received = 0
 const held = []
 const seenVerdicts = new Set()
 
+// An event is the published response itself (plus the request topic): failed checks are picked out here.
 function streamRow(ev) {
   const failed = el('td', { class: 'failed' })
-  for (const f of ev.failed) failed.append(el('div', {}, f.reason ? `${f.id}: ${f.reason}` : f.id))
+  for (const c of ev.checks ?? []) {
+    if (c.ok) continue
+    const why = c.reason ?? c.error
+    failed.append(el('div', {}, why ? `${c.id}: ${why}` : c.id))
+  }
   if (ev.error) failed.append(el('div', {}, `${ev.error.code}: ${ev.error.message}`))
   const tags = []
   if (ev.fallback) tags.push('fallback')
