@@ -2,10 +2,15 @@
 // set, picked at run time like the float kernels: scalar (any CPU), AVX2 (vpmaddubsw), AVX-VNNI and AVX-512
 // VNNI (vpdpbusd), aarch64 dotprod (sdot, checked with getauxval). Activations come as int8 blocks (QAct).
 //
-// Per 32-input block b, output row n, activation row t: an exact int32 dot product of the int8 values,
-// then C[t, n] += float(dot - off*sum_a) * (d_w[n, b] * d_a[t, b]) in fp32 (off = 8 for q4_0, 0 for q8_0).
-// Weights of a panel are loaded once per block and used for MR activation rows (register tile MR x 8*NP).
+// Per 32-input block b, output row n, token t: the exact int32 sum i = 256·(Σq1·w − off·s1) + (Σq2·w − off·s2)
+// over the token's two activation planes (= Σa16·w, off = 8 for q4_0's unsigned values, 0 for q8_0), then
+// C[t, n] += float(i) * (d_w[n, b] * d2[t, b]) in fp32, d2 = the plane-2 scale d/256. Every kernel computes
+// these same integers and the same fp32 operations per output, so all give bit-identical results.
+// Weights of a panel are loaded once per block and used for MR tokens (register tile MR x 8*NP).
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "quant.h"
@@ -32,40 +37,45 @@ inline int32_t ld32(const int8_t* p) {
   return v;
 }
 
-// Stores an 8-wide row slice of C (fewer columns at the matrix end).
-inline void store_row(float* c, const float* v, int64_t n) {
-  if (n >= 8) std::memcpy(c, v, 32);
+// Stores an 8-wide row slice of C (fewer columns at the matrix end), adding the bias when there is one.
+inline void store_row(float* c, const float* v, int64_t n, const float* bias) {
+  const int64_t m = n < 8 ? n : 8;
+  if (bias)
+    for (int64_t j = 0; j < m; j++) c[j] = v[j] + bias[j];
   else
-    for (int64_t j = 0; j < n; j++) c[j] = v[j];
+    for (int64_t j = 0; j < m; j++) c[j] = v[j];
 }
 
 // ---------------------------------------------------------------- scalar
 
-void gemm_scalar(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
+void gemm_scalar(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
   const bool q4 = W.type == QType::Q4_0;
   const int64_t nb = W.nb, K = A.K;
   for (int64_t p = p0; p < p1; p++) {
     const int64_t n0 = p * kQPanel, nn = W.rows - n0;
     for (int64_t t = 0; t < A.T; t++) {
       float f[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-      const int8_t* a = A.q + t * K;
+      const int8_t* a1 = A.q + 2 * t * K;
+      const int8_t* a2 = a1 + K;
       for (int64_t b = 0; b < nb; b++) {
         const uint8_t* blk = W.block(p, b);
         const float* ds = W.scales(p, b);
-        const float da = A.d[t * nb + b];
+        const float d2 = A.d[(2 * t + 1) * nb + b];
+        const int32_t off = q4 ? 8 * (256 * A.s[2 * t * nb + b] + A.s[(2 * t + 1) * nb + b]) : 0;
         for (int r = 0; r < 8; r++) {
-          int32_t acc = 0;
+          int32_t acc1 = 0, acc2 = 0;
           for (int g = 0; g < 8; g++)
             for (int j = 0; j < 4; j++) {
               const int pos = (g * 8 + r) * 4 + j;
               const int w = q4 ? (pos < 128 ? (blk[pos] & 15) : (blk[pos - 128] >> 4)) : int8_t(blk[pos]);
-              acc += w * a[b * kQBlock + g * 4 + j];
+              acc1 += w * a1[b * kQBlock + g * 4 + j];
+              acc2 += w * a2[b * kQBlock + g * 4 + j];
             }
-          if (q4) acc -= 8 * A.s[t * nb + b];
-          f[r] += float(acc) * (ds[r] * da);
+          const int32_t i = acc1 * 256 + acc2 - off;
+          f[r] += float(i) * (ds[r] * d2);
         }
       }
-      store_row(C + t * ldc + n0, f, nn);
+      store_row(C + t * ldc + n0, f, nn, bias ? bias + n0 : nullptr);
     }
   }
 }
@@ -83,8 +93,10 @@ const QKernels qk_scalar = {"int8-scalar", gemm_scalar};
 constexpr int64_t kQPrefetch = 2048;
 
 #define FC_QTILE_BODY                                                                                         \
-  template <int MR, int NP, bool Q4>                                                                          \
-  static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {      \
+  /* WS (UA q8_0): 0 computes the blocks' 128·257·Σw, 1 also stores them to wc, 2 loads them from wc */     \
+  template <int MR, int NP, bool Q4, int WS = 0>                                                              \
+  static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,  \
+                           int64_t ldc, __m256i* wc = nullptr) {                                              \
     const int64_t nb = W.nb, K = A.K;                                                                         \
     const int64_t bb = W.block_bytes();                                                                       \
     __m256 f[MR][NP];                                                                                         \
@@ -98,9 +110,9 @@ constexpr int64_t kQPrefetch = 2048;
         blk[q] = W.q + ((p + q) * nb + b) * bb;                                                               \
         for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0); \
       }                                                                                                       \
-      __m256i acc[MR][NP], wsum[NP];                                                                          \
+      __m256i acc[2 * MR][NP], wsum[NP];                                                                      \
       for (int q = 0; q < NP; q++) wsum[q] = _mm256_setzero_si256();                                         \
-      for (int t = 0; t < MR; t++)                                                                            \
+      for (int t = 0; t < 2 * MR; t++)                                                                        \
         for (int q = 0; q < NP; q++) acc[t][q] = _mm256_setzero_si256();                                      \
       for (int g = 0; g < 8; g++) {                                                                           \
         __m256i w[NP], aw[NP] = {};                                                                           \
@@ -110,12 +122,12 @@ constexpr int64_t kQPrefetch = 2048;
             w[q] = g < 4 ? _mm256_and_si256(raw, m4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);      \
           } else {                                                                                            \
             w[q] = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk[q] + g * 32));                      \
-            if constexpr (UA) wsum[q] = dot8(wsum[q], ones, w[q]);                                            \
+            if constexpr (UA && WS < 2) wsum[q] = dot8(wsum[q], ones, w[q]);                                  \
             else aw[q] = _mm256_abs_epi8(w[q]);                                                               \
           }                                                                                                   \
         }                                                                                                     \
-        for (int t = 0; t < MR; t++) {                                                                        \
-          const __m256i a = _mm256_set1_epi32(ld32(A.q + (t0 + t) * K + b * kQBlock + g * 4));                \
+        for (int t = 0; t < 2 * MR; t++) {                                                                    \
+          const __m256i a = _mm256_set1_epi32(ld32(A.q + (2 * t0 + t) * K + b * kQBlock + g * 4));            \
           for (int q = 0; q < NP; q++) {                                                                      \
             if constexpr (Q4) acc[t][q] = dot4(acc[t][q], w[q], a);                                           \
             else if constexpr (UA) acc[t][q] = dot8(acc[t][q], a, w[q]);                                      \
@@ -123,21 +135,32 @@ constexpr int64_t kQPrefetch = 2048;
           }                                                                                                   \
         }                                                                                                     \
         /* keeps each step's accumulators in registers (GCC otherwise reorders all 8 steps and spills) */   \
-        for (int t = 0; t < MR; t++)                                                                          \
+        for (int t = 0; t < 2 * MR; t++)                                                                      \
           for (int q = 0; q < NP; q++) __asm__("" : "+x"(acc[t][q]));                                         \
       }                                                                                                       \
       __m256 ds[NP];                                                                                          \
       __m256i corr[NP];                                                                                       \
       for (int q = 0; q < NP; q++) {                                                                          \
         ds[q] = _mm256_load_ps(W.d + ((p + q) * nb + b) * kQPanel);                                           \
-        corr[q] = _mm256_slli_epi32(wsum[q], 7);                                                              \
+        /* both planes' 128·Σw: 128·257·Σw */                                                                 \
+        if constexpr (WS == 2) corr[q] = _mm256_load_si256(wc + b * NP + q);                                  \
+        else {                                                                                                \
+          corr[q] = _mm256_add_epi32(_mm256_slli_epi32(wsum[q], 15), _mm256_slli_epi32(wsum[q], 7));          \
+          if constexpr (WS == 1) _mm256_store_si256(wc + b * NP + q, corr[q]);                                \
+        }                                                                                                     \
       }                                                                                                       \
       for (int t = 0; t < MR; t++) {                                                                          \
-        const __m256 da = _mm256_set1_ps(A.d[(t0 + t) * nb + b]);                                             \
-        const __m256i off = _mm256_set1_epi32(Q4 ? 8 * A.s[(t0 + t) * nb + b] : 0);                           \
+        const int64_t r = (2 * (t0 + t)) * nb + b;                                                            \
+        const __m256 d2 = _mm256_set1_ps(A.d[r + nb]);                                                        \
+        const __m256i off = _mm256_set1_epi32(Q4 ? 8 * (256 * A.s[r] + A.s[r + nb]) : 0);                     \
         for (int q = 0; q < NP; q++) {                                                                        \
-          __m256i i = Q4 ? _mm256_sub_epi32(fin4(acc[t][q]), off) : UA ? _mm256_sub_epi32(acc[t][q], corr[q]) : acc[t][q]; \
-          f[t][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(ds[q], da), f[t][q]);                \
+          __m256i i;                                                                                          \
+          if constexpr (Q4) i = _mm256_sub_epi32(_mm256_add_epi32(_mm256_slli_epi32(fin4(acc[2 * t][q]), 8), fin4(acc[2 * t + 1][q])), off); \
+          else {                                                                                              \
+            i = _mm256_add_epi32(_mm256_slli_epi32(acc[2 * t][q], 8), acc[2 * t + 1][q]);                     \
+            if constexpr (UA) i = _mm256_sub_epi32(i, corr[q]);                                               \
+          }                                                                                                   \
+          f[t][q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i), _mm256_mul_ps(ds[q], d2), f[t][q]);                \
         }                                                                                                     \
       }                                                                                                       \
     }                                                                                                         \
@@ -146,33 +169,59 @@ constexpr int64_t kQPrefetch = 2048;
         alignas(32) float v[8];                                                                               \
         _mm256_store_ps(v, f[t][q]);                                                                          \
         const int64_t n0 = (p + q) * kQPanel;                                                                 \
-        store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0);                                                   \
+        store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0, bias ? bias + n0 : nullptr);                       \
       }                                                                                                       \
   }                                                                                                           \
-  template <int R, int NP, bool Q4>                                                                           \
-  static inline void rows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) { \
+  template <int R, int NP, bool Q4, int WS = 0>                                                               \
+  static inline void rows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, \
+                          float* C, int64_t ldc, __m256i* wc = nullptr) {                                     \
     if constexpr (R > 0) {                                                                                    \
-      if (rem == R) qtile<R, NP, Q4>(A, t0, W, p, C, ldc);                                                    \
-      else rows<R - 1, NP, Q4>(rem, A, t0, W, p, C, ldc);                                                     \
+      if (rem == R) qtile<R, NP, Q4, WS>(A, t0, W, p, bias, C, ldc, wc);                                      \
+      else rows<R - 1, NP, Q4, WS>(rem, A, t0, W, p, bias, C, ldc, wc);                                       \
     }                                                                                                         \
   }                                                                                                           \
   template <bool Q4>                                                                                          \
-  static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {           \
+  static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C,       \
+                     int64_t ldc) {                                                                           \
     int64_t p = p0;                                                                                           \
-    for (; p + NPW <= p1; p += NPW)                                                                           \
-      for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                             \
-        const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
-        rows<MRW, NPW, Q4>(rem, A, t0, W, p, C, ldc);                                                         \
+    /* UA q8_0 with several token tiles: the first tile of a panel group keeps Σw for the others */          \
+    const bool cache = UA && !Q4 && A.T > MRW;                                                                \
+    thread_local struct WC {                                                                                  \
+      __m256i* p = nullptr;                                                                                   \
+      int64_t n = 0;                                                                                          \
+      ~WC() { std::free(p); }                                                                                 \
+    } wcb;                                                                                                    \
+    if (cache && wcb.n < W.nb * NPW) {                                                                        \
+      void* m = std::aligned_alloc(64, size_t((W.nb * NPW + 1) / 2) * 64);                                     \
+      if (!m) throw std::bad_alloc();                                                                         \
+      std::free(wcb.p);                                                                                       \
+      wcb.p = static_cast<__m256i*>(m);                                                                       \
+      wcb.n = W.nb * NPW;                                                                                     \
+    }                                                                                                         \
+    for (; p + NPW <= p1; p += NPW) {                                                                         \
+      if (!cache) {                                                                                           \
+        for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                           \
+          const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                \
+          rows<MRW, NPW, Q4>(rem, A, t0, W, p, bias, C, ldc);                                                 \
+        }                                                                                                     \
+        continue;                                                                                             \
       }                                                                                                       \
+      qtile<MRW, NPW, Q4, 1>(A, 0, W, p, bias, C, ldc, wcb.p);                                                \
+      for (int64_t t0 = MRW; t0 < A.T; t0 += MRW) {                                                           \
+        const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
+        rows<MRW, NPW, Q4, 2>(rem, A, t0, W, p, bias, C, ldc, wcb.p);                                         \
+      }                                                                                                       \
+    }                                                                                                         \
     for (; p < p1; p++)                                                                                       \
       for (int64_t t0 = 0; t0 < A.T; t0 += MRW) {                                                             \
         const int64_t rem = A.T - t0 < MRW ? A.T - t0 : MRW;                                                  \
-        rows<MRW, 1, Q4>(rem, A, t0, W, p, C, ldc);                                                           \
+        rows<MRW, 1, Q4>(rem, A, t0, W, p, bias, C, ldc);                                                     \
       }                                                                                                       \
   }                                                                                                           \
-  [[maybe_unused]] static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) { \
-    if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, C, ldc);                                           \
-    else gemm_t<false>(A, W, p0, p1, C, ldc);                                                                 \
+  [[maybe_unused]] static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias,   \
+                                    float* C, int64_t ldc) {                                                  \
+    if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, bias, C, ldc);                                     \
+    else gemm_t<false>(A, W, p0, p1, bias, C, ldc);                                                           \
   }
 
 // AVX2: vpmaddubsw (u8 x s8 -> pairs summed in int16). q4_0 values are 0..15, so a whole block's pair sums
@@ -181,7 +230,7 @@ constexpr int64_t kQPrefetch = 2048;
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 namespace q_avx2 {
-constexpr int MRW = 4, NPW = 1;
+constexpr int MRW = 2, NPW = 1;
 constexpr bool UA = false;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(w, a)); }
 static inline __m256i fin4(__m256i acc) { return _mm256_madd_epi16(acc, _mm256_set1_epi16(1)); }
@@ -189,15 +238,82 @@ static inline __m256i dot8(__m256i acc, __m256i aw, __m256i sa) {
   return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), _mm256_set1_epi16(1)));
 }
 FC_QTILE_BODY
+
+// q8_0 against the 16-bit activations (A.a16) with vpmaddwd: weights sign-extended to int16 once per load and
+// shared by the tile's MR tokens, 2 vpmaddwd + 2 vpaddd per token, 8 rows and 4 inputs, where the two int8 planes
+// cost 2 x (vpsignb + vpmaddubsw + vpmaddwd + vpaddd). The int32 block sums are the planes' 256·Σq1·w + Σq2·w.
+inline int64_t ld64(const int16_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+template <int MR>
+static inline void wtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,
+                         int64_t ldc) {
+  const int64_t nb = W.nb, K = A.K;
+  // hadd of the (rows 0-3, rows 4-7) accumulators gives rows in the order 0 1 4 5 2 3 6 7 (its own inverse)
+  const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+  __m256 f[MR];
+  for (int t = 0; t < MR; t++) f[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; b++) {
+    const uint8_t* blk = W.q + (p * nb + b) * 256;
+    for (int64_t o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk) + kQPrefetch + o, _MM_HINT_T0);
+    __m256i lo[MR], hi[MR];
+    for (int t = 0; t < MR; t++) lo[t] = hi[t] = _mm256_setzero_si256();
+    for (int g = 0; g < 8; g++) {
+      const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + g * 32));
+      const __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(raw));
+      const __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(raw, 1));
+      for (int t = 0; t < MR; t++) {
+        const __m256i a = _mm256_set1_epi64x(ld64(A.a16 + (t0 + t) * K + b * kQBlock + g * 4));
+        lo[t] = _mm256_add_epi32(lo[t], _mm256_madd_epi16(wl, a));
+        hi[t] = _mm256_add_epi32(hi[t], _mm256_madd_epi16(wh, a));
+      }
+      for (int t = 0; t < MR; t++) __asm__("" : "+x"(lo[t]), "+x"(hi[t]));
+    }
+    const __m256 ds = _mm256_permutevar8x32_ps(_mm256_load_ps(W.d + (p * nb + b) * kQPanel), perm);
+    for (int t = 0; t < MR; t++) {
+      const __m256 d2 = _mm256_set1_ps(A.d[(2 * (t0 + t) + 1) * nb + b]);
+      f[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_hadd_epi32(lo[t], hi[t])), _mm256_mul_ps(ds, d2), f[t]);
+    }
+  }
+  for (int t = 0; t < MR; t++) {
+    alignas(32) float v[8];
+    _mm256_store_ps(v, _mm256_permutevar8x32_ps(f[t], perm));
+    const int64_t n0 = p * kQPanel;
+    store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0, bias ? bias + n0 : nullptr);
+  }
+}
+template <int R>
+static inline void wrows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias,
+                         float* C, int64_t ldc) {
+  if constexpr (R > 0) {
+    if (rem == R) wtile<R>(A, t0, W, p, bias, C, ldc);
+    else wrows<R - 1>(rem, A, t0, W, p, bias, C, ldc);
+  }
+}
+#ifndef FC_MR16
+#define FC_MR16 4
+#endif
+constexpr int MR16 = FC_MR16;
+static void gemm16(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  for (int64_t p = p0; p < p1; p++)
+    for (int64_t t0 = 0; t0 < A.T; t0 += MR16) wrows<MR16>(A.T - t0 < MR16 ? A.T - t0 : MR16, A, t0, W, p, bias, C, ldc);
+}
+static void gemm_a(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  if (W.type == QType::Q8_0 && A.a16) gemm16(A, W, p0, p1, bias, C, ldc);
+  else gemm(A, W, p0, p1, bias, C, ldc);
+}
 }  // namespace q_avx2
 #pragma GCC pop_options
-const QKernels qk_avx2 = {"int8-avx2", q_avx2::gemm};
+const QKernels qk_avx2 = {"int8-avx2", q_avx2::gemm_a, false, true};
 
-// AVX-VNNI (VEX vpdpbusd: u8 x s8, four products summed into int32 lanes), 16 registers.
+// AVX-VNNI (VEX vpdpbusd: u8 x s8, four products summed into int32 lanes), 16 registers: 2 tokens (4 plane rows)
+// x 16 output rows, which fits once Σw of later token tiles comes from the first one.
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avxvnni")
 namespace q_avxvnni {
-constexpr int MRW = 4, NPW = 1;
+constexpr int MRW = 2, NPW = 2;
 constexpr bool UA = true;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_avx_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
@@ -214,7 +330,7 @@ const QKernels qk_avxvnni = {"int8-avxvnni", q_avxvnni::gemm, true};
 // GCC 12 flags the undefined upper half inside _mm512_inserti64x4 / _mm512_cvtepi32_ps' own definitions
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 namespace q_avx512vnni {
-constexpr int MRW = 4, NPW = 1;
+constexpr int MRW = 2, NPW = 1;
 constexpr bool UA = true;
 static inline __m256i dot4(__m256i acc, __m256i w, __m256i a) { return _mm256_dpbusd_epi32(acc, w, a); }
 static inline __m256i fin4(__m256i acc) { return acc; }
@@ -228,22 +344,26 @@ static inline __m512i load2(const uint8_t* lo, const uint8_t* hi) {
   return _mm512_inserti64x4(_mm512_zextsi256_si512(_mm256_load_si256(reinterpret_cast<const __m256i*>(lo))),
                             _mm256_load_si256(reinterpret_cast<const __m256i*>(hi)), 1);
 }
-template <int MR, int NZ, bool Q4>
-static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+// WS (q8_0): 0 computes each block's 128·257·Σw with one more vpdpbusd per weight vector, 1 also stores it
+// to wc, 2 loads it from wc (a panel group's later token tiles: the weights are the same).
+template <int MR, int NZ, bool Q4, int WS = 0>
+static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,
+                         int64_t ldc, __m512i* wc = nullptr) {
   const int64_t nb = W.nb, K = A.K, bb = W.block_bytes();
   __m512 f[MR][NZ];
   for (int t = 0; t < MR; t++)
     for (int z = 0; z < NZ; z++) f[t][z] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi8(1);
+  const __m512i shl8 = _mm512_set4_epi32(0x0E0D0C80, 0x0A090880, 0x06050480, 0x02010080);
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* blk[2 * NZ];
     for (int q = 0; q < 2 * NZ; q++) {
       blk[q] = W.q + ((p + q) * nb + b) * bb;
       for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0);
     }
-    __m512i acc[MR][NZ], wsum[NZ];
+    __m512i acc[2 * MR][NZ], wsum[NZ];
     for (int z = 0; z < NZ; z++) wsum[z] = _mm512_setzero_si512();
-    for (int t = 0; t < MR; t++)
+    for (int t = 0; t < 2 * MR; t++)
       for (int z = 0; z < NZ; z++) acc[t][z] = _mm512_setzero_si512();
     for (int g = 0; g < 8; g++) {
       __m512i w[NZ];
@@ -253,15 +373,15 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
           w[z] = g < 4 ? _mm512_and_si512(raw, m4) : _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
         } else {
           w[z] = load2(blk[2 * z] + g * 32, blk[2 * z + 1] + g * 32);
-          wsum[z] = _mm512_dpbusd_epi32(wsum[z], ones, w[z]);
+          if constexpr (WS < 2) wsum[z] = _mm512_dpbusd_epi32(wsum[z], ones, w[z]);
         }
       }
-      for (int t = 0; t < MR; t++) {
-        const __m512i a = _mm512_set1_epi32(ld32(A.q + (t0 + t) * K + b * kQBlock + g * 4));
+      for (int t = 0; t < 2 * MR; t++) {
+        const __m512i a = _mm512_set1_epi32(ld32(A.q + (2 * t0 + t) * K + b * kQBlock + g * 4));
         for (int z = 0; z < NZ; z++)
           acc[t][z] = Q4 ? _mm512_dpbusd_epi32(acc[t][z], w[z], a) : _mm512_dpbusd_epi32(acc[t][z], a, w[z]);
       }
-      for (int t = 0; t < MR; t++)
+      for (int t = 0; t < 2 * MR; t++)
         for (int z = 0; z < NZ; z++) __asm__("" : "+v"(acc[t][z]));
     }
     __m512 ds[NZ];
@@ -269,14 +389,22 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
     for (int z = 0; z < NZ; z++) {
       ds[z] = _mm512_castsi512_ps(load2(reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z) * nb + b) * kQPanel),
                                         reinterpret_cast<const uint8_t*>(W.d + ((p + 2 * z + 1) * nb + b) * kQPanel)));
-      corr[z] = _mm512_slli_epi32(wsum[z], 7);
+      if constexpr (Q4) corr[z] = _mm512_setzero_si512();
+      else if constexpr (WS == 2) corr[z] = _mm512_load_si512(wc + b * NZ + z);
+      else {
+        corr[z] = _mm512_add_epi32(_mm512_slli_epi32(wsum[z], 15), _mm512_slli_epi32(wsum[z], 7));
+        if constexpr (WS == 1) _mm512_store_si512(wc + b * NZ + z, corr[z]);
+      }
     }
     for (int t = 0; t < MR; t++) {
-      const __m512 da = _mm512_set1_ps(A.d[(t0 + t) * nb + b]);
-      const __m512i off = _mm512_set1_epi32(Q4 ? 8 * A.s[(t0 + t) * nb + b] : 0);
+      const int64_t r = (2 * (t0 + t)) * nb + b;
+      const __m512 d2 = _mm512_set1_ps(A.d[r + nb]);
+      const __m512i off = _mm512_set1_epi32(Q4 ? 8 * (256 * A.s[r] + A.s[r + nb]) : 0);
       for (int z = 0; z < NZ; z++) {
-        const __m512i i = _mm512_sub_epi32(acc[t][z], Q4 ? off : corr[z]);
-        f[t][z] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ds[z], da), f[t][z]);
+        // acc << 8 as a byte shuffle (port 5) rather than a shift (port 0, where vpdpbusd runs)
+        const __m512i i = _mm512_sub_epi32(_mm512_add_epi32(_mm512_shuffle_epi8(acc[2 * t][z], shl8), acc[2 * t + 1][z]),
+                                           Q4 ? off : corr[z]);
+        f[t][z] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i), _mm512_mul_ps(ds[z], d2), f[t][z]);
       }
     }
   }
@@ -286,33 +414,70 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
       _mm512_store_ps(v, f[t][z]);
       for (int h = 0; h < 2; h++) {
         const int64_t n0 = (p + 2 * z + h) * kQPanel;
-        store_row(C + (t0 + t) * ldc + n0, v + 8 * h, W.rows - n0);
+        store_row(C + (t0 + t) * ldc + n0, v + 8 * h, W.rows - n0, bias ? bias + n0 : nullptr);
       }
     }
 }
-template <int R, int NZ, bool Q4>
-static inline void zrows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+template <int R, int NZ, bool Q4, int WS = 0>
+static inline void zrows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias,
+                         float* C, int64_t ldc, __m512i* wc = nullptr) {
   if constexpr (R > 0) {
-    if (rem == R) ztile<R, NZ, Q4>(A, t0, W, p, C, ldc);
-    else zrows<R - 1, NZ, Q4>(rem, A, t0, W, p, C, ldc);
+    if (rem == R) ztile<R, NZ, Q4, WS>(A, t0, W, p, bias, C, ldc, wc);
+    else zrows<R - 1, NZ, Q4, WS>(rem, A, t0, W, p, bias, C, ldc, wc);
   }
 }
 #ifndef FC_MRZ
-#define FC_MRZ 6
+#define FC_MRZ 3
 #endif
-constexpr int MRZ = FC_MRZ;
+constexpr int MRZ = FC_MRZ;  // tokens per tile (two plane rows each)
 template <bool Q4>
-static void zgemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
+static void zgemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
   int64_t p = p0;
-  for (; p + 4 <= p1; p += 4)
-    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, C, ldc);
+  // per thread, 64-byte aligned: 2 vectors per block of the current panel group
+  thread_local struct WC {
+    __m512i* p = nullptr;
+    int64_t n = 0;
+    ~WC() { std::free(p); }
+  } wcb;
+  if (!Q4 && A.T > MRZ && wcb.n < W.nb * 2) {
+    void* m = std::aligned_alloc(64, size_t(W.nb * 2) * 64);
+    if (!m) throw std::bad_alloc();
+    std::free(wcb.p);
+    wcb.p = static_cast<__m512i*>(m);
+    wcb.n = W.nb * 2;
+  }
+  const int64_t gbytes = 4 * W.nb * W.block_bytes(), ntiles = (A.T + MRZ - 1) / MRZ;
+  const int64_t per = (gbytes / 64 + ntiles - 2) / std::max<int64_t>(1, ntiles - 1);  // lines per tile
+  for (; p + 4 <= p1; p += 4) {
+    // Across the token tiles of a panel group, the next group's weights are prefetched into L2 a slice per
+    // tile, so its first tile does not wait on memory (later tiles find the weights in cache anyway).
+    const uint8_t* next = p + 8 <= p1 && ntiles > 1 ? W.q + (p + 4) * W.nb * W.block_bytes() : nullptr;
+    auto ahead = [&](int64_t i) {
+      if (next)
+        for (int64_t l = i * per, e = std::min((i + 1) * per, gbytes / 64); l < e; l++)
+          _mm_prefetch(reinterpret_cast<const char*>(next) + l * 64, _MM_HINT_T1);
+    };
+    if (Q4 || A.T <= MRZ) {
+      for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) {
+        ahead(t0 / MRZ);
+        zrows<MRZ, 2, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
+      }
+      continue;
+    }
+    ztile<MRZ, 2, Q4, 1>(A, 0, W, p, bias, C, ldc, wcb.p);
+    for (int64_t t0 = MRZ; t0 < A.T; t0 += MRZ) {
+      ahead(t0 / MRZ - 1);
+      zrows<MRZ, 2, Q4, 2>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc, wcb.p);
+    }
+  }
   for (; p + 2 <= p1; p += 2)
-    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ) zrows<MRZ, 1, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, C, ldc);
-  gemm_t<Q4>(A, W, p, p1, C, ldc);
+    for (int64_t t0 = 0; t0 < A.T; t0 += MRZ)
+      zrows<MRZ, 1, Q4>(A.T - t0 < MRZ ? A.T - t0 : MRZ, A, t0, W, p, bias, C, ldc);
+  gemm_t<Q4>(A, W, p, p1, bias, C, ldc);
 }
-static void zgemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
-  if (W.type == QType::Q4_0) zgemm_t<true>(A, W, p0, p1, C, ldc);
-  else zgemm_t<false>(A, W, p0, p1, C, ldc);
+static void zgemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  if (W.type == QType::Q4_0) zgemm_t<true>(A, W, p0, p1, bias, C, ldc);
+  else zgemm_t<false>(A, W, p0, p1, bias, C, ldc);
 }
 }  // namespace q_avx512vnni
 #pragma GCC diagnostic pop
@@ -327,9 +492,10 @@ const QKernels qk_avx512vnni = {"int8-avx512vnni", q_avx512vnni::zgemm, true};
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
 namespace q_dotprod {
-constexpr int MRW = 4;
+constexpr int MRW = 2;  // tokens per tile (two plane rows each)
 template <int MR, bool Q4>
-static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias, float* C,
+                         int64_t ldc) {
   const int64_t nb = W.nb, K = A.K, bb = W.block_bytes();
   float32x4_t f[MR][2];
   for (int t = 0; t < MR; t++) f[t][0] = f[t][1] = vdupq_n_f32(0.f);
@@ -337,8 +503,8 @@ static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* blk = W.q + (p * nb + b) * bb;
     for (int64_t o = 0; o < bb; o += 64) __builtin_prefetch(blk + 2048 + o);
-    int32x4_t acc[MR][2];
-    for (int t = 0; t < MR; t++) acc[t][0] = acc[t][1] = vdupq_n_s32(0);
+    int32x4_t acc[2 * MR][2];
+    for (int t = 0; t < 2 * MR; t++) acc[t][0] = acc[t][1] = vdupq_n_s32(0);
     for (int g = 0; g < 8; g++) {
       int8x16_t w0, w1;
       if (Q4) {
@@ -349,8 +515,8 @@ static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
         w0 = vld1q_s8(reinterpret_cast<const int8_t*>(blk) + g * 32);
         w1 = vld1q_s8(reinterpret_cast<const int8_t*>(blk) + g * 32 + 16);
       }
-      for (int t = 0; t < MR; t++) {
-        const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(ld32(A.q + (t0 + t) * K + b * kQBlock + g * 4)));
+      for (int t = 0; t < 2 * MR; t++) {
+        const int8x16_t a = vreinterpretq_s8_s32(vdupq_n_s32(ld32(A.q + (2 * t0 + t) * K + b * kQBlock + g * 4)));
         acc[t][0] = vdotq_s32(acc[t][0], w0, a);
         acc[t][1] = vdotq_s32(acc[t][1], w1, a);
       }
@@ -358,10 +524,13 @@ static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
     const float* dsp = W.d + (p * nb + b) * kQPanel;
     const float32x4_t ds0 = vld1q_f32(dsp), ds1 = vld1q_f32(dsp + 4);
     for (int t = 0; t < MR; t++) {
-      const float32x4_t da = vdupq_n_f32(A.d[(t0 + t) * nb + b]);
-      const int32x4_t off = vdupq_n_s32(Q4 ? 8 * A.s[(t0 + t) * nb + b] : 0);
-      f[t][0] = vfmaq_f32(f[t][0], vcvtq_f32_s32(vsubq_s32(acc[t][0], off)), vmulq_f32(ds0, da));
-      f[t][1] = vfmaq_f32(f[t][1], vcvtq_f32_s32(vsubq_s32(acc[t][1], off)), vmulq_f32(ds1, da));
+      const int64_t r = (2 * (t0 + t)) * nb + b;
+      const float32x4_t d2 = vdupq_n_f32(A.d[r + nb]);
+      const int32x4_t off = vdupq_n_s32(Q4 ? 8 * (256 * A.s[r] + A.s[r + nb]) : 0);
+      for (int h = 0; h < 2; h++) {
+        const int32x4_t i = vsubq_s32(vaddq_s32(vshlq_n_s32(acc[2 * t][h], 8), acc[2 * t + 1][h]), off);
+        f[t][h] = vfmaq_f32(f[t][h], vcvtq_f32_s32(i), vmulq_f32(h ? ds1 : ds0, d2));
+      }
     }
   }
   for (int t = 0; t < MR; t++) {
@@ -369,24 +538,26 @@ static inline void qtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, fl
     vst1q_f32(v, f[t][0]);
     vst1q_f32(v + 4, f[t][1]);
     const int64_t n0 = p * kQPanel;
-    store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0);
+    store_row(C + (t0 + t) * ldc + n0, v, W.rows - n0, bias ? bias + n0 : nullptr);
   }
 }
 template <int R, bool Q4>
-static inline void rows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, float* C, int64_t ldc) {
+static inline void rows(int64_t rem, const QAct& A, int64_t t0, const QMat& W, int64_t p, const float* bias,
+                        float* C, int64_t ldc) {
   if constexpr (R > 0) {
-    if (rem == R) qtile<R, Q4>(A, t0, W, p, C, ldc);
-    else rows<R - 1, Q4>(rem, A, t0, W, p, C, ldc);
+    if (rem == R) qtile<R, Q4>(A, t0, W, p, bias, C, ldc);
+    else rows<R - 1, Q4>(rem, A, t0, W, p, bias, C, ldc);
   }
 }
 template <bool Q4>
-static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
+static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
   for (int64_t p = p0; p < p1; p++)
-    for (int64_t t0 = 0; t0 < A.T; t0 += MRW) rows<MRW, Q4>(A.T - t0 < MRW ? A.T - t0 : MRW, A, t0, W, p, C, ldc);
+    for (int64_t t0 = 0; t0 < A.T; t0 += MRW)
+      rows<MRW, Q4>(A.T - t0 < MRW ? A.T - t0 : MRW, A, t0, W, p, bias, C, ldc);
 }
-static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc) {
-  if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, C, ldc);
-  else gemm_t<false>(A, W, p0, p1, C, ldc);
+static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, bias, C, ldc);
+  else gemm_t<false>(A, W, p0, p1, bias, C, ldc);
 }
 }  // namespace q_dotprod
 #pragma GCC pop_options

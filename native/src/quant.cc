@@ -11,6 +11,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
+#include <immintrin.h>
+#endif
 #if defined(__unix__)
 #include <sys/mman.h>
 #include <unistd.h>
@@ -281,14 +284,19 @@ struct ActBuf {
   std::vector<int8_t> q;
   std::vector<float> d;
   std::vector<int32_t> s;
+  std::vector<int16_t> a16;
 };
 
-// Row t of A into int8 blocks: d = amax/127, q = nearest(x/d), and the block's sum of q.
-void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s) {
+// One token's activations (K inputs) into the two planes of QAct: per block d = amax/127, v = x·(127/amax),
+// q1 = nearest(v), q2 = nearest(256·(v − q1)) clamped to ±127 (v − q1 and the ·256 are exact in float), the
+// planes' block sums, and when a16 is not null 256·q1 + q2. No FMA contraction: v − q1 must use the rounded v.
+__attribute__((optimize("fp-contract=off"))) void quantize_act_row(const float* x, int64_t K, int8_t* q1, int8_t* q2, float* d1, float* d2, int32_t* s1,
+                      int32_t* s2, int16_t* a16) {
 #if defined(__SSE2__)
-  // The same arithmetic 4 lanes at a time (x86-64 always has SSE2): nearest-even rounding by adding and
-  // subtracting 1.5·2^23 (exact for |v| <= 127.5), so the planes are bit-identical to the scalar loop below.
-  const __m128 sign = _mm_set1_ps(-0.f), magic = _mm_set1_ps(12582912.f);
+  // 4 lanes at a time (x86-64 always has SSE2): nearest-even rounding by adding and subtracting 1.5·2^23
+  // (exact for |v| <= 2^22), so the planes are bit-identical to the scalar loop below.
+  const __m128 sign = _mm_set1_ps(-0.f), magic = _mm_set1_ps(12582912.f), k256 = _mm_set1_ps(256.f);
+  const __m128i lim = _mm_set1_epi32(127), nlim = _mm_set1_epi32(-127);
   for (int64_t b = 0; b < K / kQBlock; b++) {
     const float* xb = x + b * kQBlock;
     __m128 v[8], mx = _mm_setzero_ps();
@@ -301,19 +309,40 @@ void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s
     const float amax = _mm_cvtss_f32(mx);
     const float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
     const __m128 idv = _mm_set1_ps(id);
-    __m128i qi[8], acc = _mm_setzero_si128();
+    __m128i h[8], l[8], acc1 = _mm_setzero_si128(), acc2 = _mm_setzero_si128();
     for (int i = 0; i < 8; i++) {
-      qi[i] = _mm_cvtps_epi32(_mm_sub_ps(_mm_add_ps(_mm_mul_ps(v[i], idv), magic), magic));
-      acc = _mm_add_epi32(acc, qi[i]);
+      const __m128 vi = _mm_mul_ps(v[i], idv);
+      const __m128 r1 = _mm_sub_ps(_mm_add_ps(vi, magic), magic);
+      const __m128 r2 = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(_mm_sub_ps(vi, r1), k256), magic), magic);
+      h[i] = _mm_cvtps_epi32(r1);
+      __m128i lo = _mm_cvtps_epi32(r2);
+      // clamp to ±127 with SSE2 compares (min/max_epi32 are SSE4.1)
+      lo = _mm_or_si128(_mm_and_si128(_mm_cmpgt_epi32(lo, lim), lim), _mm_andnot_si128(_mm_cmpgt_epi32(lo, lim), lo));
+      lo = _mm_or_si128(_mm_and_si128(_mm_cmplt_epi32(lo, nlim), nlim), _mm_andnot_si128(_mm_cmplt_epi32(lo, nlim), lo));
+      l[i] = lo;
+      acc1 = _mm_add_epi32(acc1, h[i]);
+      acc2 = _mm_add_epi32(acc2, lo);
     }
     for (int i = 0; i < 8; i += 4) {
-      const __m128i lo = _mm_packs_epi32(qi[i], qi[i + 1]), hi = _mm_packs_epi32(qi[i + 2], qi[i + 3]);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + b * kQBlock + 4 * i), _mm_packs_epi16(lo, hi));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q1 + b * kQBlock + 4 * i),
+                       _mm_packs_epi16(_mm_packs_epi32(h[i], h[i + 1]), _mm_packs_epi32(h[i + 2], h[i + 3])));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q2 + b * kQBlock + 4 * i),
+                       _mm_packs_epi16(_mm_packs_epi32(l[i], l[i + 1]), _mm_packs_epi32(l[i + 2], l[i + 3])));
     }
-    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(1, 0, 3, 2)));
-    acc = _mm_add_epi32(acc, _mm_shuffle_epi32(acc, _MM_SHUFFLE(2, 3, 0, 1)));
-    d[b] = dd;
-    s[b] = _mm_cvtsi128_si32(acc);
+    if (a16)
+      for (int i = 0; i < 8; i += 2) {
+        const __m128i w0 = _mm_add_epi32(_mm_slli_epi32(h[i], 8), l[i]);
+        const __m128i w1 = _mm_add_epi32(_mm_slli_epi32(h[i + 1], 8), l[i + 1]);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(a16 + b * kQBlock + 4 * i), _mm_packs_epi32(w0, w1));
+      }
+    acc1 = _mm_add_epi32(acc1, _mm_shuffle_epi32(acc1, _MM_SHUFFLE(1, 0, 3, 2)));
+    acc1 = _mm_add_epi32(acc1, _mm_shuffle_epi32(acc1, _MM_SHUFFLE(2, 3, 0, 1)));
+    acc2 = _mm_add_epi32(acc2, _mm_shuffle_epi32(acc2, _MM_SHUFFLE(1, 0, 3, 2)));
+    acc2 = _mm_add_epi32(acc2, _mm_shuffle_epi32(acc2, _MM_SHUFFLE(2, 3, 0, 1)));
+    d1[b] = dd;
+    d2[b] = dd / 256.f;
+    s1[b] = _mm_cvtsi128_si32(acc1);
+    s2[b] = _mm_cvtsi128_si32(acc2);
   }
   return;
 #endif
@@ -322,61 +351,131 @@ void quantize_act_row(const float* x, int64_t K, int8_t* q, float* d, int32_t* s
     float amax = 0.f;
     for (int j = 0; j < kQBlock; j++) amax = std::max(amax, std::fabs(xb[j]));
     const float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
-    int32_t sum = 0;
+    int32_t sum1 = 0, sum2 = 0;
     for (int j = 0; j < kQBlock; j++) {
-      const int v = int(std::nearbyint(xb[j] * id));
-      q[b * kQBlock + j] = int8_t(v);
-      sum += v;
+      const float v = xb[j] * id, r1 = std::nearbyint(v);
+      const int h = int(r1), l = std::clamp(int(std::nearbyint((v - r1) * 256.f)), -127, 127);
+      q1[b * kQBlock + j] = int8_t(h);
+      q2[b * kQBlock + j] = int8_t(l);
+      if (a16) a16[b * kQBlock + j] = int16_t(256 * h + l);
+      sum1 += h;
+      sum2 += l;
     }
-    d[b] = dd;
-    s[b] = sum;
+    d1[b] = dd;
+    d2[b] = dd / 256.f;
+    s1[b] = sum1;
+    s2[b] = sum2;
   }
 }
+
+#if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
+// The same arithmetic 8 lanes at a time (no FMA in the target, so nothing is contracted: bit-identical planes),
+// with the unsigned-activation offset (xor 0x80) applied at the store when `flip`.
+__attribute__((target("avx2"))) void quantize_act_row_avx2(const float* x, int64_t K, int8_t* q1, int8_t* q2,
+                                                           float* d1, float* d2, int32_t* s1, int32_t* s2,
+                                                           int16_t* a16, bool flip) {
+  const __m256 sign = _mm256_set1_ps(-0.f), magic = _mm256_set1_ps(12582912.f), k256 = _mm256_set1_ps(256.f);
+  const __m256i lim = _mm256_set1_epi32(127), nlim = _mm256_set1_epi32(-127);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  const __m256i fl = _mm256_set1_epi8(flip ? char(0x80) : 0);
+  for (int64_t b = 0; b < K / kQBlock; b++) {
+    const float* xb = x + b * kQBlock;
+    __m256 v[4];
+    __m256 mx = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+      v[i] = _mm256_loadu_ps(xb + 8 * i);
+      mx = _mm256_max_ps(mx, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(2, 3, 0, 1)));
+    const float amax = _mm_cvtss_f32(m);
+    const float dd = amax / 127.f, id = amax > 0.f ? 127.f / amax : 0.f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i h[4], l[4], acc1 = _mm256_setzero_si256(), acc2 = _mm256_setzero_si256();
+    for (int i = 0; i < 4; i++) {
+      const __m256 vi = _mm256_mul_ps(v[i], idv);
+      const __m256 r1 = _mm256_sub_ps(_mm256_add_ps(vi, magic), magic);
+      const __m256 r2 = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(vi, r1), k256), magic), magic);
+      h[i] = _mm256_cvtps_epi32(r1);
+      l[i] = _mm256_max_epi32(_mm256_min_epi32(_mm256_cvtps_epi32(r2), lim), nlim);
+      acc1 = _mm256_add_epi32(acc1, h[i]);
+      acc2 = _mm256_add_epi32(acc2, l[i]);
+    }
+    const __m256i p1 = _mm256_packs_epi16(_mm256_packs_epi32(h[0], h[1]), _mm256_packs_epi32(h[2], h[3]));
+    const __m256i p2 = _mm256_packs_epi16(_mm256_packs_epi32(l[0], l[1]), _mm256_packs_epi32(l[2], l[3]));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q1 + b * kQBlock), _mm256_xor_si256(_mm256_permutevar8x32_epi32(p1, order), fl));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q2 + b * kQBlock), _mm256_xor_si256(_mm256_permutevar8x32_epi32(p2, order), fl));
+    if (a16)
+      for (int i = 0; i < 4; i += 2) {
+        const __m256i w0 = _mm256_add_epi32(_mm256_slli_epi32(h[i], 8), l[i]);
+        const __m256i w1 = _mm256_add_epi32(_mm256_slli_epi32(h[i + 1], 8), l[i + 1]);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(a16 + b * kQBlock + 8 * i),
+                            _mm256_permute4x64_epi64(_mm256_packs_epi32(w0, w1), 0xD8));
+      }
+    __m128i c1 = _mm_add_epi32(_mm256_castsi256_si128(acc1), _mm256_extracti128_si256(acc1, 1));
+    __m128i c2 = _mm_add_epi32(_mm256_castsi256_si128(acc2), _mm256_extracti128_si256(acc2, 1));
+    c1 = _mm_add_epi32(c1, _mm_shuffle_epi32(c1, _MM_SHUFFLE(1, 0, 3, 2)));
+    c1 = _mm_add_epi32(c1, _mm_shuffle_epi32(c1, _MM_SHUFFLE(2, 3, 0, 1)));
+    c2 = _mm_add_epi32(c2, _mm_shuffle_epi32(c2, _MM_SHUFFLE(1, 0, 3, 2)));
+    c2 = _mm_add_epi32(c2, _mm_shuffle_epi32(c2, _MM_SHUFFLE(2, 3, 0, 1)));
+    d1[b] = dd;
+    d2[b] = dd / 256.f;
+    s1[b] = _mm_cvtsi128_si32(c1);
+    s2[b] = _mm_cvtsi128_si32(c2);
+  }
+}
+#define FC_ACT_AVX2 1
+#endif
 }  // namespace
+
+void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t* s, int16_t* a16, bool flip,
+                         bool vector) {
+  const int64_t nb = K / kQBlock;
+#ifdef FC_ACT_AVX2
+  static const bool avx2 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  if (vector && avx2) return quantize_act_row_avx2(x, K, q, q + K, d, d + nb, s, s + nb, a16, flip);
+#else
+  (void)vector;
+#endif
+  quantize_act_row(x, K, q, q + K, d, d + nb, s, s + nb, a16);
+  if (flip)
+    for (int64_t i = 0; i < 2 * K; i++) q[i] = int8_t(uint8_t(q[i]) ^ 0x80u);
+}
 
 void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
              const float* bias, float* C, int64_t ldc) {
-  // Two int8 planes per activation row (rows 2t: x, 2t+1: what the first plane missed), so the integer kernels
-  // see ~16-bit activations; both rows sit in one register tile, so the weights are still streamed once.
+  // Two int8 planes per token (≈ 16-bit activations, see QAct); both sit in one register tile, so the weights
+  // are still streamed once, and the kernels combine them in int32 before the one fp32 scale per block.
   thread_local ActBuf buf;
-  thread_local std::vector<float> part;
-  const int64_t K = W.cols, nb = W.nb, R = 2 * T, N = W.rows;
+  const int64_t K = W.cols, nb = W.nb, R = 2 * T;
+  const bool use16 = k.a16_q8 && W.type == QType::Q8_0;
   if (buf.q.size() < size_t(R * K)) buf.q.resize(size_t(R * K));
   if (buf.d.size() < size_t(R * nb)) {
     buf.d.resize(size_t(R * nb));
     buf.s.resize(size_t(R * nb));
   }
-  if (part.size() < size_t(R * N)) part.resize(size_t(R * N));
+  if (use16 && buf.a16.size() < size_t(T * K)) buf.a16.resize(size_t(T * K));
   ActBuf& ab = buf;
   const bool ubias = k.uact_q8 && W.type == QType::Q8_0;
   auto planes = [&](int64_t t0, int64_t t1) {
-    std::vector<float> res(static_cast<size_t>(K));
     for (int64_t t = t0; t < t1; t++) {
-      const float* x = A + t * lda;
       int8_t* q = ab.q.data() + 2 * t * K;
       float* d = ab.d.data() + 2 * t * nb;
-      quantize_act_row(x, K, q, d, ab.s.data() + 2 * t * nb);
-      for (int64_t b = 0; b < nb; b++)
-        for (int64_t i = b * kQBlock; i < (b + 1) * kQBlock; i++) res[size_t(i)] = x[i] - float(q[i]) * d[b];
-      quantize_act_row(res.data(), K, q + K, d + nb, ab.s.data() + (2 * t + 1) * nb);
-      if (ubias)
-        for (int64_t i = 0; i < 2 * K; i++) q[i] = int8_t(uint8_t(q[i]) ^ 0x80u);
+      int32_t* s = ab.s.data() + 2 * t * nb;
+      quantize_act_planes(A + t * lda, K, q, d, s, use16 ? ab.a16.data() + t * K : nullptr, ubias, true);
     }
   };
   if (T > 1) pool.run(T, 1, planes);
   else planes(0, 1);
-  QAct act{ab.q.data(), ab.d.data(), ab.s.data(), R, K, nb};
+  QAct act{ab.q.data(), ab.d.data(), ab.s.data(), use16 ? ab.a16.data() : nullptr, T, K, nb};
   const int64_t nt = pool.size();
   // multiples of 4 panels: the widest register tiles span 4 panels
   const int64_t grain = (std::max<int64_t>(T > 4 ? 1 : 2, W.panels / (nt * 8)) + 3) / 4 * 4;
-  float* P = part.data();
-  pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) {
-    k.gemm(act, W, p0, p1, P, N);
-    const int64_t n0 = p0 * kQPanel, n1 = std::min(N, p1 * kQPanel);
-    for (int64_t t = 0; t < T; t++)
-      for (int64_t n = n0; n < n1; n++)
-        C[t * ldc + n] = P[2 * t * N + n] + P[(2 * t + 1) * N + n] + (bias ? bias[n] : 0.f);
-  });
+  pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) { k.gemm(act, W, p0, p1, bias, C, ldc); });
 }
 
 QType quant_type_for(const std::string& name, int64_t cols, QType chosen) {

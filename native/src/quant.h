@@ -57,21 +57,34 @@ void release_mapped(const TensorInfo& t);
 // Row r of a quantized matrix, dequantized (the embedding lookup of a q8_0 tied embedding).
 void dequant_row(const QMat& m, int64_t r, float* out);
 
-// Activation rows quantized per block of 32 (symmetric int8, scale amax/127) for the integer kernels.
+// Activations of T tokens for the integer kernels, per block of 32 inputs: a 16-bit value per input,
+// a16 = round(x·256/d) with d = absmax/127 (|a16| <= 32639), held as two int8 planes a16 = 256·q1 + q2
+// (q1 = round(x/d), q2 the rounded rest in units of d/256, clamped to ±127). Plane rows are interleaved:
+// row 2t is q1 of token t, row 2t+1 its q2. A kernel forms the exact int32 block sum
+// 256·Σq1·w + Σq2·w (= Σa16·w) and scales it once by d/256 (= d[2t+1]).
 struct QAct {
-  const int8_t* q = nullptr;   // [T, K]
-  const float* d = nullptr;    // [T, nb]
-  const int32_t* s = nullptr;  // [T, nb] sum of the block's q (q4_0's offset of 8)
-  int64_t T = 0, K = 0, nb = 0;
+  const int8_t* q = nullptr;     // [2T, K] the planes (q8_0 on uact_q8 kernels: as unsigned bytes, q + 128)
+  const float* d = nullptr;      // [2T, nb] d (plane 1) and d/256 (plane 2)
+  const int32_t* s = nullptr;    // [2T, nb] sum of the block's q per plane (q4_0's offset of 8)
+  const int16_t* a16 = nullptr;  // [T, K] 256·q1 + q2, only for kernels with a16_q8 and q8_0 weights
+  int64_t T = 0, K = 0, nb = 0;  // T tokens
 };
 
-// C[t, n] = sum_k A[t, k] W[n, k] over weight panels [p0, p1) (output rows 8*p0 .. min(8*p1, rows)).
-// uact_q8: the kernel wants q8_0 activations as unsigned bytes (q + 128: vpdpbusd's u8 operand, no sign trick);
-// it subtracts 128·Σw per block itself.
+// One token's activations x[K] into its QAct rows: q[2K] (both planes), d[2nb], s[2nb], a16[K] when not null;
+// `flip` stores the planes as unsigned bytes (uact_q8). `vector` uses AVX2 where the CPU has it (bit-identical
+// to the portable loop; tests compare the two).
+void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t* s, int16_t* a16, bool flip,
+                         bool vector);
+
+// C[t, n] = sum_k A[t, k] W[n, k] (+ bias[n] when not null) over weight panels [p0, p1) (output rows
+// 8*p0 .. min(8*p1, rows)), t < A.T.
+// uact_q8: the kernel wants q8_0 activation planes as unsigned bytes (q + 128: vpdpbusd's u8 operand, no sign
+// trick); it subtracts 128·Σw per block itself. a16_q8: the kernel multiplies q8_0 weights by A.a16.
 struct QKernels {
   const char* name;
-  void (*gemm)(const QAct& A, const QMat& W, int64_t p0, int64_t p1, float* C, int64_t ldc);
+  void (*gemm)(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc);
   bool uact_q8 = false;
+  bool a16_q8 = false;
 };
 
 // The integer implementations this CPU can run; qkernels_for(float ISA name) picks the one paired with it.

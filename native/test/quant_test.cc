@@ -3,6 +3,7 @@
 // a float64 product of the dequantized weights and the int8 activations (exact but for fp32 rounding) and of
 // the float activations (the activation quantization error). With --bench ROWS COLS: GEMV/GEMM timings.
 // Usage: quant_test [--bench ROWS COLS | --bench1 ROWS COLS]   exit 0 iff every check passes.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -141,23 +142,22 @@ static void check_repack(std::mt19937& rng, QType type) {
 // the kernels multiply), false: the float activations.
 static std::vector<double> reference(const std::vector<float>& A, int64_t T, int64_t K, const std::vector<float>& W,
                                      int64_t N, bool aq) {
-  // the two int8 planes qlinear feeds the kernels: x ~ q1*d1 + q2*d2 (q2 quantizes x - q1*d1)
-  auto plane = [](const float* x, float* out) {
-    float amax = 0;
-    for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[j]));
-    float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
-    for (int j = 0; j < 32; j++) out[j] = std::nearbyint(x[j] * id) * d;
-  };
+  // the 16-bit activations qlinear feeds the kernels (two int8 planes): per block d = amax/127, v = x/d,
+  // q1 = nearest(v), q2 = nearest(256·(v - q1)) clamped to ±127, x ~ (256·q1 + q2)·d/256
   std::vector<double> a(A.begin(), A.end());
   if (aq)
     for (int64_t t = 0; t < T; t++)
       for (int64_t b = 0; b < K / 32; b++) {
         const float* x = &A[size_t(t * K + b * 32)];
-        float hi[32], res[32], lo[32];
-        plane(x, hi);
-        for (int j = 0; j < 32; j++) res[j] = x[j] - hi[j];
-        plane(res, lo);
-        for (int j = 0; j < 32; j++) a[size_t(t * K + b * 32 + j)] = double(hi[j]) + double(lo[j]);
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = std::max(amax, std::fabs(x[j]));
+        const float d = amax / 127.f, id = amax > 0 ? 127.f / amax : 0.f;
+        for (int j = 0; j < 32; j++) {
+          const float v = x[j] * id, q1 = std::nearbyint(v);
+          const volatile float rest = v - q1;  // the rounded v, as the planes use it
+          const double q2 = std::clamp(double(std::nearbyint(rest * 256.f)), -127.0, 127.0);
+          a[size_t(t * K + b * 32 + j)] = (256.0 * q1 + q2) * (double(d) / 256.0);
+        }
       }
   std::vector<double> C(static_cast<size_t>(T * N));
   for (int64_t t = 0; t < T; t++)
@@ -167,6 +167,37 @@ static std::vector<double> reference(const std::vector<float>& A, int64_t T, int
       C[size_t(t * N + n)] = s;
     }
   return C;
+}
+
+// The vectorised activation planes equal the portable loop bit for bit (rounding ties, clamps, zero blocks,
+// the unsigned flip and the 16-bit values), and the 16-bit values are 256·q1 + q2.
+static void check_act_planes(std::mt19937& rng) {
+  const int64_t K = 32 * 24, nb = K / 32;
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::vector<float> x(static_cast<size_t>(K));
+  for (auto& v : x) v = nd(rng);
+  for (int j = 0; j < 32; j++) x[size_t(32 + j)] = 0.f;                  // all-zero block
+  for (int j = 0; j < 32; j++) x[size_t(64 + j)] = float(j - 16) * 0.5f;  // ties of x/d at .5
+  x[96] = 1e30f;                                                         // one huge value in a block
+  for (int j = 0; j < 32; j++) x[size_t(128 + j)] = (j % 2 ? 1.f : -1.f) * (127.f + float(j) / 64.f) / 127.f;
+  for (bool flip : {false, true}) {
+    std::vector<int8_t> qa(static_cast<size_t>(2 * K)), qb(qa.size());
+    std::vector<float> da(static_cast<size_t>(2 * nb)), db(da.size());
+    std::vector<int32_t> sa(da.size()), sb(da.size());
+    std::vector<int16_t> aa(static_cast<size_t>(K)), ab(aa.size());
+    quantize_act_planes(x.data(), K, qa.data(), da.data(), sa.data(), aa.data(), flip, false);
+    quantize_act_planes(x.data(), K, qb.data(), db.data(), sb.data(), ab.data(), flip, true);
+    CHECK(qa == qb && sa == sb && aa == ab && std::memcmp(da.data(), db.data(), da.size() * 4) == 0,
+          "activation planes (flip %d): vectorised and portable differ", int(flip));
+    int bad = 0;
+    for (int64_t k = 0; k < K; k++) {
+      const int h = int8_t(uint8_t(qa[size_t(k)]) ^ (flip ? 0x80u : 0u));
+      const int l = int8_t(uint8_t(qa[size_t(K + k)]) ^ (flip ? 0x80u : 0u));
+      if (aa[size_t(k)] != 256 * h + l || l < -127 || l > 127) bad++;
+    }
+    CHECK(bad == 0, "a16 != 256*q1 + q2 at %d inputs", bad);
+    CHECK(da[size_t(nb + 3)] == da[3] / 256.f, "plane 2 scale is d/256");
+  }
 }
 
 static void check_kernels(std::mt19937& rng) {
@@ -303,10 +334,12 @@ static void bench1(int64_t N, int64_t K) {
     std::vector<int8_t> q(static_cast<size_t>(2 * T * K));
     std::vector<float> d(static_cast<size_t>(2 * T * K / 32), 0.01f);
     std::vector<int32_t> s(d.size(), 3);
+    std::vector<int16_t> a16(static_cast<size_t>(T * K));
     for (auto& v : q) v = int8_t(int(rng() % 200) - 100);
-    const QAct act{q.data(), d.data(), s.data(), 2 * T, K, K / 32};
-    std::vector<float> P(static_cast<size_t>(2 * T * N));
-    const double g = best([&] { qk.gemm(act, *qm, 0, qm->panels, P.data(), N); });
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t k = 0; k < K; k++) a16[size_t(t * K + k)] = int16_t(256 * q[size_t(2 * t * K + k)] + q[size_t((2 * t + 1) * K + k)]);
+    const QAct act{q.data(), d.data(), s.data(), qk.a16_q8 && type == QType::Q8_0 ? a16.data() : nullptr, T, K, K / 32};
+    const double g = best([&] { qk.gemm(act, *qm, 0, qm->panels, nullptr, C.data(), N); });
     const double l = best([&] { qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N); });
     std::printf("%s %s: integer GEMM %.3f ms (%.2fx bf16), qlinear %.3f ms (%.2fx bf16)\n", qtype_name(type), qk.name, g,
                 bf / g, l, bf / l);
@@ -327,6 +360,7 @@ int main(int argc, char** argv) {
   check_quantizers(rng);
   check_repack(rng, QType::Q8_0);
   check_repack(rng, QType::Q4_0);
+  check_act_planes(rng);
   check_kernels(rng);
   if (failures) {
     std::printf("quant_test: %d FAILED\n", failures);
