@@ -193,6 +193,9 @@ function summary(name: string, xs: Sample[]): Record<string, number | string> {
     fallbacks: xs.filter((x) => x.fallback).length,
     deadline_missed: xs.filter((x) => x.missed).length,
     late: rtt.filter((r) => r > budget).length,
+    // The budget bounds the daemon's receive-to-publish time (latency_ms); the round trip adds the broker hops.
+    server_late: xs.filter((x) => x.server > budget).length,
+    server_max: f(Math.max(...xs.map((x) => x.server))),
     outcomes: Object.entries(xs.reduce<Record<string, number>>((a, x) => ((a[x.status] = (a[x.status] ?? 0) + 1), a), {})).map(([k, v]) => `${k} ${v}`).join(', '),
     suffix_tokens: f(xs.filter((x) => x.suffix !== undefined).reduce((a, x) => a + x.suffix!, 0) / Math.max(1, xs.filter((x) => x.suffix !== undefined).length)),
   }
