@@ -3,6 +3,7 @@
 // running daemon keeps writing meanwhile.
 import type { Db } from './db.js'
 import { lowerId } from './db.js'
+import { passLabel as defaultPassLabel } from '../rules/pass-label.js'
 
 /** The columns an exported record carries, in CSV header order. */
 export const EXPORT_COLUMNS = [
@@ -95,7 +96,7 @@ export interface InspectionStats {
  * Per-inspection figures over the filter's range. `passLabel` gives each inspection's passing label (from its
  * rule); PASS where it is not known. First-pass yield is defined as on the status page (metrics/first-pass.ts).
  */
-export function stats(db: Db, f: Filter, passLabel: (inspection: string | null) => string = () => 'PASS'): InspectionStats[] {
+export function stats(db: Db, f: Filter, passLabel: (inspection: string | null) => string = () => defaultPassLabel(undefined)): InspectionStats[] {
   const w = where(f)
   const and = (extra: string) => (w.sql ? `${w.sql} AND ${extra}` : ` WHERE ${extra}`)
   const groups = db.prepare(`SELECT inspection, COUNT(*) AS n, SUM(deadline_missed) AS dm, SUM(fallback) AS fb FROM verdicts${w.sql} GROUP BY inspection ORDER BY inspection`).all(...w.params) as { inspection: string | null; n: number; dm: number; fb: number }[]

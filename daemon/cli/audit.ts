@@ -7,6 +7,7 @@ import { AUDIT_FILE, openReadOnly, type Db } from '../audit/db.js'
 import { csvHeader, csvLine, exportRows, parseTime, recordOf, show, stats, type Filter } from '../audit/query.js'
 import { ConfigError } from '../config/load.js'
 import { loadRuleDir } from '../rules/load.js'
+import { passLabel } from '../rules/pass-label.js'
 import { parseConfigArgs } from './run.js'
 
 const USAGE = `usage:
@@ -82,17 +83,17 @@ async function passLabels(a: Args): Promise<(inspection: string | null) => strin
       dir = cfg.rules.dir
       budget = cfg.budget.defaultMs
     } catch {
-      return () => 'PASS'
+      return () => passLabel(undefined)
     }
   }
   const res = await loadRuleDir(dir!, { defaultBudgetMs: budget, model: true })
   if (!res.ok) {
-    if (!explicit) return () => 'PASS'
+    if (!explicit) return () => passLabel(undefined)
     const e = res.errors[0]!
     throw new UsageError(`--rules-dir: ${e.file}:${e.line}:${e.col}: ${e.message}`)
   }
-  const labels = new Map(res.set.rules.map((r) => [r.id, r.verdicts[0] ?? 'PASS']))
-  return (inspection) => (inspection !== null ? labels.get(inspection) : undefined) ?? 'PASS'
+  const labels = new Map(res.set.rules.map((r) => [r.id, passLabel(r.verdicts)]))
+  return (inspection) => (inspection !== null ? labels.get(inspection) : undefined) ?? passLabel(undefined)
 }
 
 /** Writes with backpressure, so an export of a year of records stays in constant memory. */

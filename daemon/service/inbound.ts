@@ -13,6 +13,7 @@ import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { compileFilter } from '../mqtt/topic-filter.js'
 import type { CompiledRule, InspectionResult, RuleSet } from '../rules/types.js'
+import { passLabel } from '../rules/pass-label.js'
 import type { SignalStore } from '../signals/store.js'
 import { decidedByChecks, modelMissedDeadline, withModel } from '../verdict/combine.js'
 import type { VerdictEngine } from '../verdict/engine.js'
@@ -358,9 +359,8 @@ export class Inbound {
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
     m.requests.inc({ inspection, verdict: res.verdict })
-    // The passing label is the rule's least severe one (PASS unless the rule names its own, e.g. OK). An error
-    // verdict (bad payload, overload) inspected no part.
-    if (res.verdict !== 'ERROR') this.firstPass.record(inspection, res.trace, res.verdict === (ex.rule?.verdicts[0] ?? 'PASS'))
+    // An error verdict (bad payload, overload) inspected no part.
+    if (res.verdict !== 'ERROR') this.firstPass.record(inspection, res.trace, res.verdict === passLabel(ex.rule?.verdicts))
     m.latency.observe({ inspection }, latency / 1000)
     if (late) m.deadlineMissed.inc({ inspection })
     if (res.error) {

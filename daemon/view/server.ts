@@ -5,6 +5,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join } from 'node:path'
 import { PACKAGE_ROOT } from '../paths.js'
+import { passLabel } from '../rules/pass-label.js'
 import { parseSince, type VerdictSource } from './journal.js'
 import { CursorError } from './audit-source.js'
 import { modelStatus, type StatsSampler } from './stats.js'
@@ -112,7 +113,7 @@ export class View {
 
   private async buildSummary(): Promise<string> {
     const s = this.d.status()
-    const f = await this.d.sampler.figures(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: r.verdicts[0] ?? 'PASS' })))
+    const f = await this.d.sampler.figures(s.inspections.map((r) => ({ id: r.id, budgetMs: r.budget_ms, passLabel: passLabel(r.verdicts) })))
     // The model's live status: what its verdicts of the last minute did, not merely whether it loaded.
     const model = s.model && { ...s.model, status: modelStatus(s.model.loaded, f.model), last_minute: f.model }
     return JSON.stringify({
