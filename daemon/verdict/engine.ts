@@ -95,30 +95,38 @@ export class VerdictEngine {
     return this.queue.length
   }
 
-  /** Seeds the cost model by timing a 1-token call and a 32-token prefill (after one warm-up each). */
+  /**
+   * Seeds the cost model by timing a CAL_TOKENS-token prefill and CAL_ONES 1-token calls (after one warm-up
+   * each; the median 1-token call counts).
+   */
   private async calibrate(): Promise<void> {
     const V = this.vocab
-    const toks = Int32Array.from({ length: 32 }, (_, i) => (i * 7 + 1) % V)
+    const toks = Int32Array.from({ length: CAL_TOKENS }, (_, i) => (i * 7 + 1) % V)
     const s = await this.backend.newState()
     try {
       await this.backend.prefill(s, toks)
       let t = performance.now()
       await this.backend.prefill(s, toks)
-      const t32 = s.lastMs ?? performance.now() - t
+      const tLong = s.lastMs ?? performance.now() - t
       await this.backend.prefill(s, toks.subarray(0, 1))
       const ones: number[] = []
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < CAL_ONES; i++) {
         t = performance.now()
         await this.backend.prefill(s, toks.subarray(i, i + 1))
         ones.push(s.lastMs ?? performance.now() - t)
       }
       ones.sort((a, b) => a - b)
-      const one = ones[1]!
-      this.cost.set(one, (t32 - one) / 31)
+      const one = ones[(CAL_ONES - 1) >> 1]!
+      this.cost.set(one, (tLong - one) / (CAL_TOKENS - 1))
     } finally {
       s.dispose()
     }
     this.log?.info({ per_call_ms: round(this.cost.perCallMs), per_token_ms: round(this.cost.perTokenMs), backend: this.backend.kind }, 'decoder calibrated')
+  }
+
+  /** Predicted ms of calibrate(): its calls, warm-ups included. */
+  private calibrationMs(): number {
+    return 2 * this.cost.call(CAL_TOKENS) + (CAL_ONES + 1) * this.cost.call(1)
   }
 
   /** A scored verdict: the cost model is in touch with the decoder again. */
@@ -238,7 +246,7 @@ export class VerdictEngine {
     let ms = 0
     if (this.running) ms += Math.max(0, this.running.estEnd - now)
     else if (this.explaining) ms += this.cost.call(1)
-    else if (this.probing) ms += 6 * this.cost.call(1) + this.cost.call(32)
+    else if (this.probing) ms += this.calibrationMs()
     return ms + this.queue.workBefore(deadline)
   }
 
@@ -303,6 +311,10 @@ export class VerdictEngine {
     await this.backend.dispose()
   }
 }
+
+/** calibrate(): the prefill length timed, and how many 1-token calls (the median counts). */
+const CAL_TOKENS = 32
+const CAL_ONES = 3
 
 /** Bounds of the interval between re-calibrations while requests are skipped for their budget. */
 const PROBE_MIN_MS = 2000
