@@ -71,20 +71,23 @@ def train(texts, vocab_size):
         merges.append(best)
         a, b = best
         for w in words:
-            s = w[0]
-            if len(s) < 2:
-                continue
-            out = []
-            i = 0
-            while i < len(s):
-                if i + 1 < len(s) and s[i] == a and s[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(s[i])
-                    i += 1
-            w[0] = out
+            if len(w[0]) >= 2:
+                w[0] = merge_pair(w[0], a, b)
     return merges
+
+
+def merge_pair(syms, a, b):
+    """The symbols with every adjacent (a, b), left to right, joined into one."""
+    out = []
+    i = 0
+    while i < len(syms):
+        if i + 1 < len(syms) and syms[i] == a and syms[i + 1] == b:
+            out.append(a + b)
+            i += 2
+        else:
+            out.append(syms[i])
+            i += 1
+    return out
 
 
 class Tokenizer:
@@ -116,17 +119,7 @@ class Tokenizer:
                     best = (r, i)
             if best is None:
                 break
-            a, b = syms[best[1]], syms[best[1] + 1]
-            out = []
-            i = 0
-            while i < len(syms):
-                if i + 1 < len(syms) and syms[i] == a and syms[i + 1] == b:
-                    out.append(a + b)
-                    i += 2
-                else:
-                    out.append(syms[i])
-                    i += 1
-            syms = out
+            syms = merge_pair(syms, syms[best[1]], syms[best[1] + 1])
         ids = [self.vocab[s] for s in syms]
         self.cache[word] = ids
         return ids
