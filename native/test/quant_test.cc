@@ -237,6 +237,34 @@ static void check_kernels(std::mt19937& rng) {
   std::printf("\n");
 }
 
+// The benches' baseline matrix: `w` truncated to BF16 (kept in `store`), as a float kernel reads it.
+static Mat bf16_matrix(const std::vector<float>& w, int64_t N, int64_t K, std::vector<uint16_t>& store) {
+  store.resize(w.size());
+  for (size_t i = 0; i < w.size(); i++) {
+    uint32_t u;
+    std::memcpy(&u, &w[i], 4);
+    store[i] = uint16_t(u >> 16);
+  }
+  Mat m;
+  m.data = store.data();
+  m.dt = DType::BF16;
+  m.rows = N;
+  m.cols = K;
+  return m;
+}
+
+// The best of `reps` runs of `fn`, in seconds.
+template <class F>
+static double best_of(int reps, F fn) {
+  double best = 1e30;
+  for (int r = 0; r < reps; r++) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return best;
+}
+
 // GEMV (T=1) and GEMM (T=128) of every integer kernel against the BF16 float kernels of the picked ISA on the
 // same matrix, alternating, best of 5 each: ratios within one run.
 static void bench(int64_t N, int64_t K) {
@@ -247,27 +275,10 @@ static void bench(int64_t N, int64_t K) {
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> w(static_cast<size_t>(N * K));
   for (auto& v : w) v = nd(rng);
-  std::vector<uint16_t> wb(w.size());
-  for (size_t i = 0; i < w.size(); i++) {
-    uint32_t u;
-    std::memcpy(&u, &w[i], 4);
-    wb[i] = uint16_t(u >> 16);
-  }
-  Mat bm;
-  bm.data = wb.data();
-  bm.dt = DType::BF16;
-  bm.rows = N;
-  bm.cols = K;
+  std::vector<uint16_t> wb;
+  const Mat bm = bf16_matrix(w, N, K, wb);
   ThreadPool pool(int(std::thread::hardware_concurrency()));
-  auto time = [](auto fn) {
-    double best = 1e30;
-    for (int rep = 0; rep < 5; rep++) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return best;
-  };
+  auto time = [](auto fn) { return best_of(5, fn); };
   for (int64_t T : {1, 128}) {
     std::vector<float> A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
     for (auto& v : A) v = nd(rng);
@@ -303,27 +314,10 @@ static void bench1(int64_t N, int64_t K) {
   std::vector<float> w(static_cast<size_t>(N * K)), A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
   for (auto& v : w) v = nd(rng);
   for (auto& v : A) v = nd(rng);
-  std::vector<uint16_t> wb(w.size());
-  for (size_t i = 0; i < w.size(); i++) {
-    uint32_t u;
-    std::memcpy(&u, &w[i], 4);
-    wb[i] = uint16_t(u >> 16);
-  }
-  Mat bm;
-  bm.data = wb.data();
-  bm.dt = DType::BF16;
-  bm.rows = N;
-  bm.cols = K;
+  std::vector<uint16_t> wb;
+  const Mat bm = bf16_matrix(w, N, K, wb);
   const Kernels& fk = kernels();
-  auto best = [](auto fn) {
-    double b = 1e30;
-    for (int r = 0; r < 30; r++) {
-      auto t0 = std::chrono::steady_clock::now();
-      fn();
-      b = std::min(b, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
-    return b * 1e3;
-  };
+  auto best = [](auto fn) { return best_of(30, fn) * 1e3; };
   std::vector<float> pack(static_cast<size_t>(gemm_pack_floats()));
   const double bf = best([&] { fk.gemm(A.data(), K, T, bm, 0, N, C.data(), N, pack.data()); });
   std::printf("bf16 %s T=%lld 1 thread: %.3f ms (baseline)\n", fk.name, (long long)T, bf);
