@@ -9,34 +9,48 @@ export const AUDIT_FILE = 'audit.db'
 
 // One row per verdict. `seq` is the insertion order (and the order retention removes rows in); verdict_id is a
 // UUIDv7, so its text order is time order too and time ranges use its index. `response` is the published JSON
-// as it went out: a redelivered request gets it again byte for byte.
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS verdicts (
+// as it went out: a redelivered request gets it again byte for byte. Whatever the response already holds is a
+// virtual column read from it (nothing stored twice, nothing to build or index on the write path); SQLite's
+// JSON keeps the response's own text of numbers and strings, so `checks` is the same text the daemon wrote.
+// Indexes: verdict_id (time order: ranges, `audit show ID`, and a redelivery's lookup within the millisecond of
+// its first inspection) and trace. Schema 1 also stored the response's columns and indexed the redelivery key
+// (random order: about a page written per row); a daemon opening such a file moves its rows over (migrateV1).
+const COLUMNS = `
   seq INTEGER PRIMARY KEY,
-  verdict_id TEXT NOT NULL UNIQUE,
-  ts TEXT NOT NULL,
-  node TEXT NOT NULL,
-  inspection TEXT,
+  verdict_id TEXT NOT NULL,
   trace TEXT,
-  verdict TEXT NOT NULL,
-  error_code TEXT,
-  checks TEXT NOT NULL,
-  inputs TEXT NOT NULL,
-  model TEXT,
-  rules_rev TEXT,
   model_id TEXT,
-  latency_ms REAL NOT NULL,
-  deadline_missed INTEGER NOT NULL,
-  fallback INTEGER NOT NULL,
   request_topic TEXT NOT NULL,
   response_topic TEXT NOT NULL,
   correlation TEXT,
   dedupe_key TEXT,
   payload_sum INTEGER,
-  response TEXT NOT NULL
+  response TEXT NOT NULL,
+  ts TEXT AS (response ->> '$.ts'),
+  node TEXT AS (response ->> '$.node'),
+  inspection TEXT AS (response ->> '$.inspection'),
+  verdict TEXT AS (response ->> '$.verdict'),
+  error_code TEXT AS (response ->> '$.error.code'),
+  checks TEXT AS (response -> '$.checks'),
+  inputs TEXT AS (response -> '$.inputs'),
+  model TEXT AS (response -> '$.model'),
+  rules_rev TEXT AS (response ->> '$.rules_rev'),
+  latency_ms REAL AS (response ->> '$.latency_ms'),
+  deadline_missed INTEGER AS (coalesce(response ->> '$.deadline_missed', 0)),
+  fallback INTEGER AS (coalesce(response ->> '$.fallback', 0))`
+
+/** The columns a row is written with (the rest are read from `response`). */
+export const STORED_COLUMNS = ['verdict_id', 'trace', 'model_id', 'request_topic', 'response_topic', 'correlation', 'dedupe_key', 'payload_sum', 'response'] as const
+
+const INDEXES = `
+CREATE UNIQUE INDEX IF NOT EXISTS verdicts_id ON verdicts(verdict_id);
+CREATE INDEX IF NOT EXISTS verdicts_trace ON verdicts(trace) WHERE trace IS NOT NULL;`
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS verdicts (${COLUMNS}
 );
-CREATE INDEX IF NOT EXISTS verdicts_trace ON verdicts(trace) WHERE trace IS NOT NULL;
-CREATE INDEX IF NOT EXISTS verdicts_dedupe ON verdicts(dedupe_key) WHERE dedupe_key IS NOT NULL;
+${INDEXES}
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY,
   verdict_id TEXT NOT NULL,
@@ -46,19 +60,39 @@ CREATE TABLE IF NOT EXISTS outbox (
   qos INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_verdict ON outbox(verdict_id);
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 `
 
-/** Opens (creating) the daemon's read-write database in WAL mode. Throws what SQLite says. */
-export function openWritable(file: string, sync: 'normal' | 'full'): Db {
+export const SCHEMA_VERSION = '2'
+
+/** A schema-1 file (every column stored) gets the schema-2 table with the same rows, seq kept; returns the rows moved. */
+function migrateV1(db: Db): number {
+  return db.transaction(() => {
+    db.exec('ALTER TABLE verdicts RENAME TO verdicts_v1; DROP INDEX IF EXISTS verdicts_trace; DROP INDEX IF EXISTS verdicts_dedupe;')
+    db.exec(`CREATE TABLE verdicts (${COLUMNS}\n);`)
+    const cols = ['seq', ...STORED_COLUMNS].join(', ')
+    const n = db.prepare(`INSERT INTO verdicts (${cols}) SELECT ${cols} FROM verdicts_v1 ORDER BY seq`).run().changes
+    db.exec(`DROP TABLE verdicts_v1; ${INDEXES}`)
+    db.prepare("UPDATE meta SET v = ? WHERE k = 'schema'").run(SCHEMA_VERSION)
+    return n
+  })()
+}
+
+/**
+ * Opens (creating) a read-write connection in WAL mode; a schema-1 file is migrated first (`onMigrated` hears
+ * how many rows moved). Throws what SQLite says.
+ */
+export function openWritable(file: string, sync: 'normal' | 'full', onMigrated?: (rows: number) => void): Db {
   const db = new Database(file)
   try {
     db.pragma('journal_mode = WAL')
     // normal: a commit reaches the OS (survives a killed process); full: fsync per batch (survives power loss).
     db.pragma(`synchronous = ${sync === 'full' ? 'FULL' : 'NORMAL'}`)
     db.pragma('busy_timeout = 1000')
+    db.exec('CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);')
+    const version = (db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string } | undefined)?.v
+    if (version === '1') onMigrated?.(migrateV1(db))
     db.exec(SCHEMA)
-    db.prepare("INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', '1')").run()
+    db.prepare("INSERT OR IGNORE INTO meta(k, v) VALUES ('schema', ?)").run(SCHEMA_VERSION)
     return db
   } catch (e) {
     db.close()

@@ -1,47 +1,31 @@
 // The verdict journal: one row per published verdict in <state.dir>/audit.db (SQLite, WAL).
 //
-// Rows are queued by the reply stage and written in one transaction per event-loop turn (setImmediate), so a
-// burst of verdicts costs one commit; each verdict is published only after its row is written (a write, not
-// an fsync unless audit.sync=full: a killed process does not lose the page cache). That order is what makes a
-// redelivered request findable after a SIGKILL. A failing disk never holds verdicts back: the batch is
-// published anyway, the failure counted and logged at most once a minute.
+// A verdict's row is appended to the spool (spool.ts) by one write() per event-loop turn, and the verdict goes
+// out only after that write returned: a killed process does not lose the page cache, so a redelivered request
+// finds its verdict after a SIGKILL. An ingest worker (ingest-worker.ts) moves the spool into the database
+// every few milliseconds and runs retention; nothing of SQLite's write path runs on the event loop. Until a
+// row is in the database a redelivery waits for it (`settled`). A failing disk never holds verdicts back: they
+// go out anyway, the failure counted and logged at most once a minute.
 import { mkdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import type { Statement } from 'better-sqlite3'
 import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { AUDIT_FILE, isCorruption, lowerId, moveAside, openWritable, type Db } from './db.js'
+import { Ingester } from './ingest.js'
+import type { IngestMessage, IngestWorkerData } from './ingest-worker.js'
+import { prune } from './retention.js'
+import { SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
+
+export type { AuditRecord } from './spool.js'
 
 export interface AuditConfig {
   enabled: boolean
   retentionDays: number
   maxBytes: number
   sync: 'normal' | 'full'
-}
-
-/** What the journal keeps of one verdict. */
-export interface AuditRecord {
-  verdict_id: string
-  ts: string
-  node: string
-  inspection: string | null
-  trace: string | null
-  verdict: string
-  error_code: string | null
-  checks: string
-  inputs: string
-  model: string | null
-  rules_rev: string | null
-  model_id: string | null
-  latency_ms: number
-  deadline_missed: 0 | 1
-  fallback: 0 | 1
-  request_topic: string
-  response_topic: string
-  correlation: string | null
-  dedupe_key: string | null
-  payload_sum: number | null
-  response: string
 }
 
 /** A verdict held while the broker is away (the durable outbox). */
@@ -54,77 +38,86 @@ export interface OutboxRow {
   qos: number
 }
 
-/** Retention runs this often, and once at start. */
+const WORKER_URL = new URL(`./ingest-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+/** The worker looks for new spool lines this often: one transaction per interval's rows (commits and checkpoints amortized). */
+const INGEST_MS = 50
+/** Retention runs this often in the worker, and once at open (before anything is served). */
 const PRUNE_MS = 60_000
-/** Rows removed per statement while pruning, so a large backlog does not hold the event loop. */
-const PRUNE_CHUNK = 5000
 const ERROR_LOG_MS = 60_000
 const REOPEN_MS = 60_000
-
+const RESTART_MS = 1000
+/** Failures are handed to the worker for the database (for `flashcheck doctor`) at most this often. */
+const RECORD_MS = 1000
 export class Journal {
+  /** The journal's reading connection (lookups, restart, outbox, recorded failures); the worker has its own. */
   private db?: Db
-  private writeBatch?: (rows: AuditRecord[]) => void
+  private spool?: SpoolWriter
+  private worker?: Worker
   private lookupStmt?: Statement
-  private queue: AuditRecord[] = []
+  private lines: string[] = []
   private callbacks: (() => void)[] = []
   private scheduled = false
-  private pruneTimer?: NodeJS.Timeout
+  /** seq of the last line appended; numbering starts from the clock so that it grows across restarts. */
+  private seq = Date.now() * 1000
+  /** seq of the last line the worker put in the database. */
+  private ingested = this.seq
+  private waiters: { seq: number; resolve: () => void }[] = []
   private reopenTimer?: NodeJS.Timeout
+  private restartTimer?: NodeJS.Timeout
   private lastErrorLog = 0
   private suppressed = 0
+  private reportTimer?: NodeJS.Timeout
+  private closed = false
   readonly file: string
+  readonly spoolDir: string
   /** Write failures since start (also the metric); the last one's message. */
   writeErrors = 0
   lastError?: string
   private lastErrorAt?: string
-  /** writeErrors as last recorded in the database's meta table (read by `flashcheck doctor`). */
+  /** writeErrors as last handed to the worker for the database's meta table (read by `flashcheck doctor`). */
   private recordedErrors = 0
 
   constructor(dir: string, private readonly cfg: AuditConfig, private readonly log: Logger, private readonly metrics: Metrics) {
     this.file = join(dir, AUDIT_FILE)
+    this.spoolDir = join(dir, SPOOL_DIR)
   }
 
   /** True while rows are being written. */
   get open(): boolean {
-    return this.db !== undefined
+    return this.spool !== undefined
   }
 
-  /** Opens the database (moving a corrupt one aside) and starts retention. Never throws: a journal that cannot open retries every minute. */
+  /** Opens the database (moving a corrupt one aside) and the spool, and starts the worker. Never throws: a journal that cannot open retries every minute. */
   start(): void {
     this.tryOpen()
-    this.pruneTimer = setInterval(() => this.prune(), PRUNE_MS)
-    this.pruneTimer.unref()
   }
 
   private tryOpen(): boolean {
     try {
       mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o750 })
+      const migrated = (rows: number) => this.log.info({ file: this.file, rows }, 'audit database migrated to schema 2 (columns the response holds are read from it)')
       try {
-        this.db = openWritable(this.file, this.cfg.sync)
+        this.db = openWritable(this.file, this.cfg.sync, migrated)
       } catch (e) {
         if (!isCorruption(e)) throw e
         const dest = moveAside(this.file)
         this.log.error({ file: this.file, moved_to: dest, err: (e as Error).message }, 'audit database is corrupt; moved aside, starting a new one')
         this.db = openWritable(this.file, this.cfg.sync)
       }
-      const db = this.db
-      // Positional parameters and one transaction function per connection: the write path's own cost (bench/audit/write).
-      const insert = db.prepare(`INSERT INTO verdicts (verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id,
-        latency_ms, deadline_missed, fallback, request_topic, response_topic, correlation, dedupe_key, payload_sum, response)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      this.writeBatch = db.transaction((rows: AuditRecord[]) => {
-        for (const r of rows) {
-          insert.run(r.verdict_id, r.ts, r.node, r.inspection, r.trace, r.verdict, r.error_code, r.checks, r.inputs, r.model, r.rules_rev, r.model_id,
-            r.latency_ms, r.deadline_missed, r.fallback, r.request_topic, r.response_topic, r.correlation, r.dedupe_key, r.payload_sum, r.response)
-        }
-        if (this.writeErrors !== this.recordedErrors) this.recordErrors(db)
-      })
+      this.takeInSpool(this.db)
+      this.prune()
+      if (!this.spool) {
+        const spool = new SpoolWriter(this.spoolDir, this.cfg.sync === 'full')
+        spool.open()
+        this.spool = spool
+      }
       clearTimeout(this.reopenTimer)
       this.reopenTimer = undefined
+      this.startWorker()
       this.log.info({ file: this.file, sync: this.cfg.sync }, 'audit journal open')
-      this.prune()
       return true
     } catch (e) {
+      try { this.db?.close() } catch { /* it failed already */ }
       this.db = undefined
       this.lookupStmt = undefined
       this.failed(e, 'opening the audit database failed; verdicts go out unjournaled')
@@ -134,45 +127,106 @@ export class Journal {
     }
   }
 
-  private closed = false
+  /** Rows a previous process spooled but did not ingest go into the database before anything is served. */
+  private takeInSpool(db: Db): void {
+    let ing: Ingester | undefined
+    try {
+      ing = new Ingester(db, this.spoolDir)
+      let dropped = 0
+      const r = ing.drain((s) => { dropped += s.bad + (s.torn > 0 ? 1 : 0) })
+      if (r.rows > 0) {
+        this.metrics.auditRows.inc(r.rows)
+        this.log.info({ rows: r.rows, dropped }, 'audit spool of the previous run moved into the journal')
+      }
+    } catch (e) {
+      // The worker tries again; meanwhile a redelivery of those rows is not found (and dropped, not inspected).
+      this.failed(e, 'audit journal write failed; verdicts still go out')
+    } finally {
+      ing?.close()
+    }
+  }
+
+  private startWorker(): void {
+    if (this.worker || this.closed) return
+    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live }
+    const w = new Worker(WORKER_URL, { workerData: data })
+    w.on('message', (m: IngestMessage) => this.fromWorker(m))
+    w.on('error', (e) => this.failed(e, 'audit ingest worker failed'))
+    w.on('exit', () => {
+      if (this.worker !== w) return
+      this.worker = undefined
+      if (this.closed || !this.db) return
+      this.restartTimer = setTimeout(() => this.startWorker(), RESTART_MS)
+      this.restartTimer.unref()
+    })
+    // After the listeners (a 'message' listener refs the port): the thread never holds the process open by itself.
+    w.unref()
+    this.worker = w
+  }
+
+  private fromWorker(m: IngestMessage): void {
+    switch (m.kind) {
+      case 'ingested':
+        this.metrics.auditRows.inc(m.rows)
+        if (m.seq > this.ingested) this.ingested = m.seq
+        this.metrics.auditQueueDepth.set(this.queueDepth())
+        while (this.waiters.length > 0 && this.waiters[0].seq <= this.ingested) this.waiters.shift()!.resolve()
+        return
+      case 'pruned':
+        if (m.age > 0) this.metrics.auditPruned.inc({ reason: 'age' }, m.age)
+        if (m.bytes > 0) this.metrics.auditPruned.inc({ reason: 'bytes' }, m.bytes)
+        return
+      case 'dropped':
+        this.log.warn({ torn_bytes: m.torn, bad_lines: m.bad, dir: this.spoolDir }, 'audit spool: an incomplete or unreadable line was dropped (a write cut short)')
+        return
+      case 'error':
+        this.failed(Object.assign(new Error(m.message), { code: m.code }), m.during === 'retention' ? 'audit retention failed' : 'audit journal write failed; verdicts still go out')
+        if (m.corrupt) this.reopenAfterCorruption()
+        return
+      case 'stopped':
+        return
+    }
+  }
+
+  /** Lines written to the spool (or queued for it) and not yet in the database. */
+  private queueDepth(): number {
+    return this.seq - this.ingested
+  }
 
   /**
-   * Queues a verdict's row; `then` (the publish) runs once it is written, or at once when it cannot be.
-   * Rows of one event-loop turn share a transaction.
+   * Queues a verdict's row; `then` (the publish) runs once it is in the spool, or at once when it cannot be.
+   * Rows of one event-loop turn share one write.
    */
   append(rec: AuditRecord, then: () => void): void {
-    if (!this.db) {
+    if (!this.spool) {
       then()
       return
     }
-    this.queue.push(rec)
+    const seq = ++this.seq
+    this.lines.push(spoolLine(seq, rec))
     this.callbacks.push(then)
-    this.metrics.auditQueueDepth.set(this.queue.length)
     if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.flush)
     }
   }
 
-  /** Writes the queued rows in one transaction, then runs their callbacks in order. */
+  /** Writes the queued rows to the spool in one write, then runs their callbacks in order. */
   readonly flush = (): void => {
     this.scheduled = false
-    const rows = this.queue
     const cbs = this.callbacks
-    if (rows.length === 0) return
-    this.queue = []
+    if (cbs.length === 0) return
+    const text = this.lines.length === 1 ? this.lines[0] : this.lines.join('')
+    this.lines = []
     this.callbacks = []
-    const db = this.db
-    if (db) {
+    if (this.spool) {
       try {
-        this.writeBatch!(rows)
-        this.metrics.auditRows.inc(rows.length)
+        this.spool.write(text)
       } catch (e) {
         this.failed(e, 'audit journal write failed; verdicts still go out')
-        if (isCorruption(e)) this.reopenAfterCorruption()
       }
     }
-    this.metrics.auditQueueDepth.set(0)
+    this.metrics.auditQueueDepth.set(this.queueDepth())
     for (const cb of cbs) {
       try {
         cb()
@@ -182,16 +236,31 @@ export class Journal {
     }
   }
 
-  /** Failures survive in the database once it writes again, for `flashcheck doctor` to show. */
-  private recordErrors(db: Db): void {
-    const up = db.prepare('INSERT INTO meta(k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v')
-    const before = Number((db.prepare("SELECT v FROM meta WHERE k = 'write_errors'").get() as { v: string } | undefined)?.v ?? 0)
-    up.run('write_errors', String(before + this.writeErrors - this.recordedErrors))
-    up.run('last_error', `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim())
+  /** Resolves once every row appended so far is in the database (or after `timeoutMs`). */
+  settled(timeoutMs = 2000): Promise<void> {
+    if (!this.worker || this.ingested >= this.seq) return Promise.resolve()
+    const seq = this.seq
+    return new Promise((resolve) => {
+      // Not unref'd: whoever waits keeps the process up until the worker answers (the thread itself does not).
+      const timer = setTimeout(resolve, timeoutMs)
+      this.waiters.push({ seq, resolve: () => { clearTimeout(timer); resolve() } })
+    })
+  }
+
+  /** Failures are recorded in the database by the worker (for `flashcheck doctor`), batched once a second. */
+  private reportErrors(): void {
+    clearTimeout(this.reportTimer)
+    this.reportTimer = undefined
+    const add = this.writeErrors - this.recordedErrors
+    if (add <= 0 || !this.worker) return
+    this.worker.postMessage({ add, last: `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim() })
     this.recordedErrors = this.writeErrors
   }
 
   private reopenAfterCorruption(): void {
+    const w = this.worker
+    this.worker = undefined
+    void w?.terminate()
     try { this.db?.close() } catch { /* closing a damaged file may fail too */ }
     this.db = undefined
     this.lookupStmt = undefined
@@ -209,6 +278,10 @@ export class Journal {
     this.lastError = (e as Error).message
     this.lastErrorAt = new Date().toISOString()
     this.metrics.auditWriteErrors.inc()
+    if (!this.reportTimer) {
+      this.reportTimer = setTimeout(() => this.reportErrors(), RECORD_MS)
+      this.reportTimer.unref()
+    }
     const now = Date.now()
     if (now - this.lastErrorLog >= ERROR_LOG_MS) {
       this.log.error({ file: this.file, err: this.lastError, code: (e as { code?: string }).code, errors_total: this.writeErrors, suppressed: this.suppressed }, msg)
@@ -218,15 +291,18 @@ export class Journal {
   }
 
   /**
-   * The published response of an answered request (redelivery), when its row is written; `waiting` when that
+   * The published response of an answered request (redelivery) first inspected at epoch ms `answeredAt`, when
+   * its row is in the database (after `settled`); `waiting` when that
    * verdict is still in the durable outbox, which sends it (again, if the broker never acknowledged it).
    */
-  lookup(key: string, payloadSum: number): { response: string; waiting: boolean } | undefined {
+  lookup(key: string, payloadSum: number, answeredAt: number): { response: string; waiting: boolean } | undefined {
     if (!this.db) return undefined
     try {
+      // The verdict_id of the answer carries the millisecond the request was first inspected at (the redelivery
+      // memory's time): its index narrows the search to that millisecond's rows, with no index on the key.
       this.lookupStmt ??= this.db.prepare(`SELECT response, payload_sum, EXISTS (SELECT 1 FROM outbox o WHERE o.verdict_id = v.verdict_id) AS waiting
-        FROM verdicts v WHERE dedupe_key = ? ORDER BY seq DESC LIMIT 1`)
-      const row = this.lookupStmt.get(key) as { response: string; payload_sum: number; waiting: 0 | 1 } | undefined
+        FROM verdicts v WHERE verdict_id >= ? AND verdict_id < ? AND dedupe_key = ? ORDER BY seq DESC LIMIT 1`)
+      const row = this.lookupStmt.get(lowerId(answeredAt), lowerId(answeredAt + 1), key) as { response: string; payload_sum: number; waiting: 0 | 1 } | undefined
       return row && row.payload_sum === payloadSum ? { response: row.response, waiting: row.waiting === 1 } : undefined
     } catch (e) {
       this.failed(e, 'audit journal read failed')
@@ -241,30 +317,13 @@ export class Journal {
     for (const r of it) yield { key: r.key, sum: r.sum, at: Date.parse(r.ts) }
   }
 
-  /** Retention: rows older than retentionDays, then the oldest rows while the data exceeds maxBytes. */
+  /** Retention now, on the journal's own connection (the worker runs it once a minute). */
   prune(now = Date.now()): void {
-    const db = this.db
-    if (!db) return
+    if (!this.db) return
     try {
-      const bound = lowerId(now - this.cfg.retentionDays * 86_400_000)
-      const byAge = db.prepare(`DELETE FROM verdicts WHERE seq IN (SELECT seq FROM verdicts WHERE verdict_id < ? ORDER BY seq LIMIT ${PRUNE_CHUNK})`)
-      for (let n = byAge.run(bound).changes; n > 0; n = byAge.run(bound).changes) this.metrics.auditPruned.inc({ reason: 'age' }, n)
-      const pageSize = db.pragma('page_size', { simple: true }) as number
-      const used = () => ((db.pragma('page_count', { simple: true }) as number) - (db.pragma('freelist_count', { simple: true }) as number)) * pageSize
-      let over = used() - this.cfg.maxBytes
-      if (over <= 0) return
-      const stats = db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }
-      const oldest = db.prepare('DELETE FROM verdicts WHERE seq IN (SELECT seq FROM verdicts ORDER BY seq LIMIT ?)')
-      while (over > 0 && stats.n > 0) {
-        // Rows to drop, from the average row size; a little extra so the loop ends in a few rounds.
-        const avg = Math.max(64, used() / stats.n)
-        const n = Math.min(stats.n, Math.max(1, Math.ceil((over / avg) * 1.1)))
-        const removed = oldest.run(n).changes
-        if (removed === 0) break
-        stats.n -= removed
-        this.metrics.auditPruned.inc({ reason: 'bytes' }, removed)
-        over = used() - this.cfg.maxBytes
-      }
+      const p = prune(this.db, this.cfg.retentionDays, this.cfg.maxBytes, now)
+      if (p.age > 0) this.metrics.auditPruned.inc({ reason: 'age' }, p.age)
+      if (p.bytes > 0) this.metrics.auditPruned.inc({ reason: 'bytes' }, p.bytes)
     } catch (e) {
       this.failed(e, 'audit retention failed')
     }
@@ -304,12 +363,29 @@ export class Journal {
     }
   }
 
-  /** Writes what is queued and closes the database. */
-  close(): void {
+  /** Writes what is queued to the spool, lets the worker take it into the database, and closes. */
+  async close(): Promise<void> {
     this.closed = true
-    clearInterval(this.pruneTimer)
     clearTimeout(this.reopenTimer)
+    clearTimeout(this.restartTimer)
     this.flush()
+    this.spool?.close()
+    this.spool = undefined
+    const w = this.worker
+    this.worker = undefined
+    if (w) {
+      this.worker = w
+      this.reportErrors()
+      this.worker = undefined
+      // Held open until it has ingested and closed: the process may have nothing else left to wait for.
+      w.ref()
+      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()))
+      w.postMessage('stop')
+      const timer = setTimeout(() => void w.terminate(), 10_000)
+      await exited
+      clearTimeout(timer)
+    }
+    for (const wt of this.waiters.splice(0)) wt.resolve()
     try { this.db?.close() } catch { /* nothing left to save */ }
     this.db = undefined
     this.lookupStmt = undefined

@@ -1,7 +1,7 @@
 // A verdict's identity (verdict_id, ts) and its audit row, built from the response as it is published.
 import { v7 } from 'uuid'
 import type { Response } from '../service/response.js'
-import type { AuditRecord } from './journal.js'
+import type { AuditRecord } from './spool.js'
 
 let lastMs = -1
 let seq = 0
@@ -62,24 +62,13 @@ export interface RecordContext {
   modelId?: string
 }
 
+/** The row of a verdict: what the response does not hold, and the response as published. */
 export function auditRecord(res: Response, json: string, c: RecordContext): AuditRecord {
   const correlation = c.correlationData && c.correlationData.length > 0 ? c.correlationData.toString('hex') : c.correlationId !== undefined ? Buffer.from(c.correlationId, 'utf8').toString('hex') : null
   return {
     verdict_id: res.verdict_id,
-    ts: res.ts,
-    node: res.node,
-    inspection: res.inspection,
     trace: res.trace ?? null,
-    verdict: res.verdict,
-    error_code: res.error?.code ?? null,
-    checks: JSON.stringify(res.checks),
-    inputs: JSON.stringify(res.inputs),
-    model: res.model ? JSON.stringify(res.model) : null,
-    rules_rev: res.rules_rev,
     model_id: res.model ? (c.modelId ?? null) : null,
-    latency_ms: res.latency_ms,
-    deadline_missed: res.deadline_missed ? 1 : 0,
-    fallback: res.fallback ? 1 : 0,
     request_topic: c.requestTopic,
     response_topic: c.responseTopic,
     correlation,

@@ -196,7 +196,7 @@ export class Daemon extends EventEmitter {
     })
     if (journal?.open) this.restoreFromJournal(journal)
     else await this.memory.restore(this.cfg.state.dir)
-    if (journal && this.verdictSource === undefined) this.verdictSource = this.auditSource = new AuditSource(journal.file)
+    if (journal && this.verdictSource === undefined) this.verdictSource = this.auditSource = new AuditSource(journal.file, () => journal.settled(500))
 
     // Frees the histories of signal topics that went quiet; windows themselves trim on every sample.
     this.pruneTimer = setInterval(() => this.signals.prune(Date.now()), 5000)
@@ -263,7 +263,7 @@ export class Daemon extends EventEmitter {
     if (this.broker) await this.broker.close()
     await this.memory.close()
     const durable = this.journal?.open ?? false
-    this.journal?.close()
+    await this.journal?.close()
     const waiting = this.publisher.waiting
     if (waiting > 0 && durable) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; kept in the audit journal, they go out after the next start')
     else if (waiting > 0) this.log.warn({ verdicts: waiting }, 'stopped with verdicts still waiting for the broker; they are lost')

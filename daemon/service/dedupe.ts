@@ -57,15 +57,24 @@ export class Dedupe {
 
   /** True when this request was already seen within the window; records it otherwise. */
   check(key: string, payload: Buffer, now: number): boolean {
-    return this.record(hashA(key), hashB(key), checksum(payload), now, true)
+    return this.seenAt(key, payload, now) >= 0
   }
 
   /**
-   * Looks (a, b) up in its two buckets. A live entry with the same checksum is a redelivery (true); otherwise
-   * the entry is stored or refreshed, in a free or expired slot, else over the oldest of the eight.
-   * `probe` false (restoring) keeps the newer of a stored and a given time.
+   * When this request was already seen within the window: the epoch ms it was first recorded at (the
+   * inspection's start, which is also the time in its verdict_id); otherwise records it and gives -1.
    */
-  private record(a: number, b: number, sum: number, at: number, probe: boolean): boolean {
+  seenAt(key: string, payload: Buffer, now: number): number {
+    const t = this.record(hashA(key), hashB(key), checksum(payload), now, true)
+    return t > 0 ? this.base + t - 1 : -1
+  }
+
+  /**
+   * Looks (a, b) up in its two buckets. A live entry with the same checksum is a redelivery (its relative
+   * time, > 0); otherwise the entry is stored or refreshed, in a free or expired slot, else over the oldest of
+   * the eight (0). `probe` false (restoring) keeps the newer of a stored and a given time.
+   */
+  private record(a: number, b: number, sum: number, at: number, probe: boolean): number {
     const ts = this.stamp(at)
     const w = this.windowMs
     const u = this.u
@@ -90,11 +99,11 @@ export class Dedupe {
       }
       if (u[o] === a && u[o + 1] === b) {
         if (probe) {
-          if (u[o + 2] === sum) return true
-        } else if (t > ts) return false
+          if (u[o + 2] === sum) return t
+        } else if (t > ts) return 0
         u[o + 2] = sum
         u[o + 3] = ts
-        return false
+        return 0
       }
       if (t < oldestT) {
         oldestT = t
@@ -107,7 +116,7 @@ export class Dedupe {
     u[o + 1] = b
     u[o + 2] = sum
     u[o + 3] = ts
-    return false
+    return 0
   }
 
   /**

@@ -206,16 +206,15 @@ export class Inbound {
     if (!this.answerable(ex)) return false
     const key = dedupeKey(ex.env)
     if (key !== undefined) {
-      if (this.d.memory.seen(key, ex.payload, ex.now)) {
+      const answeredAt = this.d.memory.seenAt(key, ex.payload, ex.now)
+      if (answeredAt >= 0) {
         this.d.metrics.duplicates.inc()
         // Answered before (by this process or one that was killed): the journal has the verdict as it went
         // out, and it goes out again unchanged, unless it still waits in the durable outbox (which sends it).
         // Not yet written means it is still on its way: dropped.
-        const stored = this.d.journal?.lookup(key, checksum(ex.payload))
-        if (stored !== undefined && !stored.waiting) {
-          this.d.publisher.send(ex.to, stored.response, this.d.publisher.replyOptions(ex.env))
-          this.d.log.debug({ topic: ex.topic }, 'duplicate request answered from the audit journal')
-        } else this.d.log.debug({ topic: ex.topic, waiting: stored?.waiting ?? false }, 'duplicate request dropped')
+        const journal = this.d.journal
+        if (journal?.open) this.answerAgain(ex, journal, key, answeredAt)
+        else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
         return false
       }
       ex.key = key
@@ -224,6 +223,29 @@ export class Inbound {
     if (stale === undefined) return true
     this.overloaded(ex, stale)
     return false
+  }
+
+  /**
+   * A redelivered request gets its stored verdict again once the journal's rows so far are in the database
+   * (a few milliseconds); its PUBACK waits for that answer.
+   */
+  private answerAgain(ex: Exchange, journal: Journal, key: string, answeredAt: number): void {
+    const release = (ex.ack ??= new HeldAck()).hold()
+    const sum = checksum(ex.payload)
+    const to = ex.to
+    const opts = this.d.publisher.replyOptions(ex.env)
+    const topic = ex.topic
+    void journal.settled().then(() => {
+      try {
+        const stored = journal.lookup(key, sum, answeredAt)
+        if (stored !== undefined && !stored.waiting) {
+          this.d.publisher.send(to, stored.response, opts)
+          this.d.log.debug({ topic }, 'duplicate request answered from the audit journal')
+        } else this.d.log.debug({ topic, waiting: stored?.waiting ?? false }, 'duplicate request dropped')
+      } finally {
+        release()
+      }
+    })
   }
 
   private answerable(ex: Exchange): boolean {

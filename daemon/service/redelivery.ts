@@ -26,11 +26,20 @@ export class RedeliveryMemory {
 
   /** True when the request was answered already (a redelivery); otherwise records it as open. */
   seen(key: string, payload: Buffer, now: number): boolean {
-    if (this.dedupe.check(key, payload, now)) return true
+    return this.seenAt(key, payload, now) >= 0
+  }
+
+  /**
+   * The epoch ms at which the request was first inspected, when this is a redelivery (its verdict_id carries
+   * the same millisecond); otherwise records it as open and gives -1.
+   */
+  seenAt(key: string, payload: Buffer, now: number): number {
+    const at = this.dedupe.seenAt(key, payload, now)
+    if (at >= 0) return at
     this.dirty = true
     // Open keys only matter to snapshots; without a state file there is nothing to keep them out of.
     if (this.file !== undefined) this.open.add(key)
-    return false
+    return -1
   }
 
   /** The request's verdict is safe with the broker (or will never be sent): it may go into snapshots. */

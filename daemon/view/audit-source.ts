@@ -7,9 +7,11 @@ import type { VerdictPage, VerdictQuery, VerdictSource } from './journal.js'
 export class AuditSource implements VerdictSource {
   private db?: Db
 
-  constructor(private readonly file: string) {}
+  /** `settled`: resolves once the verdicts published so far are in the file (the journal's ingest lags by milliseconds). */
+  constructor(private readonly file: string, private readonly settled?: () => Promise<void>) {}
 
-  find(q: VerdictQuery): VerdictPage {
+  async find(q: VerdictQuery): Promise<VerdictPage> {
+    await this.settled?.()
     // Opened on first use: the journal creates the file when it starts, possibly after the page did.
     this.db ??= openReadOnly(this.file)
     const parts: string[] = []

@@ -13,6 +13,7 @@ import { Mosquitto } from '../../harness/mosquitto.js'
 import { cli } from '../helpers/cli.js'
 import { startDaemon, type Running } from '../../harness/daemon.js'
 import { Requester, testConfig, type Reply } from '../helpers/daemon.js'
+import { journaled } from '../helpers/journal.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'audit')
 const TOPIC = 'flashcheck/inspect/st7/weight'
@@ -62,7 +63,7 @@ t.test('verdict_id, ts and trace in every response; audit show / export / stats 
   }
   const ids = sent.map((s) => s.reply.body.verdict_id as string)
   t.same([...ids].sort(), ids, 'verdict ids sort like the time of the inspections')
-  t.equal(await metric(d, 'flashcheck_audit_rows_total'), sent.length, 'every verdict journaled')
+  t.equal(await journaled(d, sent.length), sent.length, 'every verdict journaled')
   const db = join(state, 'audit.db')
 
   // show by id and by trace (newest first), while the daemon runs
@@ -159,20 +160,36 @@ t.test('a journal that cannot write never holds verdicts back', async (t) => {
     t.equal(d.logs.filter((l) => /opening the audit database failed/.test(String(l.msg))).length, 1, 'logged once')
   })
 
-  await t.test('database full', async (t) => {
+  await t.test('database refusing writes (another writer holds it): verdicts flow, failures counted, no row lost', async (t) => {
     const state = stateDir(t)
     const d = await daemonIn(state)
     t.teardown(() => d.stop())
     const r = await Requester.connect(broker.url, 5)
     t.teardown(() => r.end())
     t.equal((await r.request5(TOPIC, { serial: 'F-0', weight_g: 104 })).body.verdict, 'PASS')
-    // The journal's own connection may grow no further: every insert fails with SQLITE_FULL from here on.
-    const db = (d.daemon as unknown as { journal: { db: Database.Database } }).journal.db
-    db.pragma(`max_page_count = ${db.pragma('page_count', { simple: true }) as number}`)
-    const filler = 'x'.repeat(2000)
-    for (let i = 1; i <= 40; i++) t.equal((await r.request5(TOPIC, { serial: `F-${i}-${filler}`, weight_g: 104 })).body.verdict, 'PASS', `verdict ${i} out`)
+    // Another process's exclusive transaction: every write of the journal fails (SQLITE_BUSY after its timeout).
+    const locker = new Database(join(state, 'audit.db'))
+    locker.pragma('busy_timeout = 5000')
+    locker.exec('BEGIN EXCLUSIVE')
+    let locked = true
+    t.teardown(() => { if (locked) locker.exec('ROLLBACK'); locker.close() })
+    const ids: string[] = []
+    for (let i = 1; i <= 40; i++) {
+      const rep = await r.request5(TOPIC, { serial: `F-${i}`, weight_g: 104 })
+      t.equal(rep.body.verdict, 'PASS', `verdict ${i} out`)
+      ids.push(rep.body.verdict_id as string)
+    }
+    await new Promise((res) => setTimeout(res, 1500))
     t.ok(await metric(d, 'flashcheck_audit_write_errors_total') >= 1, 'write errors counted')
     t.equal(d.logs.filter((l) => /audit journal write failed/.test(String(l.msg))).length, 1, 'logged once a minute, not per verdict')
+    locker.exec('ROLLBACK')
+    locked = false
+    // The rows waited in the spool: once the database takes writes again they are all there.
+    const db = new Database(join(state, 'audit.db'), { readonly: true })
+    t.teardown(() => db.close())
+    const count = () => (db.prepare(`SELECT COUNT(*) AS n FROM verdicts WHERE verdict_id IN (${ids.map(() => '?').join(',')})`).get(...ids) as { n: number }).n
+    for (let i = 0; i < 100 && count() < ids.length; i++) await new Promise((res) => setTimeout(res, 50))
+    t.equal(count(), 40, 'every verdict journaled once the database writes again')
   })
 
   await t.test('corrupt database file: moved aside, a new one started, with a log line', async (t) => {
@@ -185,7 +202,7 @@ t.test('a journal that cannot write never holds verdicts back', async (t) => {
     const r = await Requester.connect(broker.url, 5)
     t.teardown(() => r.end())
     const rep = await r.request5(TOPIC, { serial: 'C-1', weight_g: 104 })
-    await new Promise((res) => setTimeout(res, 50))
+    t.equal(await journaled(d, 1), 1)
     const show = await cli(['audit', 'show', 'C-1', '--db', join(state, 'audit.db')])
     t.equal((JSON.parse(show.stdout) as { verdict_id: string }[])[0].verdict_id, rep.body.verdict_id, 'journaled in the new database')
   })

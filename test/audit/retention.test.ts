@@ -20,11 +20,8 @@ function dir(t: { teardown(fn: () => void): void }): string {
 
 function rec(at: number, i: number, pad = ''): AuditRecord {
   const id = verdictId(at)
-  return {
-    verdict_id: id, ts: new Date(at).toISOString(), node: 'n', inspection: 'i', trace: `T-${i}`, verdict: 'PASS', error_code: null,
-    checks: `[{"id":"c","ok":true,"note":"${pad}"}]`, inputs: '{}', model: null, rules_rev: 'r', model_id: null, latency_ms: 0.1,
-    deadline_missed: 0, fallback: 0, request_topic: 'q', response_topic: 'a', correlation: null, dedupe_key: `k${i}`, payload_sum: i, response: `{"verdict_id":"${id}"}`,
-  }
+  const response = JSON.stringify({ verdict_id: id, ts: new Date(at).toISOString(), inspection: 'i', verdict: 'PASS', checks: [{ id: 'c', ok: true, note: pad }], inputs: {}, latency_ms: 0.1, deadline_missed: false, rules_rev: 'r', node: 'n', trace: `T-${i}` })
+  return { verdict_id: id, trace: `T-${i}`, model_id: null, request_topic: 'q', response_topic: 'a', correlation: null, dedupe_key: `k${i}`, payload_sum: i, response }
 }
 
 async function flushed(j: Journal, recs: AuditRecord[]): Promise<void> {
@@ -32,6 +29,7 @@ async function flushed(j: Journal, recs: AuditRecord[]): Promise<void> {
     let n = recs.length
     for (const r of recs) j.append(r, () => { if (--n === 0) resolve() })
   })
+  await j.settled()
 }
 
 async function metric(m: Metrics, name: string, label?: string): Promise<number> {
@@ -88,7 +86,7 @@ t.test('durable outbox: verdicts waiting for the broker survive a restart, bound
   }, m)
   for (let i = 0; i < 5; i++) p.send(`reply/${i}`, `{"n":${i}}`, p.replyOptions({ correlationData: Buffer.from([i]) }), undefined, `id-${i}`)
   t.equal(p.waiting, limit, 'in memory: bounded by limits.outboxSize')
-  j.close()
+  await j.close()
   const j2 = new Journal(d, { enabled: true, retentionDays: 400, maxBytes: 1 << 30, sync: 'normal' }, createLogger('silent'), m)
   j2.start()
   t.teardown(() => j2.close())

@@ -39,3 +39,17 @@ export function journalCounts(stateDir: string, load: LoadRun): JournalCounts {
     db.close()
   }
 }
+
+/**
+ * Rows the daemon has put into its audit database, once there are at least `n` (or after `timeoutMs`): the
+ * ingest worker takes the spooled rows in every few milliseconds, so a test reading the file waits for it.
+ */
+export async function journaled(d: { daemon: { metrics: { registry: { getSingleMetricAsString(name: string): Promise<string> } } } }, n: number, timeoutMs = 10_000): Promise<number> {
+  const end = Date.now() + timeoutMs
+  for (;;) {
+    const m = await d.daemon.metrics.registry.getSingleMetricAsString('flashcheck_audit_rows_total')
+    const rows = [...m.matchAll(/^\S+ (\S+)$/gm)].reduce((s, x) => s + Number(x[1]), 0)
+    if (rows >= n || Date.now() > end) return rows
+    await new Promise((res) => setTimeout(res, 20))
+  }
+}

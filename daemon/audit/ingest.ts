@@ -1,0 +1,171 @@
+// Moves spooled rows (spool.ts) into audit.db, in order, segment by segment. Used by the ingest worker, and
+// once by the daemon at start (before it serves) for what a killed process left in the spool.
+//
+// The position reached (segment and byte offset) is saved in the same transaction as the rows, so a row is
+// ingested once even when the process dies mid-way; verdict_id is unique besides (INSERT OR IGNORE). A
+// segment is finished, and deleted, once a later one exists and it has been read to its end: the writer
+// creates the next segment before it stops writing the last one. An unterminated last line of a finished
+// segment (a write cut short by a full disk or a crash) is counted and dropped.
+import { closeSync, openSync, readSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Statement } from 'better-sqlite3'
+import { STORED_COLUMNS, type Db } from './db.js'
+import { segmentName, segments } from './spool.js'
+
+export interface IngestStep {
+  /** Rows written to the database by this step. */
+  rows: number
+  /** seq of the last line ingested (spool.ts), or -1. */
+  seq: number
+  /** True when there may be more to read right away. */
+  more: boolean
+  /** Bytes of an unterminated line dropped at the end of a finished segment; lines that did not parse. */
+  torn: number
+  bad: number
+}
+
+const CHUNK = 1 << 20
+
+export class Ingester {
+  private seg = 0
+  private offset = 0
+  private fd?: number
+  private fdSeg = -1
+  private buf = Buffer.allocUnsafe(CHUNK)
+  private readonly insert: Statement
+  private readonly savePosition: Statement
+  private readonly batch: (end: number, pos: string) => { rows: number; seq: number; bad: number }
+
+  constructor(private readonly db: Db, private readonly dir: string) {
+    const pos = (db.prepare("SELECT v FROM meta WHERE k = 'spool_position'").get() as { v: string } | undefined)?.v
+    const m = pos ? /^(\d+):(\d+)$/.exec(pos) : null
+    if (m) {
+      this.seg = Number(m[1])
+      this.offset = Number(m[2])
+    }
+    // The response arrives as bytes of the spool buffer; CAST stores them as the same UTF-8 text.
+    this.insert = db.prepare(`INSERT OR IGNORE INTO verdicts (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
+    this.savePosition = db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
+    this.batch = db.transaction((end: number, pos: string) => {
+      const b = this.buf
+      let rows = 0
+      let seq = -1
+      let bad = 0
+      for (let at = 0; at < end; ) {
+        const nl = b.indexOf(10, at)
+        const tab = b.indexOf(9, at)
+        try {
+          if (tab < 0 || tab > nl) throw new Error('no tab')
+          const c = JSON.parse(b.toString('utf8', at, tab)) as unknown[]
+          if (!Array.isArray(c) || c.length !== 9 || typeof c[0] !== 'number') throw new Error('not a row')
+          rows += this.insert.run(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], b.subarray(tab + 1, nl)).changes
+          seq = c[0]
+        } catch (e) {
+          if ((e as { code?: string }).code?.startsWith('SQLITE_')) throw e
+          bad++
+        }
+        at = nl + 1
+      }
+      this.savePosition.run(pos)
+      return { rows, seq, bad }
+    })
+  }
+
+  /** Where the next line will be read: `segment:offset`. */
+  get position(): string {
+    return `${this.seg}:${this.offset}`
+  }
+
+  /**
+   * Ingests what is available (up to about 1 MiB of lines) in one transaction. `live`: the writer's
+   * [segment, bytes written] (spool.ts), which answers "anything new?" without a system call while the
+   * ingest is on the segment being written. Throws what SQLite or the file system says.
+   */
+  step(live?: Int32Array): IngestStep {
+    const none: IngestStep = { rows: 0, seq: -1, more: false, torn: 0, bad: 0 }
+    if (live !== undefined && Atomics.load(live, 0) === this.seg) {
+      if (this.offset >= Atomics.load(live, 1)) return none
+      return this.take(undefined)
+    }
+    const all = segments(this.dir)
+    // Segments before the position were finished (a crash between commit and unlink leaves one behind).
+    for (const n of all) if (n < this.seg) this.unlink(n)
+    const cur = all.find((n) => n >= this.seg)
+    if (cur === undefined) return none
+    if (cur !== this.seg) {
+      this.seg = cur
+      this.offset = 0
+    }
+    // Seen before reading: if a later segment exists now, everything of this one is already written.
+    return this.take(all.find((n) => n > cur))
+  }
+
+  /** Reads from the position on; `later`: the next segment, when this one is complete. */
+  private take(later: number | undefined): IngestStep {
+    const none: IngestStep = { rows: 0, seq: -1, more: false, torn: 0, bad: 0 }
+    for (;;) {
+      const got = this.read()
+      // (lastIndexOf with -1 would search the whole buffer, stale bytes included)
+      const end = got === 0 ? 0 : this.buf.lastIndexOf(10, got - 1) + 1
+      if (end > 0) {
+        const after = this.offset + end
+        const r = this.batch(end, `${this.seg}:${after}`)
+        this.offset = after
+        return { ...r, more: got === this.buf.length || later !== undefined, torn: 0 }
+      }
+      if (got === this.buf.length) {
+        // One line longer than the buffer: read it whole.
+        this.buf = Buffer.allocUnsafe(this.buf.length * 2)
+        continue
+      }
+      if (later === undefined) return none
+      // Finished: move on (saved first, so that a crash before the unlink does not read it again).
+      this.db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v").run(`${later}:0`)
+      this.closeFd()
+      this.unlink(this.seg)
+      this.seg = later
+      this.offset = 0
+      return { ...none, more: true, torn: got }
+    }
+  }
+
+  /** Steps until nothing is left to read now; the rows and the last seq ingested. */
+  drain(onStep?: (s: IngestStep) => void, live?: Int32Array): { rows: number; seq: number } {
+    let rows = 0
+    let seq = -1
+    for (;;) {
+      const s = this.step(live)
+      onStep?.(s)
+      rows += s.rows
+      if (s.seq >= 0) seq = s.seq
+      if (!s.more) return { rows, seq }
+    }
+  }
+
+  private read(): number {
+    if (this.fdSeg !== this.seg) {
+      this.closeFd()
+      this.fd = openSync(join(this.dir, segmentName(this.seg)), 'r')
+      this.fdSeg = this.seg
+    }
+    return readSync(this.fd!, this.buf, 0, this.buf.length, this.offset)
+  }
+
+  private closeFd(): void {
+    if (this.fd !== undefined) closeSync(this.fd)
+    this.fd = undefined
+    this.fdSeg = -1
+  }
+
+  private unlink(n: number): void {
+    try {
+      unlinkSync(join(this.dir, segmentName(n)))
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    }
+  }
+
+  close(): void {
+    this.closeFd()
+  }
+}

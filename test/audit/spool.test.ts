@@ -1,0 +1,163 @@
+// The journal's spool and its ingest into SQLite, on real files: lines written whole, segments finished and
+// deleted only after a later one exists, the position kept with the rows (nothing ingested twice after a crash),
+// a torn last line dropped, and a schema-1 database migrated with its rows intact.
+import t from 'tap'
+import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { openReadOnly, openWritable } from '../../daemon/audit/db.js'
+import { Ingester } from '../../daemon/audit/ingest.js'
+import { exportRows, recordOf, show } from '../../daemon/audit/query.js'
+import { verdictId } from '../../daemon/audit/record.js'
+import { SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
+
+function dir(t: { teardown(fn: () => void): void }): string {
+  const d = mkdtempSync(join(tmpdir(), 'flashcheck-spool-'))
+  t.teardown(() => rmSync(d, { recursive: true, force: true }))
+  return d
+}
+
+function rec(i: number, at = Date.now()): AuditRecord {
+  const id = verdictId(at)
+  const response = JSON.stringify({
+    verdict_id: id, ts: new Date(at).toISOString(), inspection: 'torque', verdict: i % 3 ? 'PASS' : 'FAIL',
+    checks: [{ id: 'in-spec', ok: i % 3 !== 0, value: 0.1 + 0.2, note: 'tab\there, newline\nthere, "quoted", ünïcode \u2028' }],
+    inputs: { torque: 11.2 + i, serial: `SN-${i}` }, latency_ms: 0.25, deadline_missed: i === 4, rules_rev: 'r1', node: 'n1', trace: `SN-${i}`,
+    ...(i === 5 ? { error: { code: 'BAD_INPUT', message: 'x' }, fallback: true, model: { status: 'ok', choice: 'PASS', confidence: 0.9 } } : {}),
+  })
+  return { verdict_id: id, trace: `SN-${i}`, model_id: i === 5 ? 'm1' : null, request_topic: 'in/torque', response_topic: `out/${i}`, correlation: (1000 + i).toString(16), dedupe_key: `out/${i}\u0000d${i}`, payload_sum: i, response }
+}
+
+function ids(db: Database.Database): string[] {
+  return (db.prepare('SELECT verdict_id FROM verdicts ORDER BY seq').all() as { verdict_id: string }[]).map((r) => r.verdict_id)
+}
+
+t.test('spooled rows go into the database as written; the derived columns are the response\'s own text', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false)
+  w.open()
+  const recs = Array.from({ length: 6 }, (_, i) => rec(i))
+  w.write(recs.slice(0, 4).map((r, i) => spoolLine(i + 1, r)).join(''))
+  w.write(recs.slice(4).map((r, i) => spoolLine(i + 5, r)).join(''))
+  t.same([...w.live], [w.segment, Buffer.byteLength(recs.map((r, i) => spoolLine(i + 1, r)).join(''))], 'the shared position: segment and bytes written')
+  const db = openWritable(join(d, 'audit.db'), 'normal')
+  t.teardown(() => db.close())
+  const ing = new Ingester(db, spoolDir)
+  t.teardown(() => ing.close())
+  const r = ing.drain(undefined, w.live)
+  t.same(r, { rows: 6, seq: 6 })
+  t.same(ids(db), recs.map((x) => x.verdict_id), 'in order')
+  for (const x of recs) {
+    const stored = db.prepare('SELECT * FROM verdicts WHERE verdict_id = ?').get(x.verdict_id) as Record<string, unknown>
+    const res = JSON.parse(x.response) as Record<string, unknown>
+    t.equal(stored.response, x.response, 'the response byte for byte')
+    t.equal(stored.checks, JSON.stringify(res.checks), 'checks: the text the daemon wrote')
+    t.equal(stored.inputs, JSON.stringify(res.inputs))
+    t.equal(stored.model, res.model ? JSON.stringify(res.model) : null)
+    t.same([stored.ts, stored.node, stored.inspection, stored.verdict, stored.rules_rev, stored.latency_ms], [res.ts, res.node, res.inspection, res.verdict, res.rules_rev, res.latency_ms])
+    t.equal(stored.error_code, (res.error as { code?: string } | undefined)?.code ?? null)
+    t.equal(stored.deadline_missed, res.deadline_missed ? 1 : 0)
+    t.equal(stored.fallback, res.fallback ? 1 : 0)
+    t.same([stored.trace, stored.model_id, stored.request_topic, stored.response_topic, stored.correlation, stored.dedupe_key, stored.payload_sum],
+      [x.trace, x.model_id, x.request_topic, x.response_topic, x.correlation, x.dedupe_key, x.payload_sum])
+  }
+  t.same(ing.drain(undefined, w.live), { rows: 0, seq: -1 }, 'nothing twice')
+  w.close()
+})
+
+t.test('segments: rotated by size, finished only once a later one exists, deleted once ingested; position survives a restart', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false, undefined, 4096)
+  w.open()
+  const recs = Array.from({ length: 40 }, (_, i) => rec(i))
+  for (let i = 0; i < 20; i++) w.write(spoolLine(i + 1, recs[i]))
+  t.ok(segments(spoolDir).length >= 3, `rotated past 4 KiB: ${segments(spoolDir).length} segments`)
+  const file = join(d, 'audit.db')
+  let db = openWritable(file, 'normal')
+  let ing = new Ingester(db, spoolDir)
+  t.same(ing.drain(), { rows: 20, seq: 20 })
+  t.same(segments(spoolDir), [w.segment], 'finished segments deleted, the one being written kept')
+  // A restart: a new connection and ingester continue from the saved position.
+  ing.close()
+  db.close()
+  for (let i = 20; i < 40; i++) w.write(spoolLine(i + 1, recs[i]))
+  db = openWritable(file, 'normal')
+  t.teardown(() => db.close())
+  ing = new Ingester(db, spoolDir)
+  t.teardown(() => ing.close())
+  t.same(ing.drain(), { rows: 20, seq: 40 }, 'the rest, none again')
+  t.same(ids(db), recs.map((x) => x.verdict_id))
+  w.close()
+})
+
+t.test('a torn last line (a write cut short) is dropped once the segment is finished; a line that does not parse is counted', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false)
+  w.open()
+  const first = w.segment
+  w.write(spoolLine(1, rec(1)))
+  appendFileSync(join(spoolDir, segmentName(first)), 'not a row\n' + spoolLine(2, rec(2)).slice(0, 50))
+  const db = openWritable(join(d, 'audit.db'), 'normal')
+  t.teardown(() => db.close())
+  const ing = new Ingester(db, spoolDir)
+  t.teardown(() => ing.close())
+  const steps: { torn: number; bad: number }[] = []
+  t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 1 })
+  t.equal(steps.reduce((a, s) => a + s.bad, 0), 1, 'the bad line counted')
+  t.ok(existsSync(join(spoolDir, segmentName(first))), 'the segment being written is not finished: its last line may still be on its way')
+  // The writer moves on (as after a failed write): the torn tail is the end of a finished segment.
+  const w2 = new SpoolWriter(spoolDir, false)
+  w2.open()
+  w2.write(spoolLine(3, rec(3)))
+  steps.length = 0
+  t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 3 })
+  t.equal(steps.reduce((a, s) => a + s.torn, 0), 50, 'the torn 50 bytes dropped')
+  t.notOk(existsSync(join(spoolDir, segmentName(first))), 'the finished segment deleted')
+  t.equal((db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n, 2)
+  w.close()
+  w2.close()
+})
+
+t.test('a schema-1 database is migrated: same rows, same seq, same answers from audit show and export', async (t) => {
+  const d = dir(t)
+  const file = join(d, 'audit.db')
+  const v1 = new Database(file)
+  v1.pragma('journal_mode = WAL')
+  v1.exec(`CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL, node TEXT NOT NULL, inspection TEXT, trace TEXT,
+    verdict TEXT NOT NULL, error_code TEXT, checks TEXT NOT NULL, inputs TEXT NOT NULL, model TEXT, rules_rev TEXT, model_id TEXT, latency_ms REAL NOT NULL,
+    deadline_missed INTEGER NOT NULL, fallback INTEGER NOT NULL, request_topic TEXT NOT NULL, response_topic TEXT NOT NULL, correlation TEXT, dedupe_key TEXT,
+    payload_sum INTEGER, response TEXT NOT NULL);
+    CREATE INDEX verdicts_trace ON verdicts(trace) WHERE trace IS NOT NULL; CREATE INDEX verdicts_dedupe ON verdicts(dedupe_key) WHERE dedupe_key IS NOT NULL;
+    CREATE TABLE outbox (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, correlation_data BLOB, qos INTEGER NOT NULL);
+    CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '1'), ('write_errors', '3');`)
+  const ins = v1.prepare(`INSERT INTO verdicts (seq, verdict_id, ts, node, inspection, trace, verdict, error_code, checks, inputs, model, rules_rev, model_id, latency_ms,
+    deadline_missed, fallback, request_topic, response_topic, correlation, dedupe_key, payload_sum, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+  const recs = Array.from({ length: 8 }, (_, i) => rec(i, 1_750_000_000_000 + i * 1000))
+  recs.forEach((x, i) => {
+    const r = JSON.parse(x.response) as Record<string, any>
+    ins.run(10 + i * 3, x.verdict_id, r.ts, r.node, r.inspection, x.trace, r.verdict, r.error?.code ?? null, JSON.stringify(r.checks), JSON.stringify(r.inputs),
+      r.model ? JSON.stringify(r.model) : null, r.rules_rev, x.model_id, r.latency_ms, r.deadline_missed ? 1 : 0, r.fallback ? 1 : 0, x.request_topic, x.response_topic,
+      x.correlation, x.dedupe_key, x.payload_sum, x.response)
+  })
+  const before = openReadOnly(file)
+  const shownBefore = show(before, 'SN-3').map(recordOf)
+  const exportedBefore = [...exportRows(before, {})].map(recordOf)
+  before.close()
+  v1.close()
+  let migrated = -1
+  const db = openWritable(file, 'normal', (n) => { migrated = n })
+  t.teardown(() => db.close())
+  t.equal(migrated, 8, 'every row moved')
+  t.same((db.prepare('SELECT seq FROM verdicts ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq), recs.map((_, i) => 10 + i * 3), 'seq kept')
+  t.same(show(db, 'SN-3').map(recordOf), shownBefore, 'audit show: the same record')
+  t.same([...exportRows(db, {})].map(recordOf), exportedBefore, 'audit export: the same records')
+  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['2', '3'], 'schema 2; other meta kept')
+  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdicts' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
+  db.close()
+  const again = openWritable(file, 'normal', () => t.fail('migrated twice'))
+  again.close()
+})
