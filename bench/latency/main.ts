@@ -39,7 +39,7 @@ const ECHO_TOPIC = 'bench/echo/st1/torque'
 const PAYLOAD = JSON.stringify({ torque_nm: 11.2, angle_deg: 720, serial: 'SN-0001' })
 
 async function startEcho(url: string): Promise<ChildProcess> {
-  const p = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'latency', 'echo.js'), [url], { stdio: 'inherit' })
+  const p = fork(join(PACKAGE_ROOT, 'dist', 'bench', 'latency', 'echo.js'), [url], { stdio: 'inherit', execArgv: (process.env.BENCH_ECHO_NODE_ARGS ?? '').split(' ').filter(Boolean) })
   await new Promise<void>((resolve, reject) => {
     p.once('message', () => resolve())
     p.once('exit', (c) => reject(new Error(`echo exited ${c}`)))

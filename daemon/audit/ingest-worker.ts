@@ -1,6 +1,7 @@
 // The ingest worker: a thread of its own that moves the spool into audit.db every few milliseconds (ingest.ts)
 // and runs retention, so that neither SQLite's inserts, commits and checkpoints nor a large DELETE ever run on
 // the daemon's event loop. It tells the journal (journal.ts) how far it got, and what failed.
+import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
 import { isCorruption, openWritable } from './db.js'
 import { Ingester } from './ingest.js'
@@ -26,12 +27,20 @@ export type IngestMessage =
   | { kind: 'stopped' }
 
 const RETRY_MS = 1000
+/** Nice increment of this thread alone (Linux: setpriority on the calling thread): the event loop, the broker and the decoder go first. */
+const NICE = 10
 
 const d = workerData as IngestWorkerData
 const port = parentPort!
 const post = (m: IngestMessage) => port.postMessage(m)
 const fail = (e: unknown, during: 'ingest' | 'retention' | 'open') =>
   post({ kind: 'error', message: (e as Error).message, code: (e as { code?: string }).code, corrupt: isCorruption(e), during })
+
+try {
+  setPriority(NICE)
+} catch {
+  // not permitted or not supported: the ingest runs at the daemon's priority
+}
 
 let db: ReturnType<typeof openWritable> | undefined
 let ing: Ingester | undefined
