@@ -15,6 +15,7 @@ import { loadBackend, type BackendOptions } from '../model/load-backend.js'
 import type { CompiledRule } from '../rules/types.js'
 import { CostModel } from './cost.js'
 import { Executor } from './executor.js'
+import { Guard } from './guard.js'
 import { Explainer } from './explain.js'
 import { aborted, skipped, type Job } from './job.js'
 import { round, type Explanation, type ModelOutcome } from './outcome.js'
@@ -32,7 +33,7 @@ export interface EngineOptions {
   nice?: number
   /** Backend-specific options (onnx providers, graphs, TensorRT); threads and nice above take precedence. */
   backendOptions?: BackendOptions
-  /** Margin before a deadline at which a fallback is published if the model is not done. */
+  /** Margin before a deadline at which a fallback is published if the model is not done (widened by the loop's lateness, guard.ts). */
   guardMs: number
   /** Most verdict jobs waiting; beyond it requests get their fallback at once. */
   queueMax: number
@@ -57,6 +58,8 @@ export class VerdictEngine {
   private readonly exec: Executor
   private readonly explainer: Explainer
   private readonly queue = new DeadlineQueue<Job>()
+  /** The margin before deadlines, model.guardMs widened by the event loop's recent lateness. */
+  readonly guard: Guard
   private running?: Job
   private explaining = false
   /** A re-measurement of the decoder in idle time (see probe()); performance.now() of the last one. */
@@ -75,7 +78,9 @@ export class VerdictEngine {
     private readonly log?: Logger,
   ) {
     this.planner = new PromptPlanner(tokenizer, backend.lastRows === true, opts.prefixCache)
-    this.exec = new Executor(backend, this.cost, opts, log)
+    this.guard = new Guard(opts.guardMs)
+    this.guard.start()
+    this.exec = new Executor(backend, this.cost, { chunkTokens: opts.chunkTokens, guard: this.guard }, log)
     this.explainer = new Explainer(this.exec, tokenizer, backend.config.vocab_size, opts.explainQueueMax ?? 8, metrics, log)
   }
 
@@ -184,6 +189,9 @@ export class VerdictEngine {
         if (job.done) return
         job.done = true
         clearTimeout(job.timer)
+        // Settled after its fallback was due (a late timer, or a loop that could not take the result sooner):
+        // later jobs get that much more margin.
+        if (job.due !== undefined) this.guard.observe(job.due)
         if (out.status !== 'ok') {
           this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
           if (out.reason === 'decoder_error') this.lastError = { at: Date.now(), inspection: job.inspection, detail: out.detail }
@@ -197,7 +205,7 @@ export class VerdictEngine {
     if (this.closed) return job.settle(skipped(job, 'shutdown', 'the decoder is shutting down'))
     job.est = this.cost.job(tokens.length - cached, this.opts.chunkTokens, plan.labels, plan.fold?.length ?? 0)
     const now = performance.now()
-    const until = o.deadline - this.opts.guardMs
+    const until = o.deadline - this.guard.ms(now)
     const busy = this.running !== undefined || this.queue.length > 0
     if (this.queue.length >= this.opts.queueMax) {
       return job.settle(skipped(job, 'queue_full', `${this.queue.length} requests already wait for the decoder`))
@@ -213,6 +221,7 @@ export class VerdictEngine {
       return
     }
     plan.entry.users++
+    job.due = until
     job.timer = setTimeout(() => this.onDeadline(job), Math.max(0, until - now))
     this.queue.insert(job)
     this.metrics?.modelQueueDepth.set(this.queue.length)
@@ -256,7 +265,7 @@ export class VerdictEngine {
    */
   expireDue(): void {
     const now = performance.now()
-    const g = this.opts.guardMs
+    const g = this.guard.ms(now)
     for (let head = this.queue.head; head && head.deadline - g <= now; head = this.queue.head) this.onDeadline(head)
     const r = this.running
     if (r && !r.done && r.deadline - g <= now) this.onDeadline(r)
@@ -304,6 +313,7 @@ export class VerdictEngine {
   /** Settles every waiting request with its fallback, then frees states and the backend. */
   async close(): Promise<void> {
     this.closed = true
+    this.guard.stop()
     for (const job of this.queue.drain()) job.settle(skipped(job, 'shutdown', 'the decoder is shutting down'))
     this.explainer.clear()
     while (this.running || this.explaining || this.probing) await new Promise((r) => setTimeout(r, 5))

@@ -9,6 +9,7 @@ import { CLONE_MS, type CostModel } from './cost.js'
 import { aborted, type Job } from './job.js'
 import { round } from './outcome.js'
 import { choose, logProbAt } from './score.js'
+import type { Guard } from './guard.js'
 
 class Abort extends Error {
   constructor(readonly reason: 'deadline' | 'budget', readonly detail: string) {
@@ -26,7 +27,7 @@ export class Executor {
   constructor(
     private readonly backend: DecoderBackend,
     readonly cost: CostModel,
-    private readonly opts: { chunkTokens: number; guardMs: number },
+    private readonly opts: { chunkTokens: number; guard: Guard },
     private readonly log?: Logger,
   ) {}
 
@@ -123,7 +124,7 @@ export class Executor {
   private checkpoint(job: Job, restMs: number): void {
     if (job.done) throw new Abort('deadline', 'the decoder had not finished at the deadline')
     const now = performance.now()
-    const left = job.deadline - this.opts.guardMs - now
+    const left = job.deadline - this.opts.guard.ms(now) - now
     if (restMs > left) throw new Abort('budget', `~${round(restMs)} ms of decoder work left, ${round(left)} ms left in the budget`)
     job.estEnd = now + restMs
   }

@@ -11,6 +11,8 @@ export interface Job {
   cached: number
   /** performance.now() time by which the verdict must be published. */
   deadline: number
+  /** performance.now() time at which its fallback is due (deadline minus the guard when it was queued). */
+  due?: number
   /** Predicted ms of its decoder work (CostModel.job). */
   est: number
   /** While running: when its remaining work is predicted to end. */

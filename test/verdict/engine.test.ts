@@ -244,6 +244,30 @@ t.test('a job that overruns is settled at the deadline minus the guard', async (
   t.equal((await judge(e, r, PROMPT, { deadline: soon(10_000) })).status, 'ok')
 })
 
+t.test('after the loop ran a deadline timer late, later fallbacks are published earlier by that lateness', async (t) => {
+  const r = rule(jointRule())
+  const e = await engine({ chunkTokens: 1 })
+  await e.prepare([r])
+  e.cost.set(0.001, 0.0001, 0)
+  const long = PROMPT + ' Consider the angle window and the spindle vibration too.'
+  // The loop is busy when the fallback is due: it goes out late, and the guard learns how late.
+  const deadline = soon(30)
+  const first = judge(e, r, long, { deadline })
+  const end = deadline + 8
+  while (performance.now() < end) { /* a burst of messages or a starved loop */ }
+  const o = await first
+  t.equal(o.status, 'aborted')
+  const widened = e.guard.ms()
+  t.ok(widened >= 5 + 8, `guard ${widened.toFixed(1)} ms after a timer ran >= 13 ms late`)
+  // Admission counts the widened guard: the time left for the next request is that much shorter.
+  e.cost.set(100, 1, 0)
+  const next = soon(60)
+  const o2 = await judge(e, r, long, { deadline: next })
+  const left = Number(/(-?[\d.]+) ms left in the budget/.exec(o2.status === 'skipped' ? o2.detail : '')?.[1])
+  t.ok(o2.status === 'skipped' && left <= 60 - widened + 1, `${o2.status === 'skipped' ? o2.detail : o2.status} (guard ${widened.toFixed(1)} ms)`)
+  e.cost.set(2, 0.1)
+})
+
 t.test('overload sheds to fallbacks instead of queueing past deadlines', async (t) => {
   const r = rule(jointRule())
   const metrics = new Metrics()
