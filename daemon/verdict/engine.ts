@@ -33,7 +33,7 @@ export interface EngineOptions {
   nice?: number
   /** Backend-specific options (onnx providers, graphs, TensorRT); threads and nice above take precedence. */
   backendOptions?: BackendOptions
-  /** Margin before a deadline at which a fallback is published if the model is not done (widened by the loop's lateness, guard.ts). */
+  /** Margin before a deadline at which a fallback is published if the model is not done (widened after a late verdict, guard.ts). */
   guardMs: number
   /** Most verdict jobs waiting; beyond it requests get their fallback at once. */
   queueMax: number
@@ -58,7 +58,7 @@ export class VerdictEngine {
   private readonly exec: Executor
   private readonly explainer: Explainer
   private readonly queue = new DeadlineQueue<Job>()
-  /** The margin before deadlines, model.guardMs widened by the event loop's recent lateness. */
+  /** The margin before deadlines: model.guardMs, widened for a while after a verdict went out late. */
   readonly guard: Guard
   private running?: Job
   private explaining = false
@@ -79,7 +79,6 @@ export class VerdictEngine {
   ) {
     this.planner = new PromptPlanner(tokenizer, backend.lastRows === true, opts.prefixCache)
     this.guard = new Guard(opts.guardMs)
-    this.guard.start()
     this.exec = new Executor(backend, this.cost, { chunkTokens: opts.chunkTokens, guard: this.guard }, log)
     this.explainer = new Explainer(this.exec, tokenizer, backend.config.vocab_size, opts.explainQueueMax ?? 8, metrics, log)
   }
@@ -189,9 +188,9 @@ export class VerdictEngine {
         if (job.done) return
         job.done = true
         clearTimeout(job.timer)
-        // Settled after its fallback was due (a late timer, or a loop that could not take the result sooner):
-        // later jobs get that much more margin.
-        if (job.due !== undefined) this.guard.observe(job.due)
+        // Settled after its deadline (a late timer, or a loop that could not take the result sooner): later
+        // jobs get the margin this one would have needed.
+        if (job.due !== undefined) this.guard.settled(job.due, job.deadline)
         if (out.status !== 'ok') {
           this.metrics?.modelFallbacks.inc({ inspection: job.inspection, status: out.status, reason: out.reason })
           if (out.reason === 'decoder_error') this.lastError = { at: Date.now(), inspection: job.inspection, detail: out.detail }
@@ -313,7 +312,6 @@ export class VerdictEngine {
   /** Settles every waiting request with its fallback, then frees states and the backend. */
   async close(): Promise<void> {
     this.closed = true
-    this.guard.stop()
     for (const job of this.queue.drain()) job.settle(skipped(job, 'shutdown', 'the decoder is shutting down'))
     this.explainer.clear()
     while (this.running || this.explaining || this.probing) await new Promise((r) => setTimeout(r, 5))
