@@ -446,6 +446,9 @@ void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t
     for (int64_t i = 0; i < 2 * K; i++) q[i] = int8_t(uint8_t(q[i]) ^ 0x80u);
 }
 
+/** Activation elements from which their planes are computed by the pool (below: ~50 µs of single-threaded work). */
+constexpr int64_t kParallelPlanesMin = int64_t(1) << 17;
+
 void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
              const float* bias, float* C, int64_t ldc) {
   // Two int8 planes per token (≈ 16-bit activations, see QAct); both sit in one register tile, so the weights
@@ -469,8 +472,10 @@ void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, i
       quantize_act_planes(A + t * lda, K, q, d, s, use16 ? ab.a16.data() + t * K : nullptr, ubias, true);
     }
   };
-  if (T > 1) pool.run(T, 1, planes);
-  else planes(0, 1);
+  // Small activations are quantized on the calling thread: a pool round costs a wake-up and a barrier, which on
+  // cores shared with other processes (a 2-core gateway) can exceed the whole step's work.
+  if (T > 1 && T * K >= kParallelPlanesMin) pool.run(T, 1, planes);
+  else planes(0, T);
   QAct act{ab.q.data(), ab.d.data(), ab.s.data(), use16 ? ab.a16.data() : nullptr, T, K, nb};
   const int64_t nt = pool.size();
   // multiples of 4 panels: the widest register tiles span 4 panels
