@@ -238,7 +238,8 @@ export class Journal {
 
   /** Resolves once every row appended so far is in the database (or after `timeoutMs`). */
   settled(timeoutMs = 2000): Promise<void> {
-    if (!this.worker || this.ingested >= this.seq) return Promise.resolve()
+    // A thread that died is started again within a second: its successor answers.
+    if (!this.spool || this.ingested >= this.seq) return Promise.resolve()
     const seq = this.seq
     return new Promise((resolve) => {
       // Not unref'd: whoever waits keeps the process up until the worker answers (the thread itself does not).

@@ -95,3 +95,24 @@ t.test('durable outbox: verdicts waiting for the broker survive a restart, bound
   j2.outboxRemove(rows[0].seq)
   t.equal(j2.outboxPending().length, 2, 'sent ones leave')
 })
+
+t.test('an ingest thread that dies is started again, and the rows spooled meanwhile reach the database', async (t) => {
+  const m = new Metrics()
+  const j = new Journal(dir(t), { enabled: true, retentionDays: 400, maxBytes: 1 << 30, sync: 'normal' }, createLogger('silent'), m)
+  j.start()
+  t.teardown(() => j.close())
+  const now = Date.now()
+  await flushed(j, [rec(now, 1), rec(now, 2)])
+  const worker = (j as unknown as { worker: { terminate(): Promise<number> } }).worker
+  await worker.terminate()
+  // Verdicts keep going out while there is no thread: their rows wait in the spool.
+  await new Promise<void>((resolve) => {
+    let n = 3
+    for (let i = 3; i <= 5; i++) j.append(rec(now, i), () => { if (--n === 0) resolve() })
+  })
+  await j.settled(10_000)
+  const db = new Database(j.file, { readonly: true })
+  t.teardown(() => db.close())
+  t.same((db.prepare('SELECT trace FROM verdicts ORDER BY seq').all() as { trace: string }[]).map((r) => r.trace), ['T-1', 'T-2', 'T-3', 'T-4', 'T-5'])
+  t.equal(await metric(m, 'flashcheck_audit_rows_total'), 5)
+})
