@@ -11,17 +11,9 @@ import { Mosquitto } from '../../harness/mosquitto.js'
 import { startDaemon } from '../../harness/daemon.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { testConfig } from '../helpers/daemon.js'
-import { SparkplugPeer } from '../helpers/sparkplug.js'
+import { pressRule, SparkplugPeer } from '../helpers/sparkplug.js'
 
-const PRESS = `id: press-temp
-request: flashcheck/inspect/{station}/press
-signals:
-  spindle_temp:
-    sparkplug: {group: plant1, node: "press-{station}", device: spindle, metric: "Spindle/Temperature"}
-    keep: 30s
-checks:
-  - { id: hot, expr: 'last(spindle_temp) < 80.0', on_fail: FAIL }
-`
+const PRESS = pressRule('flashcheck/inspect/{station}/press')
 
 t.test('the shipped ACL carries the daemon\'s Sparkplug B traffic both ways', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'flashcheck-acl-sp-'))

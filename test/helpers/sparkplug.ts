@@ -105,3 +105,16 @@ export class SparkplugPeer {
     return this.client.endAsync(true)
   }
 }
+
+/** A rule reading a plant press's spindle temperature over Sparkplug B, answered on `request`. */
+export function pressRule(request: string): string {
+  return `id: press-temp
+request: ${request}
+signals:
+  spindle_temp:
+    sparkplug: {group: plant1, node: "press-{station}", device: spindle, metric: "Spindle/Temperature"}
+    keep: 30s
+checks:
+  - { id: hot, expr: 'last(spindle_temp) < 80.0', on_fail: FAIL }
+`
+}

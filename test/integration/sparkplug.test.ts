@@ -9,17 +9,9 @@ import { Mosquitto } from '../../harness/mosquitto.js'
 import { startDaemon } from '../../harness/daemon.js'
 import { Requester, testConfig } from '../helpers/daemon.js'
 import { cliProcess } from '../helpers/cli.js'
-import { num, SparkplugPeer, TahuLong, tahu, type SpMessage } from '../helpers/sparkplug.js'
+import { num, pressRule, SparkplugPeer, TahuLong, tahu, type SpMessage } from '../helpers/sparkplug.js'
 
-const PRESS = `id: press-temp
-request: plant1/inspect/{station}
-signals:
-  spindle_temp:
-    sparkplug: {group: plant1, node: "press-{station}", device: spindle, metric: "Spindle/Temperature"}
-    keep: 30s
-checks:
-  - { id: hot, expr: 'last(spindle_temp) < 80.0', on_fail: FAIL }
-`
+const PRESS = pressRule('plant1/inspect/{station}')
 const CYCLE = `id: cycle-count
 trigger:
   sparkplug: {group: plant1, node: "press-{station}", device: spindle, metric: "Cycle/Count"}
