@@ -31,10 +31,10 @@ export class Metrics {
   readonly outboxDropped = new Counter({ name: 'flashcheck_outbox_dropped_total', help: 'Verdicts dropped because the outbox was full (oldest first)', registers: [this.registry] })
   readonly shedDropped = new Counter({ name: 'flashcheck_overloaded_dropped_total', help: 'OVERLOADED answers dropped because the connection to the broker was backed up or down', registers: [this.registry] })
   readonly overloaded = new Counter({ name: 'flashcheck_overloaded_total', help: 'Requests answered OVERLOADED because they arrived older than their budget allows', labelNames: ['inspection'] as const, registers: [this.registry] })
-  readonly auditRows = new Counter({ name: 'flashcheck_audit_rows_total', help: 'Verdicts written to the audit journal', registers: [this.registry] })
+  readonly auditRows = new Counter({ name: 'flashcheck_audit_rows_total', help: 'Verdicts written to the audit database (by the ingest thread, from the spool)', registers: [this.registry] })
   readonly auditWriteErrors = new Counter({ name: 'flashcheck_audit_write_errors_total', help: 'Audit journal failures (open, write, retention); verdicts still went out', registers: [this.registry] })
   readonly auditPruned = new Counter({ name: 'flashcheck_audit_pruned_total', help: 'Audit rows removed by retention, by reason (age: audit.retentionDays, bytes: audit.maxBytes)', labelNames: ['reason'] as const, registers: [this.registry] })
-  readonly auditQueueDepth = new Gauge({ name: 'flashcheck_audit_queue_depth', help: 'Verdicts waiting for their audit row to be written', registers: [this.registry] })
+  readonly auditQueueDepth = new Gauge({ name: 'flashcheck_audit_queue_depth', help: 'Verdicts spooled (or queued for the spool) whose rows are not yet in the audit database', registers: [this.registry] })
   readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
 
   private collectParts(): void {
