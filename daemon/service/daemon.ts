@@ -138,6 +138,9 @@ export class Daemon extends EventEmitter {
 
   /** Loads the rules (refusing to start on any error), then connects; connection failures are retried forever. */
   async start(): Promise<void> {
+    // The broker credentials and certificates first: an unreadable file stops the start before anything
+    // (model, journal, state directory) is touched.
+    clientOptions(this.cfg, this.protocolVersion)
     const loadOpts = { defaultBudgetMs: this.cfg.budget.defaultMs, model: this.cfg.model.dir !== '' }
     const res = await loadRuleDir(this.cfg.rules.dir, loadOpts)
     if (!res.ok) throw new RulesInvalidError(res.errors)

@@ -1,6 +1,6 @@
 // The CLI as users run it: the embedded quickstart, `request`, signals, exit codes for bad config and rules.
 import t from 'tap'
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
@@ -68,9 +68,10 @@ t.test('configuration errors: one line naming the key, exit 2', async (t) => {
   writeFileSync(pw, 's3cret-value\n')
   const secret = await cli(['config', '--mqtt-password-file', pw])
   t.notMatch(secret.stdout, /s3cret/)
-  const missingPw = await cli(['run', '--mqtt-password-file', join(dir, 'nope'), '--rules-dir', join(PACKAGE_ROOT, 'test', 'fixtures', 'service')])
+  const missingPw = await cli(['run', '--mqtt-password-file', join(dir, 'nope'), '--rules-dir', join(PACKAGE_ROOT, 'test', 'fixtures', 'service'), '--state-dir', join(dir, 'state')])
   t.equal(missingPw.code, 2)
   t.match(missingPw.stderr, /mqtt\.passwordFile/)
+  t.notOk(existsSync(join(dir, 'state')), 'stopped before touching the state directory (no journal, no spool)')
 })
 
 t.test('invalid rules at start: every error as file:line:col, exit 1', async (t) => {
