@@ -57,15 +57,16 @@ export class Dedupe {
 
   /** True when this request was already seen within the window; records it otherwise. */
   check(key: string, payload: Buffer, now: number): boolean {
-    return this.seenAt(key, payload, now) >= 0
+    return this.seenAt(key, checksum(payload), now) >= 0
   }
 
   /**
-   * When this request was already seen within the window: the epoch ms it was first recorded at (the
-   * inspection's start, which is also the time in its verdict_id); otherwise records it and gives -1.
+   * When the request with this key and payload checksum was already seen within the window: the epoch ms it
+   * was first recorded at (the inspection's start, which is also the time in its verdict_id); otherwise
+   * records it and gives -1.
    */
-  seenAt(key: string, payload: Buffer, now: number): number {
-    const t = this.record(hashA(key), hashB(key), checksum(payload), now, true)
+  seenAt(key: string, sum: number, now: number): number {
+    const t = this.record(hashA(key), hashB(key), sum, now, true)
     return t > 0 ? this.base + t - 1 : -1
   }
 

@@ -48,6 +48,8 @@ export interface Exchange {
   env: Envelope
   /** The request's dedupe key, once admitted: closed when the broker has its verdict. */
   key?: string
+  /** The payload's checksum, with the key (the redelivery memory's and the audit row's). */
+  sum?: number
   /** Streaming: the topic whose message was inspected. */
   triggerTopic?: string
   /** Set by the hand-off when part of the answer goes out later. */
@@ -206,18 +208,20 @@ export class Inbound {
     if (!this.answerable(ex)) return false
     const key = dedupeKey(ex.env)
     if (key !== undefined) {
-      const answeredAt = this.d.memory.seenAt(key, ex.payload, ex.now)
+      const sum = checksum(ex.payload)
+      const answeredAt = this.d.memory.seenAt(key, sum, ex.now)
       if (answeredAt >= 0) {
         this.d.metrics.duplicates.inc()
         // Answered before (by this process or one that was killed): the journal has the verdict as it went
         // out, and it goes out again unchanged, unless it still waits in the durable outbox (which sends it).
         // Not yet written means it is still on its way: dropped.
         const journal = this.d.journal
-        if (journal?.open) this.answerAgain(ex, journal, key, answeredAt)
+        if (journal?.open) this.answerAgain(ex, journal, key, sum, answeredAt)
         else this.d.log.debug({ topic: ex.topic }, 'duplicate request dropped')
         return false
       }
       ex.key = key
+      ex.sum = sum
     }
     const stale = staleness(this.budgetOf(ex), this.d.config.limits.maxAgeFactor, ex.env, body, ex.now)
     if (stale === undefined) return true
@@ -229,9 +233,8 @@ export class Inbound {
    * A redelivered request gets its stored verdict again once the journal's rows so far are in the database
    * (a few milliseconds); its PUBACK waits for that answer.
    */
-  private answerAgain(ex: Exchange, journal: Journal, key: string, answeredAt: number): void {
+  private answerAgain(ex: Exchange, journal: Journal, key: string, sum: number, answeredAt: number): void {
     const release = (ex.ack ??= new HeldAck()).hold()
-    const sum = checksum(ex.payload)
     const to = ex.to
     const opts = this.d.publisher.replyOptions(ex.env)
     const topic = ex.topic
@@ -363,7 +366,7 @@ export class Inbound {
       const release = (ex.ack ??= new HeldAck()).hold()
       const rec = auditRecord(res, json, {
         requestTopic: ex.triggerTopic ?? ex.topic, responseTopic: to, correlationData: ex.env.correlationData, correlationId: ex.env.correlationId,
-        dedupeKey: key, payloadSum: key === undefined ? undefined : checksum(ex.payload), modelId: this.d.modelId,
+        dedupeKey: key, payloadSum: ex.sum, modelId: this.d.modelId,
       })
       journal.append(rec, () => {
         try {

@@ -24,17 +24,12 @@ export class RedeliveryMemory {
     this.dedupe = new Dedupe(windowMs, entries)
   }
 
-  /** True when the request was answered already (a redelivery); otherwise records it as open. */
-  seen(key: string, payload: Buffer, now: number): boolean {
-    return this.seenAt(key, payload, now) >= 0
-  }
-
   /**
-   * The epoch ms at which the request was first inspected, when this is a redelivery (its verdict_id carries
-   * the same millisecond); otherwise records it as open and gives -1.
+   * The epoch ms at which the request (key, payload checksum) was first inspected, when this is a redelivery
+   * (its verdict_id carries the same millisecond); otherwise records it as open and gives -1.
    */
-  seenAt(key: string, payload: Buffer, now: number): number {
-    const at = this.dedupe.seenAt(key, payload, now)
+  seenAt(key: string, sum: number, now: number): number {
+    const at = this.dedupe.seenAt(key, sum, now)
     if (at >= 0) return at
     this.dirty = true
     // Open keys only matter to snapshots; without a state file there is nothing to keep them out of.
