@@ -6,7 +6,7 @@
 // segment is finished, and deleted, once a later one exists and it has been read to its end: the writer
 // creates the next segment before it stops writing the last one. An unterminated last line of a finished
 // segment (a write cut short by a full disk or a crash) is counted and dropped.
-import { closeSync, openSync, readSync, unlinkSync } from 'node:fs'
+import { closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Statement } from 'better-sqlite3'
 import { STORED_COLUMNS, type Db } from './db.js'
@@ -25,6 +25,30 @@ export interface IngestStep {
 }
 
 const CHUNK = 1 << 20
+/** Nothing read. */
+const NONE: IngestStep = Object.freeze({ rows: 0, seq: -1, more: false, torn: 0, bad: 0 })
+
+/** Where the ingest into `db` goes on (meta `spool_position`, saved with the rows), or the spool's start. */
+export function savedPosition(db: Db): { segment: number; offset: number } {
+  const pos = (db.prepare("SELECT v FROM meta WHERE k = 'spool_position'").get() as { v: string } | undefined)?.v
+  const m = pos ? /^(\d+):(\d+)$/.exec(pos) : null
+  return m ? { segment: Number(m[1]), offset: Number(m[2]) } : { segment: 0, offset: 0 }
+}
+
+/** Bytes of the spool in `dir` after the position saved in `db`: rows not yet in the database. */
+export function spoolBacklog(db: Db, dir: string): number {
+  const { segment, offset } = savedPosition(db)
+  let bytes = 0
+  for (const n of segments(dir)) {
+    if (n < segment) continue
+    try {
+      bytes += statSync(join(dir, segmentName(n))).size - (n === segment ? offset : 0)
+    } catch {
+      // taken in and deleted meanwhile
+    }
+  }
+  return Math.max(0, bytes)
+}
 
 export class Ingester {
   private seg = 0
@@ -36,13 +60,10 @@ export class Ingester {
   private readonly savePosition: Statement
   private readonly batch: (end: number, pos: string) => { rows: number; seq: number; bad: number }
 
-  constructor(private readonly db: Db, private readonly dir: string) {
-    const pos = (db.prepare("SELECT v FROM meta WHERE k = 'spool_position'").get() as { v: string } | undefined)?.v
-    const m = pos ? /^(\d+):(\d+)$/.exec(pos) : null
-    if (m) {
-      this.seg = Number(m[1])
-      this.offset = Number(m[2])
-    }
+  constructor(db: Db, private readonly dir: string) {
+    const pos = savedPosition(db)
+    this.seg = pos.segment
+    this.offset = pos.offset
     // The response arrives as bytes of the spool buffer; CAST stores them as the same UTF-8 text.
     this.insert = db.prepare(`INSERT OR IGNORE INTO verdicts (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
     this.savePosition = db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
@@ -71,27 +92,21 @@ export class Ingester {
     })
   }
 
-  /** Where the next line will be read: `segment:offset`. */
-  get position(): string {
-    return `${this.seg}:${this.offset}`
-  }
-
   /**
    * Ingests what is available (up to about 1 MiB of lines) in one transaction. `live`: the writer's
    * [segment, bytes written] (spool.ts), which answers "anything new?" without a system call while the
    * ingest is on the segment being written. Throws what SQLite or the file system says.
    */
   step(live?: Int32Array): IngestStep {
-    const none: IngestStep = { rows: 0, seq: -1, more: false, torn: 0, bad: 0 }
     if (live !== undefined && Atomics.load(live, 0) === this.seg) {
-      if (this.offset >= Atomics.load(live, 1)) return none
+      if (this.offset >= Atomics.load(live, 1)) return NONE
       return this.take(undefined)
     }
     const all = segments(this.dir)
     // Segments before the position were finished (a crash between commit and unlink leaves one behind).
     for (const n of all) if (n < this.seg) this.unlink(n)
     const cur = all.find((n) => n >= this.seg)
-    if (cur === undefined) return none
+    if (cur === undefined) return NONE
     if (cur !== this.seg) {
       this.seg = cur
       this.offset = 0
@@ -102,7 +117,6 @@ export class Ingester {
 
   /** Reads from the position on; `later`: the next segment, when this one is complete. */
   private take(later: number | undefined): IngestStep {
-    const none: IngestStep = { rows: 0, seq: -1, more: false, torn: 0, bad: 0 }
     for (;;) {
       const got = this.read()
       // (lastIndexOf with -1 would search the whole buffer, stale bytes included)
@@ -118,14 +132,14 @@ export class Ingester {
         this.buf = Buffer.allocUnsafe(this.buf.length * 2)
         continue
       }
-      if (later === undefined) return none
+      if (later === undefined) return NONE
       // Finished: move on (saved first, so that a crash before the unlink does not read it again).
-      this.db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v").run(`${later}:0`)
+      this.savePosition.run(`${later}:0`)
       this.closeFd()
       this.unlink(this.seg)
       this.seg = later
       this.offset = 0
-      return { ...none, more: true, torn: got }
+      return { ...NONE, more: true, torn: got }
     }
   }
 

@@ -3,12 +3,13 @@
 // memory they need, the state directory, the native addon and the CPU features its kernel uses — and prints one row per check:
 // `PASS|WARN|FAIL  name  detail`. Exit 0 without FAIL rows, 1 with any, 2 when the configuration is unusable
 // (as `flashcheck run`).
-import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
 import { freemem, totalmem } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions, type ISubscriptionGrant } from 'mqtt'
 import { AUDIT_FILE, openReadOnly } from '../audit/db.js'
-import { SPOOL_DIR, segmentName, segments } from '../audit/spool.js'
+import { spoolBacklog } from '../audit/ingest.js'
+import { SPOOL_DIR } from '../audit/spool.js'
 import { ConfigError } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { archFromConfig } from '../model/arch.js'
@@ -277,30 +278,14 @@ function checkState(cfg: Config, rows: Row[]): void {
   }
 }
 
-/**
- * The audit journal: that it opens, its size and newest record, and journal write failures — those recorded in
- * the database once it wrote again, and, with metrics.port set, the running daemon's live count.
- */
 /** Spooled verdicts beyond this (bytes) mean the ingest is not keeping up: it normally lags by milliseconds. */
 const SPOOL_WARN_BYTES = 16 * 1024 * 1024
 
-/** Bytes of spool segments after the ingest's saved position (`segment:offset`). */
-function spoolBacklog(dir: string, position: string | undefined): number {
-  const m = /^(\d+):(\d+)$/.exec(position ?? '')
-  const seg = m ? Number(m[1]) : 0
-  const offset = m ? Number(m[2]) : 0
-  let bytes = 0
-  for (const n of segments(dir)) {
-    if (n < seg) continue
-    try {
-      bytes += statSync(join(dir, segmentName(n))).size - (n === seg ? offset : 0)
-    } catch {
-      // taken in and deleted meanwhile
-    }
-  }
-  return Math.max(0, bytes)
-}
-
+/**
+ * The audit journal: that it opens, its size and newest record, spooled rows not yet in it, and journal write
+ * failures — those recorded in the database once it wrote again, and, with metrics.port set, the running
+ * daemon's live count.
+ */
 async function checkAudit(cfg: Config, rows: Row[], timeoutMs: number): Promise<void> {
   if (!cfg.audit.enabled || !cfg.state.dir) {
     rows.push({ outcome: 'WARN', name: 'audit', detail: !cfg.audit.enabled ? 'audit.enabled is false: verdicts are not journaled' : 'state.dir empty: no audit journal' })
@@ -319,7 +304,7 @@ async function checkAudit(cfg: Config, rows: Row[], timeoutMs: number): Promise<
         const bytes = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number)
         detail = `${file}: ${n} record(s), ${(bytes / 1048576).toFixed(1)} MiB of ${(cfg.audit.maxBytes / 1048576).toFixed(0)} MiB${newest ? `, newest ${newest}` : ''}`
         const meta = new Map((db.prepare('SELECT k, v FROM meta').all() as { k: string; v: string }[]).map((r) => [r.k, r.v]))
-        const waiting = spoolBacklog(join(cfg.state.dir, SPOOL_DIR), meta.get('spool_position'))
+        const waiting = spoolBacklog(db, join(cfg.state.dir, SPOOL_DIR))
         if (waiting > 0) detail += `; ${(waiting / 1024).toFixed(0)} KiB of verdicts in ${SPOOL_DIR}/ not yet in the database`
         if (waiting > SPOOL_WARN_BYTES) {
           outcome = 'WARN'
