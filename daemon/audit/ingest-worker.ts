@@ -26,6 +26,12 @@ export type IngestMessage =
   | { kind: 'error'; message: string; code?: string; corrupt: boolean; during: 'ingest' | 'retention' | 'open' }
   | { kind: 'stopped' }
 
+/** From the journal: failures it counted since the last report, and the last one's text, for the meta table. */
+export interface FailureReport {
+  add: number
+  last: string
+}
+
 const RETRY_MS = 1000
 /** Nice increment of this thread alone (Linux: setpriority on the calling thread): the event loop, the broker and the decoder go first. */
 const NICE = 10
@@ -126,7 +132,7 @@ function stop(): void {
 port.on('message', (m: unknown) => {
   if (stopped) return
   if (typeof m === 'object' && m !== null && 'add' in m) {
-    const e = m as { add: number; last: string }
+    const e = m as FailureReport
     unrecorded += e.add
     lastError = e.last
     return

@@ -15,7 +15,7 @@ import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { AUDIT_FILE, isCorruption, lowerId, moveAside, openWritable, type Db } from './db.js'
 import { Ingester } from './ingest.js'
-import type { IngestMessage, IngestWorkerData } from './ingest-worker.js'
+import type { FailureReport, IngestMessage, IngestWorkerData } from './ingest-worker.js'
 import { prune } from './retention.js'
 import { SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
 
@@ -254,7 +254,8 @@ export class Journal {
     this.reportTimer = undefined
     const add = this.writeErrors - this.recordedErrors
     if (add <= 0 || !this.worker) return
-    this.worker.postMessage({ add, last: `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim() })
+    const report: FailureReport = { add, last: `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim() }
+    this.worker.postMessage(report)
     this.recordedErrors = this.writeErrors
   }
 
@@ -293,8 +294,8 @@ export class Journal {
 
   /**
    * The published response of an answered request (redelivery) first inspected at epoch ms `answeredAt`, when
-   * its row is in the database (after `settled`); `waiting` when that
-   * verdict is still in the durable outbox, which sends it (again, if the broker never acknowledged it).
+   * its row is in the database (after `settled`); `waiting` when that verdict is still in the durable outbox,
+   * which sends it (again, if the broker never acknowledged it).
    */
   lookup(key: string, payloadSum: number, answeredAt: number): { response: string; waiting: boolean } | undefined {
     if (!this.db) return undefined
@@ -372,12 +373,11 @@ export class Journal {
     this.flush()
     this.spool?.close()
     this.spool = undefined
+    // Counted failures go to the worker, which records them before it stops.
+    this.reportErrors()
     const w = this.worker
     this.worker = undefined
     if (w) {
-      this.worker = w
-      this.reportErrors()
-      this.worker = undefined
       // Held open until it has ingested and closed: the process may have nothing else left to wait for.
       w.ref()
       const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()))
