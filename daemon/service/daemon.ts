@@ -75,6 +75,8 @@ export class Daemon extends EventEmitter {
   private client?: MqttClient
   /** True from the client's 'connect' event (its store resent) until 'close'. */
   private sessionReady = false
+  /** Counts connections, so that a SUBACK of an old one does not announce the current one. */
+  private connections = 0
   /** The decoder for reason rules; present when model.dir is configured. */
   private engine?: VerdictEngine
   private broker?: EmbeddedBroker
@@ -389,14 +391,20 @@ export class Daemon extends EventEmitter {
       this.subscribed.clear()
       // Sparkplug births seen on the old connection may be stale: data is trusted again after new ones.
       this.sparkplug?.reset()
-      this.syncSubscriptions()
+      // Connected means serving: announced (log line, 'connected', systemd READY) once the broker has granted
+      // the subscriptions, so that a request sent after it is never published to a broker that has no
+      // subscriber for it yet.
+      const conn = ++this.connections
+      this.syncSubscriptions(() => {
+        if (conn !== this.connections || !client.connected) return
+        this.log.info({ url: redactUrl(url), protocol: this.protocolVersion }, 'connected to broker')
+        this.emit('connected')
+      })
       // Verdicts held while the broker was away go first, in order, before redelivered requests are read.
       const flushed = this.publisher.flush()
       if (flushed > 0) this.log.info({ verdicts: flushed }, 'outbox flushed')
       client.publish(statusTopic(this.cfg.node.id), 'online', { qos: 1, retain: true })
       this.publishInfo()
-      this.log.info({ url: redactUrl(url), protocol: this.protocolVersion }, 'connected to broker')
-      this.emit('connected')
     })
     client.on('close', () => {
       this.sessionReady = false
@@ -421,7 +429,8 @@ export class Daemon extends EventEmitter {
     })
   }
 
-  private syncSubscriptions(): void {
+  /** Subscribes to what the rules need and drops the rest; `done` runs once the broker answered every SUBSCRIBE. */
+  private syncSubscriptions(done?: () => void): void {
     const client = this.client
     if (!client?.connected) return
     const want = new Set(desiredFilters(this.rules, this.cfg.mqtt.requestFilter, this.cfg.mqtt.shareGroup))
@@ -430,17 +439,20 @@ export class Daemon extends EventEmitter {
     // MQTT 5 forbids no-local on shared subscriptions; plain ones keep it (the daemon never hears itself).
     const shared = add.filter(isShared)
     const plain = add.filter((f) => !isShared(f))
-    for (const [filters, nl] of [[plain, this.protocolVersion === 5], [shared, false]] as const) {
-      if (filters.length === 0) continue
+    const groups = ([[plain, this.protocolVersion === 5], [shared, false]] as const).filter(([filters]) => filters.length > 0)
+    let answers = groups.length
+    for (const [filters, nl] of groups) {
       client.subscribe(filters, nl ? { qos: this.cfg.mqtt.qos, nl: true } : { qos: this.cfg.mqtt.qos }, (err, granted) => {
         const refused = (granted ?? []).filter((g) => g.qos > 2).map((g) => g.topic)
         if (err) this.log.error({ err: err.message, filters }, 'subscribe failed')
         else if (refused.length > 0) this.log.error({ filters: refused }, 'subscription refused by the broker (ACL?)')
         else this.log.debug({ filters }, 'subscribed')
+        if (--answers === 0) done?.()
       })
     }
     if (drop.length) client.unsubscribe(drop)
     this.subscribed = want
+    if (groups.length === 0) done?.()
   }
 
   private publishInfo(): void {

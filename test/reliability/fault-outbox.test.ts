@@ -99,7 +99,7 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     // The rest are decided with the broker away: each journaled, then kept in the outbox.
     const db = new Database(join(state, 'audit.db'), { readonly: true })
     t.teardown(() => db.close())
-    t.ok(await until(() => count(db, 'verdicts') === N, 60_000), `all ${N} decided while the broker is away`)
+    if (!t.ok(await until(() => count(db, 'verdicts') === N, 60_000), `all ${N} decided while the broker is away`)) t.comment(d.output())
     const before = r.got.length
     const pending = db.prepare('SELECT verdict_id AS id, payload FROM outbox ORDER BY seq').all() as { id: string; payload: string }[]
     t.comment(`${before} answered before the broker went, ${pending.length} waiting in the outbox`)
@@ -116,17 +116,22 @@ for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
     t.ok(await until(() => r.client.connected, 10_000), 'the requester is back')
     d = await start()
     t.match(d.output(), new RegExp(`"outbox":${pending.length}[^\\n]*restored from the audit journal`), 'the outbox restored at start')
-    t.ok(await until(() => new Set(r.got.map((g) => g.corr)).size === N, 30_000), `all ${N} answered`)
+    if (!t.ok(await until(() => new Set(r.got.map((g) => g.corr)).size === N, 30_000), `all ${N} answered`)) t.comment(d.output(), r.got.map((g) => `${g.corr} ${g.verdictId}`))
     await sleep(1000) // late copies, if any, would arrive now
 
     const after = r.got.slice(before)
     const ids = pending.map((p) => p.id)
     t.same(after.filter((g) => ids.includes(g.verdictId)).map((g) => g.verdictId), ids, 'the waiting verdicts arrive in the order they were decided, each once')
-    t.same(after.map((g) => g.body), pending.map((p) => p.payload).concat(after.slice(pending.length).map((g) => g.body)), 'byte for byte as journaled')
+    t.same(after.filter((g) => ids.includes(g.verdictId)).map((g) => g.body), pending.map((p) => p.payload), 'byte for byte as journaled')
     const byCorr = new Map<string, Set<string>>()
     for (const g of r.got) byCorr.set(g.corr, (byCorr.get(g.corr) ?? new Set()).add(g.verdictId))
     t.equal([...byCorr.values()].filter((s) => s.size > 1).length, 0, 'no request inspected twice')
-    t.equal(r.got.length, N, 'each request answered once')
+    // QoS 1 is at least once: the broker may stop after forwarding a verdict but before reading the request's
+    // PUBACK behind it. That request comes again and is answered again from the journal, the same bytes.
+    const first = new Map<string, string>()
+    const copies = r.got.filter((g) => first.has(g.corr) || (first.set(g.corr, g.body), false))
+    t.ok(copies.every((c) => c.body === first.get(c.corr) && !ids.includes(c.verdictId)), 'a verdict comes again only byte for byte, and never one that waited in the outbox')
+    t.equal(r.got.length - copies.length, N, 'each request answered')
     const journaled = db.prepare('SELECT verdict_id AS id FROM verdicts ORDER BY seq').all() as { id: string }[]
     t.equal(journaled.length, N, 'one journal row per request')
     t.same(new Set(r.got.map((g) => g.verdictId)), new Set(journaled.map((j) => j.id)), 'the answers are the journaled verdicts')
