@@ -3,6 +3,7 @@
 // the daemon's event loop. It tells the journal (journal.ts) how far it got, and what failed.
 import { setPriority } from 'node:os'
 import { parentPort, workerData } from 'node:worker_threads'
+import { loadAddon } from '../model/addon.js'
 import { isCorruption, openWritable } from './db.js'
 import { Ingester } from './ingest.js'
 import { prune } from './retention.js'
@@ -17,13 +18,19 @@ export interface IngestWorkerData {
   pruneMs: number
   /** The spool writer's [segment, bytes] (SpoolWriter.live). */
   live: Int32Array
+  /** Run under SCHED_IDLE (else at a nice increment): the journal asks for it until the thread falls behind. */
+  idle: boolean
 }
+
+/** How the thread yields the CPU: SCHED_IDLE, a nice increment, or not at all (not permitted). */
+export type IngestPriority = 'idle' | 'nice' | 'none'
 
 export type IngestMessage =
   | { kind: 'ingested'; rows: number; seq: number }
   | { kind: 'pruned'; age: number; bytes: number }
   | { kind: 'dropped'; torn: number; bad: number }
   | { kind: 'error'; message: string; code?: string; corrupt: boolean; during: 'ingest' | 'retention' | 'open' }
+  | { kind: 'priority'; priority: IngestPriority }
   | { kind: 'stopped' }
 
 /** From the journal: failures it counted since the last report, and the last one's text, for the meta table. */
@@ -33,7 +40,7 @@ export interface FailureReport {
 }
 
 const RETRY_MS = 1000
-/** Nice increment of this thread alone (Linux: setpriority on the calling thread): the event loop, the broker and the decoder go first. */
+/** Nice increment of this thread alone (Linux: setpriority on the calling thread), when SCHED_IDLE is not asked for or not available. */
 const NICE = 10
 
 const d = workerData as IngestWorkerData
@@ -42,11 +49,27 @@ const post = (m: IngestMessage) => port.postMessage(m)
 const fail = (e: unknown, during: 'ingest' | 'retention' | 'open') =>
   post({ kind: 'error', message: (e as Error).message, code: (e as { code?: string }).code, corrupt: isCorruption(e), during })
 
-try {
-  setPriority(NICE)
-} catch {
-  // not permitted or not supported: the ingest runs at the daemon's priority
+/**
+ * The event loop, the broker and the decoder go first. Under SCHED_IDLE a waking thread of theirs preempts this
+ * one at once; at a nice increment it waits for the scheduler's wakeup granularity, which shows in the verdicts'
+ * p99 (bench/RESULTS.md, audit journal).
+ */
+function lowerPriority(idle: boolean): IngestPriority {
+  if (idle) {
+    try {
+      if (loadAddon<{ schedIdle?: () => number }>().schedIdle?.() === 0) return 'idle'
+    } catch {
+      // no addon here: a nice increment instead
+    }
+  }
+  try {
+    setPriority(NICE)
+    return 'nice'
+  } catch {
+    return 'none' // not permitted or not supported: the ingest runs at the daemon's priority
+  }
 }
+post({ kind: 'priority', priority: lowerPriority(d.idle) })
 
 let db: ReturnType<typeof openWritable> | undefined
 let ing: Ingester | undefined

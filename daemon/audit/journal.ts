@@ -15,7 +15,7 @@ import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { AUDIT_FILE, isCorruption, lowerId, moveAside, openWritable, type Db } from './db.js'
 import { Ingester } from './ingest.js'
-import type { FailureReport, IngestMessage, IngestWorkerData } from './ingest-worker.js'
+import type { FailureReport, IngestMessage, IngestPriority, IngestWorkerData } from './ingest-worker.js'
 import { prune } from './retention.js'
 import { SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
 
@@ -48,6 +48,10 @@ const REOPEN_MS = 60_000
 const RESTART_MS = 1000
 /** Failures are handed to the worker for the database (for `flashcheck doctor`) at most this often. */
 const RECORD_MS = 1000
+/** Rows waiting this long for an idle-priority worker mean it is starved: a successor runs at nice 10. */
+export const STARVED_MS = 1000
+/** The wait of the oldest row is sampled this often (one mark per interval, while rows are written). */
+const LAG_MARK_MS = 100
 export class Journal {
   /** The journal's reading connection (lookups, restart, outbox, recorded failures); the worker has its own. */
   private db?: Db
@@ -76,6 +80,12 @@ export class Journal {
   private lastErrorAt?: string
   /** writeErrors as last handed to the worker for the database's meta table (read by `flashcheck doctor`). */
   private recordedErrors = 0
+  /** The worker runs under SCHED_IDLE until it falls behind (STARVED_MS), then at nice 10 for good. */
+  private idleIngest = true
+  /** How the running worker yields the CPU, once it said so. */
+  ingestPriority?: IngestPriority
+  /** (seq of the last row written, when) every LAG_MARK_MS while rows wait: the first dates the oldest waiting row. */
+  private marks: { seq: number; at: number }[] = []
 
   constructor(dir: string, private readonly cfg: AuditConfig, private readonly log: Logger, private readonly metrics: Metrics) {
     this.file = join(dir, AUDIT_FILE)
@@ -148,7 +158,7 @@ export class Journal {
 
   private startWorker(): void {
     if (this.worker || this.closed) return
-    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live }
+    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live, idle: this.idleIngest }
     const w = new Worker(WORKER_URL, { workerData: data })
     w.on('message', (m: IngestMessage) => this.fromWorker(m))
     w.on('error', (e) => this.failed(e, 'audit ingest worker failed'))
@@ -169,6 +179,7 @@ export class Journal {
       case 'ingested':
         this.metrics.auditRows.inc(m.rows)
         if (m.seq > this.ingested) this.ingested = m.seq
+        while (this.marks.length > 0 && this.marks[0].seq <= this.ingested) this.marks.shift()
         this.metrics.auditQueueDepth.set(this.queueDepth())
         while (this.waiters.length > 0 && this.waiters[0].seq <= this.ingested) this.waiters.shift()!.resolve()
         return
@@ -180,12 +191,41 @@ export class Journal {
         this.log.warn({ torn_bytes: m.torn, bad_lines: m.bad, dir: this.spoolDir }, 'audit spool: an incomplete or unreadable line was dropped (a write cut short)')
         return
       case 'error':
+        // Rows held up by a failure are not a starved thread: the wait is measured again from here.
+        this.marks = []
         this.failed(Object.assign(new Error(m.message), { code: m.code }), m.during === 'retention' ? 'audit retention failed' : 'audit journal write failed; verdicts still go out')
         if (m.corrupt) this.reopenAfterCorruption()
+        return
+      case 'priority':
+        this.ingestPriority = m.priority
+        if (m.priority === 'none') this.log.warn({ file: this.file }, 'audit ingest thread runs at the daemon\'s priority (lowering it was refused)')
+        else this.log.debug({ priority: m.priority }, 'audit ingest thread started')
         return
       case 'stopped':
         return
     }
+  }
+
+  /**
+   * Under SCHED_IDLE the worker gets only CPU time nobody else wants: on cores saturated for long it would fall
+   * behind without bound. Once the oldest waiting row is STARVED_MS old, it is replaced by one at nice 10 (a
+   * thread cannot leave SCHED_IDLE by itself without privileges). The two overlap briefly; rows are keyed by
+   * verdict_id and inserted or ignored, so a row taken by both is stored once.
+   */
+  private watchLag(): void {
+    if (!this.idleIngest || this.worker === undefined) return
+    const now = Date.now()
+    const last = this.marks.length > 0 ? this.marks[this.marks.length - 1] : undefined
+    if (last === undefined || now - last.at >= LAG_MARK_MS) this.marks.push({ seq: this.seq, at: now })
+    const lag = now - this.marks[0].at
+    if (lag < STARVED_MS) return
+    this.idleIngest = false
+    this.marks = []
+    this.log.warn({ lag_ms: lag, rows_waiting: this.queueDepth(), file: this.file }, 'audit ingest thread starved at idle priority; it runs at nice 10 from now on')
+    const w = this.worker
+    this.worker = undefined
+    void w.terminate()
+    this.startWorker()
   }
 
   /** Lines written to the spool (or queued for it) and not yet in the database. */
@@ -227,6 +267,7 @@ export class Journal {
       }
     }
     this.metrics.auditQueueDepth.set(this.queueDepth())
+    this.watchLag()
     for (const cb of cbs) {
       try {
         cb()

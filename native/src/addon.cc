@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "model.h"
+#include "sched.h"
 #include "sdnotify.h"
 
 using namespace fc;
@@ -154,9 +155,17 @@ Napi::Promise run_async(Napi::Env env, Executor& ex, std::function<void(AsyncJob
 
 class NativeState;
 
+// The classes' constructors, one set per environment: the addon is loaded by the main thread and may be by
+// worker threads (each an environment of its own), and a static reference would hand one thread's
+// constructor to another (and dangle once that thread exits).
+struct Ctors {
+  Napi::FunctionReference model;
+  Napi::FunctionReference state;
+};
+Ctors& ctors(Napi::Env env) { return *env.GetInstanceData<Ctors>(); }
+
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
-  static Napi::FunctionReference ctor;
   static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     Napi::Function f = DefineClass(env, "NativeModel",
                                    {
@@ -166,12 +175,12 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
                                        InstanceMethod("forwardAsync", &NativeModel::ForwardAsync),
                                        InstanceMethod("dispose", &NativeModel::Dispose),
                                    });
-    ctor = Napi::Persistent(f);
+    ctors(env).model = Napi::Persistent(f);
     exports.Set("NativeModel", f);
     return exports;
   }
   static Napi::Object Wrap(Napi::Env env, std::shared_ptr<Model> m) {
-    Napi::Object o = ctor.New({});
+    Napi::Object o = ctors(env).model.New({});
     NativeModel* w = Unwrap(o);
     w->model_ = std::move(m);
     return o;
@@ -201,11 +210,9 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   std::shared_ptr<Model> model_;
   std::unique_ptr<Executor> executor_;
 };
-Napi::FunctionReference NativeModel::ctor;
 
 class NativeState : public Napi::ObjectWrap<NativeState> {
  public:
-  static Napi::FunctionReference ctor;
   static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     Napi::Function f = DefineClass(env, "NativeState",
                                    {
@@ -215,12 +222,12 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
                                        InstanceMethod("busy", &NativeState::Busy),
                                        InstanceMethod("lastMs", &NativeState::LastMs),
                                    });
-    ctor = Napi::Persistent(f);
+    ctors(env).state = Napi::Persistent(f);
     exports.Set("NativeState", f);
     return exports;
   }
-  static Napi::Object Wrap(std::shared_ptr<State> s) {
-    Napi::Object o = ctor.New({});
+  static Napi::Object Wrap(Napi::Env env, std::shared_ptr<State> s) {
+    Napi::Object o = ctors(env).state.New({});
     Unwrap(o)->state_ = std::move(s);
     return o;
   }
@@ -231,7 +238,7 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
     return state_;
   }
   static std::shared_ptr<State> from(Napi::Env env, Napi::Value v) {
-    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctor.Value()))
+    if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(ctors(env).state.Value()))
       throw Napi::TypeError::New(env, "expected a State");
     return Unwrap(v.As<Napi::Object>())->state(env);
   }
@@ -241,7 +248,7 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
     auto s = state(info.Env());
     if (s->busy.load()) throw make_error(info.Env(), "state is in use by a running call; clone it after that call settles", "E_STATE_BUSY");
     if (!s->model || s->model->threads() == 0) throw make_error(info.Env(), "model is disposed", "E_DISPOSED");
-    return guarded(info.Env(), [&] { return Wrap(std::shared_ptr<State>(s->clone())); });
+    return guarded(info.Env(), [&] { return Wrap(info.Env(), std::shared_ptr<State>(s->clone())); });
   }
   Napi::Value Position(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), double(state(info.Env())->position.load()));
@@ -260,7 +267,6 @@ class NativeState : public Napi::ObjectWrap<NativeState> {
   }
   std::shared_ptr<State> state_;
 };
-Napi::FunctionReference NativeState::ctor;
 
 Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -300,7 +306,7 @@ Napi::Value NativeModel::Config(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeModel::NewState(const Napi::CallbackInfo& info) {
   auto m = model(info.Env());
-  return guarded(info.Env(), [&] { return NativeState::Wrap(std::shared_ptr<State>(m->new_state())); });
+  return guarded(info.Env(), [&] { return NativeState::Wrap(info.Env(), std::shared_ptr<State>(m->new_state())); });
 }
 
 static std::vector<int32_t> tokens_arg(Napi::Env env, Napi::Value v) {
@@ -446,13 +452,18 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, sd_notify_send(path.c_str(), state.data(), state.size()));
 }
 
+// schedIdle() -> 0 or errno: the calling thread to SCHED_IDLE (daemon/audit/ingest-worker.ts is the caller).
+Napi::Value SchedIdle(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sched_idle_self()); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new Ctors());
   NativeModel::Init(env, exports);
   NativeState::Init(env, exports);
   exports.Set("load", Napi::Function::New(env, Load));
   exports.Set("loadAsync", Napi::Function::New(env, LoadAsync));
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  exports.Set("schedIdle", Napi::Function::New(env, SchedIdle));
   return exports;
 }
 
