@@ -5,7 +5,7 @@
 // BENCH_DAEMON_NODE_ARGS='--cpu-prof' profiles the daemon with the journal.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
@@ -61,7 +61,7 @@ async function main(): Promise<void> {
   const loads = { off: await LoadGen.connect(brokers.off.url, nClients), on: await LoadGen.connect(brokers.on.url, nClients) }
   const db = join(state, 'audit.db')
   try {
-    console.log(`bench/audit: ${rate} req/s rules-only, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s; journal off vs on (audit.sync normal); ${cpus()[0]?.model ?? '?'}`)
+    console.log(`bench/audit: ${rate} req/s rules-only, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s; journal off vs on (audit.sync normal); ${cpus()[0]?.model ?? '?'} (${process.arch}, ${availableParallelism()} cores), load average ${loadavg()[0].toFixed(2)}`)
     await loads.off.run(TOPIC, PAYLOAD, rate, warmup)
     await loads.on.run(TOPIC, PAYLOAD, rate, warmup)
     const res: Record<Which, LoadResult[]> = { off: [], on: [] }
