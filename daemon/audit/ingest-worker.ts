@@ -20,6 +20,8 @@ export interface IngestWorkerData {
   live: Int32Array
   /** Run under SCHED_IDLE (else at a nice increment): the journal asks for it until the thread falls behind. */
   idle: boolean
+  /** Set to 1 by the journal: stop after the current step, without draining, for a successor to take over. */
+  handover: Int32Array
 }
 
 /** How the thread yields the CPU: SCHED_IDLE, a nice increment, or not at all (not permitted). */
@@ -75,7 +77,7 @@ let db: ReturnType<typeof openWritable> | undefined
 let ing: Ingester | undefined
 try {
   db = openWritable(d.file, d.sync)
-  ing = new Ingester(db, d.spoolDir)
+  ing = new Ingester(db, d.spoolDir, handingOver)
 } catch (e) {
   fail(e, 'open')
 }
@@ -124,11 +126,18 @@ function ingest(): boolean {
   return ok
 }
 
+/** The journal wants a successor: nothing more is taken in here (the flag is read between steps, never inside SQLite). */
+function handingOver(): boolean {
+  return Atomics.load(d.handover, 0) === 1
+}
+
 function tick(): void {
   timer = undefined
   if (stopped) return
+  if (handingOver()) return stop()
   const ok = ingest()
   if (stopped) return
+  if (handingOver()) return stop()
   if (ok) recordErrors()
   if (ok && Date.now() >= nextPrune) {
     nextPrune = Date.now() + d.pruneMs
@@ -160,6 +169,7 @@ port.on('message', (m: unknown) => {
     lastError = e.last
     return
   }
+  if (m === 'handover') return stop()
   if (m !== 'stop') return
   // What the journal wrote before asking is in the spool: take it in before closing.
   if (db && ingest()) recordErrors()

@@ -58,21 +58,24 @@ export class Ingester {
   private buf = Buffer.allocUnsafe(CHUNK)
   private readonly insert: Statement
   private readonly savePosition: Statement
-  private readonly batch: (end: number, pos: string) => { rows: number; seq: number; bad: number }
+  private readonly batch: (end: number) => { rows: number; seq: number; bad: number; used: number }
 
-  constructor(db: Db, private readonly dir: string) {
+  /** `halt`: read every few rows; true ends the transaction early, at a row boundary (the worker's handover). */
+  constructor(db: Db, private readonly dir: string, private readonly halt?: () => boolean) {
     const pos = savedPosition(db)
     this.seg = pos.segment
     this.offset = pos.offset
     // The response arrives as bytes of the spool buffer; CAST stores them as the same UTF-8 text.
     this.insert = db.prepare(`INSERT OR IGNORE INTO verdicts (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
     this.savePosition = db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
-    this.batch = db.transaction((end: number, pos: string) => {
+    this.batch = db.transaction((end: number) => {
       const b = this.buf
       let rows = 0
       let seq = -1
       let bad = 0
-      for (let at = 0; at < end; ) {
+      let at = 0
+      for (let n = 0; at < end; n++) {
+        if ((n & 31) === 31 && this.halt?.()) break
         const nl = b.indexOf(10, at)
         const tab = b.indexOf(9, at)
         try {
@@ -87,8 +90,8 @@ export class Ingester {
         }
         at = nl + 1
       }
-      this.savePosition.run(pos)
-      return { rows, seq, bad }
+      this.savePosition.run(`${this.seg}:${this.offset + at}`)
+      return { rows, seq, bad, used: at }
     })
   }
 
@@ -122,10 +125,9 @@ export class Ingester {
       // (lastIndexOf with -1 would search the whole buffer, stale bytes included)
       const end = got === 0 ? 0 : this.buf.lastIndexOf(10, got - 1) + 1
       if (end > 0) {
-        const after = this.offset + end
-        const r = this.batch(end, `${this.seg}:${after}`)
-        this.offset = after
-        return { ...r, more: got === this.buf.length || later !== undefined, torn: 0 }
+        const { rows, seq, bad, used } = this.batch(end)
+        this.offset += used
+        return { rows, seq, bad, more: used < end || got === this.buf.length || later !== undefined, torn: 0 }
       }
       if (got === this.buf.length) {
         // One line longer than the buffer: read it whole.
@@ -143,7 +145,7 @@ export class Ingester {
     }
   }
 
-  /** Steps until nothing is left to read now; the rows and the last seq ingested. */
+  /** Steps until nothing is left to read now (or `halt()` says stop); the rows and the last seq ingested. */
   drain(onStep?: (s: IngestStep) => void, live?: Int32Array): { rows: number; seq: number } {
     let rows = 0
     let seq = -1
@@ -152,7 +154,7 @@ export class Ingester {
       onStep?.(s)
       rows += s.rows
       if (s.seq >= 0) seq = s.seq
-      if (!s.more) return { rows, seq }
+      if (!s.more || this.halt?.()) return { rows, seq }
     }
   }
 

@@ -48,8 +48,11 @@ const REOPEN_MS = 60_000
 const RESTART_MS = 1000
 /** Failures are handed to the worker for the database (for `flashcheck doctor`) at most this often. */
 const RECORD_MS = 1000
-/** Rows waiting this long for an idle-priority worker mean it is starved: a successor runs at nice 10. */
-export const STARVED_MS = 1000
+/**
+ * Rows waiting this long for an idle-priority worker mean it is starved: a successor runs at nice 10. Above a
+ * locked database's cycle (busy timeout 1 s, then a retry 1 s later), which is a failure, not starvation.
+ */
+export const STARVED_MS = 3000
 /** The wait of the oldest row is sampled this often (one mark per interval, while rows are written). */
 const LAG_MARK_MS = 100
 export class Journal {
@@ -86,6 +89,12 @@ export class Journal {
   ingestPriority?: IngestPriority
   /** (seq of the last row written, when) every LAG_MARK_MS while rows wait: the first dates the oldest waiting row. */
   private marks: { seq: number; at: number }[] = []
+  /** The running worker's handover flag (IngestWorkerData.handover). */
+  private handover = new Int32Array(new SharedArrayBuffer(4))
+  /** Set while the worker finishes for a successor at nice 10, which then starts at once. */
+  private handingOver = false
+  /** When the worker last reported a failure: rows held up by one are not a starved thread. */
+  private lastWorkerError = 0
 
   constructor(dir: string, private readonly cfg: AuditConfig, private readonly log: Logger, private readonly metrics: Metrics) {
     this.file = join(dir, AUDIT_FILE)
@@ -158,7 +167,8 @@ export class Journal {
 
   private startWorker(): void {
     if (this.worker || this.closed) return
-    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live, idle: this.idleIngest }
+    this.handover = new Int32Array(new SharedArrayBuffer(4))
+    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live, idle: this.idleIngest, handover: this.handover }
     const w = new Worker(WORKER_URL, { workerData: data })
     w.on('message', (m: IngestMessage) => this.fromWorker(m))
     w.on('error', (e) => this.failed(e, 'audit ingest worker failed'))
@@ -166,7 +176,9 @@ export class Journal {
       if (this.worker !== w) return
       this.worker = undefined
       if (this.closed || !this.db) return
-      this.restartTimer = setTimeout(() => this.startWorker(), RESTART_MS)
+      const delay = this.handingOver ? 0 : RESTART_MS
+      this.handingOver = false
+      this.restartTimer = setTimeout(() => this.startWorker(), delay)
       this.restartTimer.unref()
     })
     // After the listeners (a 'message' listener refs the port): the thread never holds the process open by itself.
@@ -193,6 +205,7 @@ export class Journal {
       case 'error':
         // Rows held up by a failure are not a starved thread: the wait is measured again from here.
         this.marks = []
+        this.lastWorkerError = Date.now()
         this.failed(Object.assign(new Error(m.message), { code: m.code }), m.during === 'retention' ? 'audit retention failed' : 'audit journal write failed; verdicts still go out')
         if (m.corrupt) this.reopenAfterCorruption()
         return
@@ -208,9 +221,10 @@ export class Journal {
 
   /**
    * Under SCHED_IDLE the worker gets only CPU time nobody else wants: on cores saturated for long it would fall
-   * behind without bound. Once the oldest waiting row is STARVED_MS old, it is replaced by one at nice 10 (a
-   * thread cannot leave SCHED_IDLE by itself without privileges). The two overlap briefly; rows are keyed by
-   * verdict_id and inserted or ignored, so a row taken by both is stored once.
+   * behind without bound. Once the oldest waiting row is STARVED_MS old (and no failure explains it), the
+   * thread is asked to finish after its current step and a successor at nice 10 starts as it exits (a thread
+   * cannot leave SCHED_IDLE by itself without privileges). Never terminate(): a thread stopped while inside
+   * better-sqlite3 takes the whole process down with it.
    */
   private watchLag(): void {
     if (!this.idleIngest || this.worker === undefined) return
@@ -218,14 +232,13 @@ export class Journal {
     const last = this.marks.length > 0 ? this.marks[this.marks.length - 1] : undefined
     if (last === undefined || now - last.at >= LAG_MARK_MS) this.marks.push({ seq: this.seq, at: now })
     const lag = now - this.marks[0].at
-    if (lag < STARVED_MS) return
+    if (lag < STARVED_MS || now - this.lastWorkerError < 2 * STARVED_MS) return
     this.idleIngest = false
     this.marks = []
     this.log.warn({ lag_ms: lag, rows_waiting: this.queueDepth(), file: this.file }, 'audit ingest thread starved at idle priority; it runs at nice 10 from now on')
-    const w = this.worker
-    this.worker = undefined
-    void w.terminate()
-    this.startWorker()
+    this.handingOver = true
+    Atomics.store(this.handover, 0, 1)
+    this.worker.postMessage('handover')
   }
 
   /** Lines written to the spool (or queued for it) and not yet in the database. */
@@ -423,8 +436,12 @@ export class Journal {
       w.ref()
       const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()))
       w.postMessage('stop')
+      // A thread kept from the CPU (SCHED_IDLE on saturated cores) is asked to stop after its current step;
+      // what it has not taken in stays in the spool for the next start. terminate() is the last resort only.
+      const hurry = setTimeout(() => Atomics.store(this.handover, 0, 1), 5000)
       const timer = setTimeout(() => void w.terminate(), 10_000)
       await exited
+      clearTimeout(hurry)
       clearTimeout(timer)
     }
     for (const wt of this.waiters.splice(0)) wt.resolve()

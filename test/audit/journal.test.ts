@@ -182,6 +182,7 @@ t.test('a journal that cannot write never holds verdicts back', async (t) => {
     await new Promise((res) => setTimeout(res, 1500))
     t.ok(await metric(d, 'flashcheck_audit_write_errors_total') >= 1, 'write errors counted')
     t.equal(d.logs.filter((l) => /audit journal write failed/.test(String(l.msg))).length, 1, 'logged once a minute, not per verdict')
+    t.notOk(d.logs.some((l) => /starved/.test(String(l.msg))), 'a locked database is a failure, not a starved ingest thread')
     locker.exec('ROLLBACK')
     locked = false
     // The rows waited in the spool: once the database takes writes again they are all there.

@@ -67,6 +67,28 @@ t.test('spooled rows go into the database as written; the derived columns are th
   w.close()
 })
 
+t.test('halted (a handover): the transaction ends early at a row boundary; a successor goes on from there, nothing lost or twice', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false)
+  w.open()
+  const recs = Array.from({ length: 100 }, (_, i) => rec(i))
+  w.write(recs.map((r, i) => spoolLine(i + 1, r)).join(''))
+  const db = openWritable(join(d, 'audit.db'), 'normal')
+  t.teardown(() => db.close())
+  let halted = false
+  const first = new Ingester(db, spoolDir, () => halted)
+  halted = true
+  const r = first.drain(undefined, w.live)
+  first.close()
+  t.same(r, { rows: 31, seq: 31 }, 'stopped after the first 31 rows (the flag is read every 32)')
+  const next = new Ingester(db, spoolDir)
+  t.teardown(() => next.close())
+  t.same(next.drain(undefined, w.live), { rows: 69, seq: 100 }, 'the successor starts at the saved position')
+  t.same(ids(db), recs.map((x) => x.verdict_id), 'all 100, in order, once')
+  w.close()
+})
+
 t.test('segments: rotated by size, finished only once a later one exists, deleted once ingested; position survives a restart', async (t) => {
   const d = dir(t)
   const spoolDir = join(d, 'spool')
