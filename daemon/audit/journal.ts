@@ -91,7 +91,7 @@ export class Journal {
   private marks: { seq: number; at: number }[] = []
   /** The running worker's handover flag (IngestWorkerData.handover). */
   private handover = new Int32Array(new SharedArrayBuffer(4))
-  /** Set while the worker finishes for a successor at nice 10, which then starts at once. */
+  /** Set while the worker finishes for a successor at nice 10, which starts once it says it stopped. */
   private handingOver = false
   /** When the worker last reported a failure: rows held up by one are not a starved thread. */
   private lastWorkerError = 0
@@ -170,15 +170,14 @@ export class Journal {
     this.handover = new Int32Array(new SharedArrayBuffer(4))
     const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live, idle: this.idleIngest, handover: this.handover }
     const w = new Worker(WORKER_URL, { workerData: data })
-    w.on('message', (m: IngestMessage) => this.fromWorker(m))
+    w.on('message', (m: IngestMessage) => this.fromWorker(m, w))
     w.on('error', (e) => this.failed(e, 'audit ingest worker failed'))
     w.on('exit', () => {
       if (this.worker !== w) return
       this.worker = undefined
-      if (this.closed || !this.db) return
-      const delay = this.handingOver ? 0 : RESTART_MS
       this.handingOver = false
-      this.restartTimer = setTimeout(() => this.startWorker(), delay)
+      if (this.closed || !this.db) return
+      this.restartTimer = setTimeout(() => this.startWorker(), RESTART_MS)
       this.restartTimer.unref()
     })
     // After the listeners (a 'message' listener refs the port): the thread never holds the process open by itself.
@@ -186,7 +185,7 @@ export class Journal {
     this.worker = w
   }
 
-  private fromWorker(m: IngestMessage): void {
+  private fromWorker(m: IngestMessage, from: Worker): void {
     switch (m.kind) {
       case 'ingested':
         this.metrics.auditRows.inc(m.rows)
@@ -215,6 +214,13 @@ export class Journal {
         else this.log.debug({ priority: m.priority }, 'audit ingest thread started')
         return
       case 'stopped':
+        // Its database and spool are closed: the successor starts now, not after the thread's teardown (which
+        // a thread kept from the CPU takes long to get through).
+        if (this.handingOver && this.worker === from && !this.closed) {
+          this.handingOver = false
+          this.worker = undefined
+          this.startWorker()
+        }
         return
     }
   }
