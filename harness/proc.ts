@@ -13,11 +13,26 @@ export function mainThreadCpuSeconds(pid: number): number {
 
 function statSeconds(file: string): number {
   try {
-    const f = readFileSync(file, 'utf8').split(') ')[1]!.split(' ')
-    return (Number(f[11]) + Number(f[12])) / 100
+    const f = statFields(file)
+    return (Number(f[14 - 3]) + Number(f[15 - 3])) / 100
   } catch {
     return NaN
   }
+}
+
+/**
+ * The fields of a /proc stat file after the command name, which may hold spaces and parentheses: index 0 is
+ * field 3 (state), so field n of proc(5) is at n - 3. Throws when the file cannot be read.
+ */
+export function statFields(file: string): string[] {
+  const s = readFileSync(file, 'utf8')
+  return s.slice(s.lastIndexOf(')') + 2).trimEnd().split(' ')
+}
+
+/** A thread's scheduling from its stat file (/proc/self/task/TID/stat, /proc/thread-self/stat): policy (0 SCHED_OTHER, 5 SCHED_IDLE) and nice. */
+export function schedOf(file: string): { policy: number; nice: number } {
+  const f = statFields(file)
+  return { nice: Number(f[19 - 3]), policy: Number(f[41 - 3]) }
 }
 
 /** Resident set in MiB. */

@@ -3,7 +3,7 @@
 // journal replaces it with a thread at nice 10, and every row still reaches the database once.
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -13,6 +13,7 @@ import { verdictId } from '../../daemon/audit/record.js'
 import type { AuditRecord } from '../../daemon/audit/spool.js'
 import { createLogger } from '../../daemon/log/logger.js'
 import { Metrics } from '../../daemon/metrics/metrics.js'
+import { schedOf } from '../../harness/proc.js'
 
 const linux = process.platform === 'linux'
 
@@ -20,15 +21,11 @@ const linux = process.platform === 'linux'
 function threads(): { tid: number; policy: number; nice: number }[] {
   const out: { tid: number; policy: number; nice: number }[] = []
   for (const tid of readdirSync('/proc/self/task')) {
-    let stat: string
     try {
-      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+      out.push({ tid: Number(tid), ...schedOf(`/proc/self/task/${tid}/stat`) })
     } catch {
-      continue // the thread exited meanwhile
+      // the thread exited meanwhile
     }
-    // Fields after the command name (which may hold spaces): field 3 onward; nice is field 19, policy 41.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    out.push({ tid: Number(tid), nice: Number(f[19 - 3]), policy: Number(f[41 - 3]) })
   }
   return out
 }

@@ -2,12 +2,13 @@
 // SCHED_IDLE) while the main thread holds a model. Each environment keeps its own class constructors: the main
 // thread's model and states go on working, with the same logits, after the worker has used the addon and exited.
 // schedIdle() moves only the calling thread to SCHED_IDLE.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import t from 'tap'
 import { Model } from '../../daemon/model/kernel.js'
+import { schedOf } from '../../harness/proc.js'
 import { writeCheckpoint, type TinyConfig } from './helpers/checkpoint.js'
 
 const root = mkdtempSync(join(tmpdir(), 'fc-kernel-worker-'))
@@ -16,11 +17,6 @@ const cfg: TinyConfig = { hidden_size: 64, num_hidden_layers: 8, num_attention_h
 const dir = join(root, 'm')
 writeCheckpoint(dir, cfg, { seed: 11 })
 const tokens = [5, 17, 3, 88, 41, 9, 60, 2]
-
-function policyOf(tid: number | 'self'): number {
-  const stat = readFileSync(tid === 'self' ? '/proc/self/stat' : `/proc/self/task/${tid}/stat`, 'utf8')
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3])
-}
 
 t.test('a worker thread loads and uses the addon; the main thread\'s model is unaffected', async (t) => {
   const model = Model.load(dir, { threads: 2 })
@@ -34,7 +30,7 @@ t.test('a worker thread loads and uses the addon; the main thread\'s model is un
   if (process.platform === 'linux') {
     t.equal(got.idle, 0, 'schedIdle() succeeded')
     t.equal(got.policy, 5, 'the worker thread is under SCHED_IDLE')
-    t.equal(policyOf('self'), 0, 'the main thread is not')
+    t.equal(schedOf('/proc/self/stat').policy, 0, 'the main thread is not')
   }
 
   // After the worker's environment is gone: new states and clones are made with the main thread's classes.
