@@ -243,8 +243,8 @@ export class Journal {
     this.marks = []
     this.log.warn({ lag_ms: lag, rows_waiting: this.queueDepth(), file: this.file }, 'audit ingest thread starved at idle priority; it runs at nice 10 from now on')
     this.handingOver = true
+    // Read by the thread every 32 rows and at each tick (every INGEST_MS): no message needed.
     Atomics.store(this.handover, 0, 1)
-    this.worker.postMessage('handover')
   }
 
   /** Lines written to the spool (or queued for it) and not yet in the database. */
