@@ -9,7 +9,7 @@
 import { closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Statement } from 'better-sqlite3'
-import { STORED_COLUMNS, type Db } from './db.js'
+import { ROWS_TABLE, STORED_COLUMNS, type Db } from './db.js'
 import { segmentName, segments } from './spool.js'
 
 export interface IngestStep {
@@ -66,7 +66,7 @@ export class Ingester {
     this.seg = pos.segment
     this.offset = pos.offset
     // The response arrives as bytes of the spool buffer; CAST stores them as the same UTF-8 text.
-    this.insert = db.prepare(`INSERT OR IGNORE INTO verdicts (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
+    this.insert = db.prepare(`INSERT OR IGNORE INTO ${ROWS_TABLE} (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
     this.savePosition = db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
     this.batch = db.transaction((end: number) => {
       const b = this.buf

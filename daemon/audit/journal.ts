@@ -114,7 +114,7 @@ export class Journal {
   private tryOpen(): boolean {
     try {
       mkdirSync(join(this.file, '..'), { recursive: true, mode: 0o750 })
-      const migrated = (rows: number) => this.log.info({ file: this.file, rows }, 'audit database migrated to schema 2 (columns the response holds are read from it)')
+      const migrated = (rows: number, from: string) => this.log.info({ file: this.file, rows, from_schema: from }, 'audit database migrated to schema 3 (the columns the response holds are read from it by the view `verdicts`)')
       try {
         this.db = openWritable(this.file, this.cfg.sync, migrated)
       } catch (e) {

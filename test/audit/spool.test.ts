@@ -1,6 +1,6 @@
 // The journal's spool and its ingest into SQLite, on real files: lines written whole, segments finished and
 // deleted only after a later one exists, the position kept with the rows (nothing ingested twice after a crash),
-// a torn last line dropped, and a schema-1 database migrated with its rows intact.
+// a torn last line dropped, and schema-1 and schema-2 databases migrated with their rows intact.
 import t from 'tap'
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -177,8 +177,65 @@ t.test('a schema-1 database is migrated: same rows, same seq, same answers from 
   t.same((db.prepare('SELECT seq FROM verdicts ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq), recs.map((_, i) => 10 + i * 3), 'seq kept')
   t.same(show(db, 'SN-3').map(recordOf), shownBefore, 'audit show: the same record')
   t.same([...exportRows(db, {})].map(recordOf), exportedBefore, 'audit export: the same records')
-  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['2', '3'], 'schema 2; other meta kept')
-  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdicts' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
+  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['3', '3'], 'schema 3; other meta kept')
+  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdict_rows' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
+  db.close()
+  const again = openWritable(file, 'normal', () => t.fail('migrated twice'))
+  again.close()
+})
+
+t.test('a schema-2 database (generated columns) is migrated in place: same rows and answers, nothing computed on insert', async (t) => {
+  const d = dir(t)
+  const file = join(d, 'audit.db')
+  const v2 = new Database(file)
+  v2.pragma('journal_mode = WAL')
+  // Schema 2 as a daemon of that version created it.
+  v2.exec(`CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '2'), ('write_errors', '5');
+    CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL, trace TEXT, model_id TEXT, request_topic TEXT NOT NULL, response_topic TEXT NOT NULL,
+      correlation TEXT, dedupe_key TEXT, payload_sum INTEGER, response TEXT NOT NULL,
+      ts TEXT AS (response ->> '$.ts'), node TEXT AS (response ->> '$.node'), inspection TEXT AS (response ->> '$.inspection'),
+      verdict TEXT AS (response ->> '$.verdict'), error_code TEXT AS (response ->> '$.error.code'), checks TEXT AS (response -> '$.checks'),
+      inputs TEXT AS (response -> '$.inputs'), model TEXT AS (response -> '$.model'), rules_rev TEXT AS (response ->> '$.rules_rev'),
+      latency_ms REAL AS (response ->> '$.latency_ms'), deadline_missed INTEGER AS (coalesce(response ->> '$.deadline_missed', 0)),
+      fallback INTEGER AS (coalesce(response ->> '$.fallback', 0)));
+    CREATE UNIQUE INDEX verdicts_id ON verdicts(verdict_id);
+    CREATE INDEX verdicts_trace ON verdicts(trace) WHERE trace IS NOT NULL;
+    CREATE TABLE outbox (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, correlation_data BLOB, qos INTEGER NOT NULL);
+    CREATE INDEX outbox_verdict ON outbox(verdict_id);`)
+  const ins = v2.prepare('INSERT INTO verdicts (seq, verdict_id, trace, model_id, request_topic, response_topic, correlation, dedupe_key, payload_sum, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+  const recs = Array.from({ length: 7 }, (_, i) => rec(i, 1_760_000_000_000 + i * 1000))
+  recs.forEach((x, i) => ins.run(5 + i * 2, x.verdict_id, x.trace, x.model_id, x.request_topic, x.response_topic, x.correlation, x.dedupe_key, x.payload_sum, x.response))
+  v2.prepare("INSERT INTO outbox (verdict_id, topic, payload, qos) VALUES (?, 'out/9', '{}', 1)").run(recs[6].verdict_id)
+  const before = openReadOnly(file)
+  const shownBefore = show(before, 'SN-2').map(recordOf)
+  const exportedBefore = [...exportRows(before, {})].map(recordOf)
+  t.equal(exportedBefore.length, 7)
+  before.close()
+  v2.close()
+  const moved: [number, string][] = []
+  const db = openWritable(file, 'normal', (n, from) => moved.push([n, from]))
+  t.teardown(() => db.close())
+  t.same(moved, [[7, '2']], 'every row, from schema 2')
+  t.same((db.prepare('SELECT seq FROM verdicts ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq), recs.map((_, i) => 5 + i * 2), 'seq kept')
+  t.same(show(db, 'SN-2').map(recordOf), shownBefore, 'audit show: the same record')
+  t.same([...exportRows(db, {})].map(recordOf), exportedBefore, 'audit export: the same records')
+  const columns = (db.prepare('SELECT name, hidden FROM pragma_table_xinfo(?)').all('verdict_rows') as { name: string; hidden: number }[])
+  t.same(columns.map((c) => c.name), ['seq', 'verdict_id', 'trace', 'model_id', 'request_topic', 'response_topic', 'correlation', 'dedupe_key', 'payload_sum', 'response'], 'the stored columns only: no generated ones')
+  t.same((db.prepare("SELECT type FROM sqlite_master WHERE name = 'verdicts'").get() as { type: string }).type, 'view', 'readers query the view')
+  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdict_rows' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
+  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['3', '5'], 'schema 3; other meta kept')
+  t.equal((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n, 1, 'the outbox kept')
+  // New rows go on after the old ones.
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false)
+  w.open()
+  const more = rec(20)
+  w.write(spoolLine(1, more))
+  const ing = new Ingester(db, spoolDir)
+  t.same(ing.drain(undefined, w.live), { rows: 1, seq: 1 })
+  ing.close()
+  w.close()
+  t.same(ids(db), [...recs.map((x) => x.verdict_id), more.verdict_id])
   db.close()
   const again = openWritable(file, 'normal', () => t.fail('migrated twice'))
   again.close()
