@@ -1,7 +1,7 @@
 // The journal's spool and its ingest into SQLite, on real files: lines written whole, segments finished and
 // deleted only after a later one exists, the position kept with the rows (nothing ingested twice after a crash),
 // a torn last line dropped, and schema-1 and schema-2 databases migrated with their rows intact.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,6 +11,7 @@ import { Ingester } from '../../daemon/audit/ingest.js'
 import { exportRows, recordOf, show } from '../../daemon/audit/query.js'
 import { verdictId } from '../../daemon/audit/record.js'
 import { SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
+import { SCHEMA_2_VERDICTS } from '../../harness/audit-schema-2.js'
 
 function dir(t: { teardown(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), 'flashcheck-spool-'))
@@ -27,6 +28,21 @@ function rec(i: number, at = Date.now()): AuditRecord {
     ...(i === 5 ? { error: { code: 'BAD_INPUT', message: 'x' }, fallback: true, model: { status: 'ok', choice: 'PASS', confidence: 0.9 } } : {}),
   })
   return { verdict_id: id, trace: `SN-${i}`, model_id: i === 5 ? 'm1' : null, request_topic: 'in/torque', response_topic: `out/${i}`, correlation: (1000 + i).toString(16), dedupe_key: `out/${i}\u0000d${i}`, payload_sum: i, response }
+}
+
+/** A database file of an earlier schema, created by `ddl`. */
+function olderDatabase(t: { teardown(fn: () => void): void }, ddl: string): { file: string; old: Database.Database } {
+  const file = join(dir(t), 'audit.db')
+  const old = new Database(file)
+  old.pragma('journal_mode = WAL')
+  old.exec(ddl)
+  return { file, old }
+}
+
+/** What a migrated database must hold: schema 3 (other meta kept) and the indexes on the stored table. */
+function assertSchema3(t: Test, db: Database.Database, writeErrors: string): void {
+  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['3', writeErrors], 'schema 3; other meta kept')
+  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdict_rows' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
 }
 
 function ids(db: Database.Database): string[] {
@@ -145,11 +161,7 @@ t.test('a torn last line (a write cut short) is dropped once the segment is fini
 })
 
 t.test('a schema-1 database is migrated: same rows, same seq, same answers from audit show and export', async (t) => {
-  const d = dir(t)
-  const file = join(d, 'audit.db')
-  const v1 = new Database(file)
-  v1.pragma('journal_mode = WAL')
-  v1.exec(`CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL, node TEXT NOT NULL, inspection TEXT, trace TEXT,
+  const { file, old: v1 } = olderDatabase(t, `CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL UNIQUE, ts TEXT NOT NULL, node TEXT NOT NULL, inspection TEXT, trace TEXT,
     verdict TEXT NOT NULL, error_code TEXT, checks TEXT NOT NULL, inputs TEXT NOT NULL, model TEXT, rules_rev TEXT, model_id TEXT, latency_ms REAL NOT NULL,
     deadline_missed INTEGER NOT NULL, fallback INTEGER NOT NULL, request_topic TEXT NOT NULL, response_topic TEXT NOT NULL, correlation TEXT, dedupe_key TEXT,
     payload_sum INTEGER, response TEXT NOT NULL);
@@ -177,29 +189,15 @@ t.test('a schema-1 database is migrated: same rows, same seq, same answers from 
   t.same((db.prepare('SELECT seq FROM verdicts ORDER BY seq').all() as { seq: number }[]).map((r) => r.seq), recs.map((_, i) => 10 + i * 3), 'seq kept')
   t.same(show(db, 'SN-3').map(recordOf), shownBefore, 'audit show: the same record')
   t.same([...exportRows(db, {})].map(recordOf), exportedBefore, 'audit export: the same records')
-  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['3', '3'], 'schema 3; other meta kept')
-  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdict_rows' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
+  assertSchema3(t, db, '3')
   db.close()
   const again = openWritable(file, 'normal', () => t.fail('migrated twice'))
   again.close()
 })
 
 t.test('a schema-2 database (generated columns) is migrated in place: same rows and answers, nothing computed on insert', async (t) => {
-  const d = dir(t)
-  const file = join(d, 'audit.db')
-  const v2 = new Database(file)
-  v2.pragma('journal_mode = WAL')
-  // Schema 2 as a daemon of that version created it.
-  v2.exec(`CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '2'), ('write_errors', '5');
-    CREATE TABLE verdicts (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL, trace TEXT, model_id TEXT, request_topic TEXT NOT NULL, response_topic TEXT NOT NULL,
-      correlation TEXT, dedupe_key TEXT, payload_sum INTEGER, response TEXT NOT NULL,
-      ts TEXT AS (response ->> '$.ts'), node TEXT AS (response ->> '$.node'), inspection TEXT AS (response ->> '$.inspection'),
-      verdict TEXT AS (response ->> '$.verdict'), error_code TEXT AS (response ->> '$.error.code'), checks TEXT AS (response -> '$.checks'),
-      inputs TEXT AS (response -> '$.inputs'), model TEXT AS (response -> '$.model'), rules_rev TEXT AS (response ->> '$.rules_rev'),
-      latency_ms REAL AS (response ->> '$.latency_ms'), deadline_missed INTEGER AS (coalesce(response ->> '$.deadline_missed', 0)),
-      fallback INTEGER AS (coalesce(response ->> '$.fallback', 0)));
-    CREATE UNIQUE INDEX verdicts_id ON verdicts(verdict_id);
-    CREATE INDEX verdicts_trace ON verdicts(trace) WHERE trace IS NOT NULL;
+  const { file, old: v2 } = olderDatabase(t, `CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL); INSERT INTO meta VALUES ('schema', '2'), ('write_errors', '5');
+    ${SCHEMA_2_VERDICTS}
     CREATE TABLE outbox (seq INTEGER PRIMARY KEY, verdict_id TEXT NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL, correlation_data BLOB, qos INTEGER NOT NULL);
     CREATE INDEX outbox_verdict ON outbox(verdict_id);`)
   const ins = v2.prepare('INSERT INTO verdicts (seq, verdict_id, trace, model_id, request_topic, response_topic, correlation, dedupe_key, payload_sum, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
@@ -222,11 +220,10 @@ t.test('a schema-2 database (generated columns) is migrated in place: same rows 
   const columns = (db.prepare('SELECT name, hidden FROM pragma_table_xinfo(?)').all('verdict_rows') as { name: string; hidden: number }[])
   t.same(columns.map((c) => c.name), ['seq', 'verdict_id', 'trace', 'model_id', 'request_topic', 'response_topic', 'correlation', 'dedupe_key', 'payload_sum', 'response'], 'the stored columns only: no generated ones')
   t.same((db.prepare("SELECT type FROM sqlite_master WHERE name = 'verdicts'").get() as { type: string }).type, 'view', 'readers query the view')
-  t.same((db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'verdict_rows' ORDER BY name").all() as { name: string }[]).map((r) => r.name), ['verdicts_id', 'verdicts_trace'])
-  t.same((db.prepare("SELECT v FROM meta WHERE k IN ('schema', 'write_errors') ORDER BY k").all() as { v: string }[]).map((r) => r.v), ['3', '5'], 'schema 3; other meta kept')
+  assertSchema3(t, db, '5')
   t.equal((db.prepare('SELECT COUNT(*) AS n FROM outbox').get() as { n: number }).n, 1, 'the outbox kept')
   // New rows go on after the old ones.
-  const spoolDir = join(d, 'spool')
+  const spoolDir = join(file, '..', 'spool')
   const w = new SpoolWriter(spoolDir, false)
   w.open()
   const more = rec(20)
