@@ -1,4 +1,4 @@
-// Moves spooled rows (spool.ts) into audit.db, in order, segment by segment. Used by the ingest worker, and
+// Moves spooled rows (spool.ts) into audit.db, in order, segment by segment, with the durable outbox's changes. Used by the ingest worker, and
 // once by the daemon at start (before it serves) for what a killed process left in the spool.
 //
 // The position reached (segment and byte offset) is saved in the same transaction as the rows, so a row is
@@ -10,7 +10,7 @@ import { closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Statement } from 'better-sqlite3'
 import { ROWS_TABLE, STORED_COLUMNS, type Db } from './db.js'
-import { segmentName, segments } from './spool.js'
+import { OUTBOX_ADD, OUTBOX_REMOVE, segmentName, segments } from './spool.js'
 
 export interface IngestStep {
   /** Rows written to the database by this step. */
@@ -57,6 +57,9 @@ export class Ingester {
   private fdSeg = -1
   private buf = Buffer.allocUnsafe(CHUNK)
   private readonly insert: Statement
+  private readonly outboxAdd: Statement
+  private readonly outboxTrim: Statement
+  private readonly outboxRemove: Statement
   private readonly savePosition: Statement
   private readonly batch: (end: number) => { rows: number; seq: number; bad: number; used: number }
 
@@ -67,6 +70,9 @@ export class Ingester {
     this.offset = pos.offset
     // The response arrives as bytes of the spool buffer; CAST stores them as the same UTF-8 text.
     this.insert = db.prepare(`INSERT OR IGNORE INTO ${ROWS_TABLE} (${STORED_COLUMNS.join(', ')}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT))`)
+    this.outboxAdd = db.prepare('INSERT OR IGNORE INTO outbox (seq, verdict_id, topic, qos, correlation_data, payload) VALUES (?, ?, ?, ?, ?, ?)')
+    this.outboxTrim = db.prepare('DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq DESC LIMIT -1 OFFSET ?)')
+    this.outboxRemove = db.prepare('DELETE FROM outbox WHERE seq = ?')
     this.savePosition = db.prepare("INSERT INTO meta(k, v) VALUES ('spool_position', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v")
     this.batch = db.transaction((end: number) => {
       const b = this.buf
@@ -81,8 +87,13 @@ export class Ingester {
         try {
           if (tab < 0 || tab > nl) throw new Error('no tab')
           const c = JSON.parse(b.toString('utf8', at, tab)) as unknown[]
-          if (!Array.isArray(c) || c.length !== 9 || typeof c[0] !== 'number') throw new Error('not a row')
-          rows += this.insert.run(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], b.subarray(tab + 1, nl)).changes
+          if (!Array.isArray(c) || typeof c[0] !== 'number') throw new Error('not a row')
+          if (c.length === 9) rows += this.insert.run(c[1], c[2], c[3], c[4], c[5], c[6], c[7], c[8], b.subarray(tab + 1, nl)).changes
+          else if (c.length === 8 && c[1] === OUTBOX_ADD && typeof c[2] === 'string' && typeof c[3] === 'string' && typeof c[4] === 'number' && typeof c[6] === 'number' && typeof c[7] === 'string') {
+            this.outboxAdd.run(c[0], c[2], c[3], c[4], typeof c[5] === 'string' ? Buffer.from(c[5], 'hex') : null, c[7])
+            this.outboxTrim.run(c[6])
+          } else if (c.length === 3 && c[1] === OUTBOX_REMOVE && typeof c[2] === 'number') this.outboxRemove.run(c[2])
+          else throw new Error('not a row')
           seq = c[0]
         } catch (e) {
           if ((e as { code?: string }).code?.startsWith('SQLITE_')) throw e

@@ -17,7 +17,7 @@ import { AUDIT_FILE, isCorruption, lowerId, moveAside, openWritable, type Db } f
 import { Ingester } from './ingest.js'
 import type { FailureReport, IngestMessage, IngestPriority, IngestWorkerData } from './ingest-worker.js'
 import { prune } from './retention.js'
-import { SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
+import { outboxAddLine, outboxRemoveLine, SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
 
 export type { AuditRecord } from './spool.js'
 
@@ -261,9 +261,12 @@ export class Journal {
       then()
       return
     }
-    const seq = ++this.seq
-    this.lines.push(spoolLine(seq, rec))
+    this.queue(spoolLine(++this.seq, rec))
     this.callbacks.push(then)
+  }
+
+  private queue(line: string): void {
+    this.lines.push(line)
     if (!this.scheduled) {
       this.scheduled = true
       setImmediate(this.flush)
@@ -274,7 +277,7 @@ export class Journal {
   readonly flush = (): void => {
     this.scheduled = false
     const cbs = this.callbacks
-    if (cbs.length === 0) return
+    if (this.lines.length === 0) return
     const text = this.lines.length === 1 ? this.lines[0] : this.lines.join('')
     this.lines = []
     this.callbacks = []
@@ -393,25 +396,20 @@ export class Journal {
 
   // ── durable outbox ───────────────────────────────────────────────────────────────────────────────────
 
-  /** Keeps a verdict waiting for the broker; the oldest beyond `limit` go. Returns the row's seq. */
+  /**
+   * Keeps a verdict waiting for the broker; the oldest beyond `limit` go. Returns the row's seq. The change goes
+   * through the spool (in the next write, with the verdicts of that turn) and the ingest thread puts it in the
+   * table: nothing on the event loop waits for the database's lock.
+   */
   outboxAdd(verdictId: string, topic: string, payload: string, correlationData: Buffer | undefined, qos: number, limit: number): number | undefined {
-    if (!this.db) return undefined
-    try {
-      const seq = Number(this.db.prepare('INSERT INTO outbox (verdict_id, topic, payload, correlation_data, qos) VALUES (?, ?, ?, ?, ?)').run(verdictId, topic, payload, correlationData ?? null, qos).lastInsertRowid)
-      this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(seq - limit)
-      return seq
-    } catch (e) {
-      this.failed(e, 'audit outbox write failed')
-      return undefined
-    }
+    if (!this.spool) return undefined
+    const seq = ++this.seq
+    this.queue(outboxAddLine(seq, { verdictId, topic, payload, correlationData, qos, limit }))
+    return seq
   }
 
   outboxRemove(seq: number): void {
-    try {
-      this.db?.prepare('DELETE FROM outbox WHERE seq = ?').run(seq)
-    } catch (e) {
-      this.failed(e, 'audit outbox write failed')
-    }
+    if (this.spool) this.queue(outboxRemoveLine(++this.seq, seq))
   }
 
   /** Verdicts left waiting by the previous process, oldest first. */

@@ -5,6 +5,10 @@
 //
 // A line is the row's own columns as a JSON array, a tab, and the published response exactly as it went out:
 //   [seq, verdict_id, trace, model_id, request_topic, response_topic, correlation, dedupe_key, payload_sum]\t{…}\n
+// The durable outbox's changes travel the same way, so that the ingest thread is the database's only writer
+// while the daemon serves (a write on the event loop could wait out the busy timeout behind its transaction):
+//   [seq, "outbox+", verdict_id, topic, qos, correlation_data (hex) | null, limit, payload]\t\n   (kept as row seq)
+//   [seq, "outbox-", seq of the add]\t\n
 // JSON text holds no raw tab or newline, so both split points are unambiguous. seq counts lines across segments
 // (the worker reports how far it has ingested by it).
 import { closeSync, fdatasyncSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs'
@@ -27,6 +31,29 @@ export interface AuditRecord {
   payload_sum: number | null
   /** The published response JSON. */
   response: string
+}
+
+/** Header marks (where a row has its verdict_id) of the durable outbox's lines. */
+export const OUTBOX_ADD = 'outbox+'
+export const OUTBOX_REMOVE = 'outbox-'
+
+/** A verdict waiting for the broker, kept as outbox row `seq`; `limit`: the outbox keeps the newest this many. */
+export interface OutboxAdd {
+  verdictId: string
+  topic: string
+  payload: string
+  correlationData: Buffer | undefined
+  qos: number
+  limit: number
+}
+
+export function outboxAddLine(seq: number, a: OutboxAdd): string {
+  const cd = a.correlationData && a.correlationData.length > 0 ? a.correlationData.toString('hex') : null
+  return `${JSON.stringify([seq, OUTBOX_ADD, a.verdictId, a.topic, a.qos, cd, a.limit, a.payload])}\t\n`
+}
+
+export function outboxRemoveLine(seq: number, added: number): string {
+  return `${JSON.stringify([seq, OUTBOX_REMOVE, added])}\t\n`
 }
 
 export function spoolLine(seq: number, r: AuditRecord): string {

@@ -10,7 +10,7 @@ import { openReadOnly, openWritable } from '../../daemon/audit/db.js'
 import { Ingester } from '../../daemon/audit/ingest.js'
 import { exportRows, recordOf, show } from '../../daemon/audit/query.js'
 import { verdictId } from '../../daemon/audit/record.js'
-import { SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
+import { outboxAddLine, outboxRemoveLine, SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
 import { SCHEMA_2_VERDICTS } from '../../harness/audit-schema-2.js'
 
 function dir(t: { teardown(fn: () => void): void }): string {
@@ -128,6 +128,33 @@ t.test('segments: rotated by size, finished only once a later one exists, delete
   t.teardown(() => ing.close())
   t.same(ing.drain(), { rows: 20, seq: 40 }, 'the rest, none again')
   t.same(ids(db), recs.map((x) => x.verdict_id))
+  w.close()
+})
+
+t.test('the durable outbox\'s lines: kept in order as rows of their own seq, the oldest beyond the limit dropped, removals applied', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const w = new SpoolWriter(spoolDir, false)
+  w.open()
+  const add = (seq: number, n: number, cd?: Buffer) => outboxAddLine(seq, { verdictId: `id-${n}`, topic: `reply/${n}`, payload: `{"n":${n},"text":"tab\there\nnewline (raw)"}`, correlationData: cd, qos: 1, limit: 3 })
+  w.write([
+    add(1, 1, Buffer.from([0xca, 0xfe])), spoolLine(2, rec(2)), add(3, 3), add(4, 4), add(5, 5),
+    outboxRemoveLine(6, 4),
+    // Lines a newer or older daemon could not have written: counted, not applied, and they block nothing.
+    '[7,"outbox+","id-7","reply/7","one",null,3,"{}"]\t\n', '[8,"outbox-"]\t\n', '[9,"outbox?",1]\t\n',
+    add(10, 10),
+  ].join(''))
+  const db = openWritable(join(d, 'audit.db'), 'normal')
+  t.teardown(() => db.close())
+  const ing = new Ingester(db, spoolDir)
+  t.teardown(() => ing.close())
+  let bad = 0
+  t.same(ing.drain((s) => { bad += s.bad }, w.live), { rows: 1, seq: 10 }, 'one verdict row; the seq of the last line')
+  t.equal(bad, 3, 'the three malformed lines counted')
+  const rows = db.prepare('SELECT seq, verdict_id, topic, payload, correlation_data, qos FROM outbox ORDER BY seq').all() as { seq: number; verdict_id: string; topic: string; payload: string; correlation_data: Buffer | null; qos: number }[]
+  t.same(rows.map((r) => [r.seq, r.verdict_id, r.topic, r.correlation_data, r.qos]), [[3, 'id-3', 'reply/3', null, 1], [5, 'id-5', 'reply/5', null, 1], [10, 'id-10', 'reply/10', null, 1]],
+    'id-1 dropped by the limit of 3 when id-5 came, id-4 removed')
+  t.equal(rows[0].payload, '{"n":3,"text":"tab\there\nnewline (raw)"}', 'the payload as it was given')
   w.close()
 })
 
