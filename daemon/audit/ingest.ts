@@ -1,5 +1,6 @@
-// Moves spooled rows (spool.ts) into audit.db, in order, segment by segment, with the durable outbox's changes. Used by the ingest worker, and
-// once by the daemon at start (before it serves) for what a killed process left in the spool.
+// Moves spooled rows (spool.ts) into audit.db, in order, segment by segment, with the durable outbox's changes.
+// Used by the ingest worker, and once by the daemon at start (before it serves) for what a killed process left
+// in the spool.
 //
 // The position reached (segment and byte offset) is saved in the same transaction as the rows, so a row is
 // ingested once even when the process dies mid-way; verdict_id is unique besides (INSERT OR IGNORE). A
