@@ -89,8 +89,11 @@ const QKernels qk_scalar = {"int8-scalar", gemm_scalar};
 #ifdef FC_X86_QUANT
 
 // Prefetch distance in bytes ahead of the block being read: panels of a thread are contiguous, so this runs
-// ahead across page boundaries, where the hardware prefetchers stop.
+// ahead across page boundaries, where the hardware prefetchers stop. Into L2, not L1: a core has few L1 miss
+// buffers (Zen 4: 24 lines in flight, ~11 GB/s at DRAM latency), and a decode GEMV streams 4 panels at once;
+// prefetcht1 lifted a q8_0 GEMV from 10-12 to 15-18 GB/s per core and the model's decode by ~20 % (RESULTS).
 constexpr int64_t kQPrefetch = 2048;
+#define FC_QHINT _MM_HINT_T1
 
 #define FC_QTILE_BODY                                                                                         \
   /* WS (UA q8_0): 0 computes the blocks' 128·257·Σw, 1 also stores them to wc, 2 loads them from wc */     \
@@ -108,7 +111,7 @@ constexpr int64_t kQPrefetch = 2048;
       const uint8_t* blk[NP];                                                                                 \
       for (int q = 0; q < NP; q++) {                                                                          \
         blk[q] = W.q + ((p + q) * nb + b) * bb;                                                               \
-        for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0); \
+        for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, FC_QHINT); \
       }                                                                                                       \
       __m256i acc[2 * MR][NP], wsum[NP];                                                                      \
       for (int q = 0; q < NP; q++) wsum[q] = _mm256_setzero_si256();                                         \
@@ -257,7 +260,7 @@ static inline void wtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
   for (int t = 0; t < MR; t++) f[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* blk = W.q + (p * nb + b) * 256;
-    for (int64_t o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk) + kQPrefetch + o, _MM_HINT_T0);
+    for (int64_t o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk) + kQPrefetch + o, FC_QHINT);
     __m256i lo[MR], hi[MR];
     for (int t = 0; t < MR; t++) lo[t] = hi[t] = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
@@ -359,7 +362,7 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
     const uint8_t* blk[2 * NZ];
     for (int q = 0; q < 2 * NZ; q++) {
       blk[q] = W.q + ((p + q) * nb + b) * bb;
-      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, _MM_HINT_T0);
+      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, FC_QHINT);
     }
     __m512i acc[2 * MR][NZ], wsum[NZ];
     for (int z = 0; z < NZ; z++) wsum[z] = _mm512_setzero_si512();
