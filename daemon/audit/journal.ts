@@ -2,20 +2,19 @@
 //
 // A verdict's row is appended to the spool (spool.ts) by one write() per event-loop turn, and the verdict goes
 // out only after that write returned: a killed process does not lose the page cache, so a redelivered request
-// finds its verdict after a SIGKILL. An ingest worker (ingest-worker.ts) moves the spool into the database
-// every few milliseconds and runs retention; nothing of SQLite's write path runs on the event loop. Until a
-// row is in the database a redelivery waits for it (`settled`). A failing disk never holds verdicts back: they
-// go out anyway, the failure counted and logged at most once a minute.
+// finds its verdict after a SIGKILL. An ingest thread (ingest-worker.ts, supervised by ingest-thread.ts) moves the
+// spool into the database every few milliseconds and runs retention; nothing of SQLite's write path runs on the
+// event loop. Until a row is in the database a redelivery waits for it (`settled`). A failing disk never holds
+// verdicts back: they go out anyway, the failure counted and logged at most once a minute.
 import { mkdirSync } from 'node:fs'
-import { extname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import { join } from 'node:path'
 import type { Statement } from 'better-sqlite3'
 import type { Logger } from '../log/logger.js'
 import type { Metrics } from '../metrics/metrics.js'
 import { AUDIT_FILE, isCorruption, lowerId, moveAside, openWritable, type Db } from './db.js'
 import { Ingester } from './ingest.js'
-import type { FailureReport, IngestMessage, IngestPriority, IngestWorkerData } from './ingest-worker.js'
+import { IngestThread } from './ingest-thread.js'
+import type { IngestMessage, IngestPriority } from './ingest-worker.js'
 import { prune } from './retention.js'
 import { outboxAddLine, outboxRemoveLine, SPOOL_DIR, SpoolWriter, spoolLine, type AuditRecord } from './spool.js'
 
@@ -38,28 +37,19 @@ export interface OutboxRow {
   qos: number
 }
 
-const WORKER_URL = new URL(`./ingest-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
 /** The worker looks for new spool lines this often: one transaction per interval's rows (commits and checkpoints amortized). */
 const INGEST_MS = 50
 /** Retention runs this often in the worker, and once at open (before anything is served). */
 const PRUNE_MS = 60_000
 const ERROR_LOG_MS = 60_000
 const REOPEN_MS = 60_000
-const RESTART_MS = 1000
 /** Failures are handed to the worker for the database (for `flashcheck doctor`) at most this often. */
 const RECORD_MS = 1000
-/**
- * Rows waiting this long for an idle-priority worker mean it is starved: a successor runs at nice 10. Above a
- * locked database's cycle (busy timeout 1 s, then a retry 1 s later), which is a failure, not starvation.
- */
-export const STARVED_MS = 3000
-/** The wait of the oldest row is sampled this often (one mark per interval, while rows are written). */
-const LAG_MARK_MS = 100
 export class Journal {
   /** The journal's reading connection (lookups, restart, outbox, recorded failures); the worker has its own. */
   private db?: Db
   private spool?: SpoolWriter
-  private worker?: Worker
+  private ingest?: IngestThread
   private lookupStmt?: Statement
   private lines: string[] = []
   private callbacks: (() => void)[] = []
@@ -70,7 +60,6 @@ export class Journal {
   private ingested = this.seq
   private waiters: { seq: number; resolve: () => void }[] = []
   private reopenTimer?: NodeJS.Timeout
-  private restartTimer?: NodeJS.Timeout
   private lastErrorLog = 0
   private suppressed = 0
   private reportTimer?: NodeJS.Timeout
@@ -83,18 +72,6 @@ export class Journal {
   private lastErrorAt?: string
   /** writeErrors as last handed to the worker for the database's meta table (read by `flashcheck doctor`). */
   private recordedErrors = 0
-  /** The worker runs under SCHED_IDLE until it falls behind (STARVED_MS), then at nice 10 for good. */
-  private idleIngest = true
-  /** How the running worker yields the CPU, once it said so. */
-  ingestPriority?: IngestPriority
-  /** (seq of the last row written, when) every LAG_MARK_MS while rows wait: the first dates the oldest waiting row. */
-  private marks: { seq: number; at: number }[] = []
-  /** The running worker's handover flag (IngestWorkerData.handover). */
-  private handover = new Int32Array(new SharedArrayBuffer(4))
-  /** Set while the worker finishes for a successor at nice 10, which starts once it says it stopped. */
-  private handingOver = false
-  /** When the worker last reported a failure: rows held up by one are not a starved thread. */
-  private lastWorkerError = 0
 
   constructor(dir: string, private readonly cfg: AuditConfig, private readonly log: Logger, private readonly metrics: Metrics) {
     this.file = join(dir, AUDIT_FILE)
@@ -104,6 +81,11 @@ export class Journal {
   /** True while rows are being written. */
   get open(): boolean {
     return this.spool !== undefined
+  }
+
+  /** How the ingest thread yields the CPU, once it said so. */
+  get ingestPriority(): IngestPriority | undefined {
+    return this.ingest?.priority
   }
 
   /** Opens the database (moving a corrupt one aside) and the spool, and starts the worker. Never throws: a journal that cannot open retries every minute. */
@@ -166,85 +148,36 @@ export class Journal {
   }
 
   private startWorker(): void {
-    if (this.worker || this.closed) return
-    this.handover = new Int32Array(new SharedArrayBuffer(4))
-    const data: IngestWorkerData = { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live, idle: this.idleIngest, handover: this.handover }
-    const w = new Worker(WORKER_URL, { workerData: data })
-    w.on('message', (m: IngestMessage) => this.fromWorker(m, w))
-    w.on('error', (e) => this.failed(e, 'audit ingest worker failed'))
-    w.on('exit', () => {
-      if (this.worker !== w) return
-      this.worker = undefined
-      this.handingOver = false
-      if (this.closed || !this.db) return
-      this.restartTimer = setTimeout(() => this.startWorker(), RESTART_MS)
-      this.restartTimer.unref()
-    })
-    // After the listeners (a 'message' listener refs the port): the thread never holds the process open by itself.
-    w.unref()
-    this.worker = w
+    if (this.closed) return
+    this.ingest ??= new IngestThread(
+      { file: this.file, spoolDir: this.spoolDir, sync: this.cfg.sync, retentionDays: this.cfg.retentionDays, maxBytes: this.cfg.maxBytes, intervalMs: INGEST_MS, pruneMs: PRUNE_MS, live: this.spool!.live },
+      {
+        ingested: (rows, seq) => this.ingestedUpTo(rows, seq),
+        pruned: (age, bytes) => {
+          if (age > 0) this.metrics.auditPruned.inc({ reason: 'age' }, age)
+          if (bytes > 0) this.metrics.auditPruned.inc({ reason: 'bytes' }, bytes)
+        },
+        dropped: (torn, bad) => this.log.warn({ torn_bytes: torn, bad_lines: bad, dir: this.spoolDir }, 'audit spool: an incomplete or unreadable line was dropped (a write cut short)'),
+        failed: (m) => this.workerFailed(m),
+        crashed: (e) => this.failed(e, 'audit ingest worker failed'),
+        wanted: () => !this.closed && this.db !== undefined,
+      },
+      this.log,
+    )
+    this.ingest.start()
   }
 
-  private fromWorker(m: IngestMessage, from: Worker): void {
-    switch (m.kind) {
-      case 'ingested':
-        this.metrics.auditRows.inc(m.rows)
-        if (m.seq > this.ingested) this.ingested = m.seq
-        while (this.marks.length > 0 && this.marks[0].seq <= this.ingested) this.marks.shift()
-        this.metrics.auditQueueDepth.set(this.queueDepth())
-        while (this.waiters.length > 0 && this.waiters[0].seq <= this.ingested) this.waiters.shift()!.resolve()
-        return
-      case 'pruned':
-        if (m.age > 0) this.metrics.auditPruned.inc({ reason: 'age' }, m.age)
-        if (m.bytes > 0) this.metrics.auditPruned.inc({ reason: 'bytes' }, m.bytes)
-        return
-      case 'dropped':
-        this.log.warn({ torn_bytes: m.torn, bad_lines: m.bad, dir: this.spoolDir }, 'audit spool: an incomplete or unreadable line was dropped (a write cut short)')
-        return
-      case 'error':
-        // Rows held up by a failure are not a starved thread: the wait is measured again from here.
-        this.marks = []
-        this.lastWorkerError = Date.now()
-        this.failed(Object.assign(new Error(m.message), { code: m.code }), m.during === 'retention' ? 'audit retention failed' : 'audit journal write failed; verdicts still go out')
-        if (m.corrupt) this.reopenAfterCorruption()
-        return
-      case 'priority':
-        this.ingestPriority = m.priority
-        if (m.priority === 'none') this.log.warn({ file: this.file }, 'audit ingest thread runs at the daemon\'s priority (lowering it was refused)')
-        else this.log.debug({ priority: m.priority }, 'audit ingest thread started')
-        return
-      case 'stopped':
-        // Its database and spool are closed: the successor starts now, not after the thread's teardown (which
-        // a thread kept from the CPU takes long to get through).
-        if (this.handingOver && this.worker === from && !this.closed) {
-          this.handingOver = false
-          this.worker = undefined
-          this.startWorker()
-        }
-        return
-    }
+  private ingestedUpTo(rows: number, seq: number): void {
+    this.metrics.auditRows.inc(rows)
+    if (seq > this.ingested) this.ingested = seq
+    this.ingest?.caughtUp(this.ingested)
+    this.metrics.auditQueueDepth.set(this.queueDepth())
+    while (this.waiters.length > 0 && this.waiters[0].seq <= this.ingested) this.waiters.shift()!.resolve()
   }
 
-  /**
-   * Under SCHED_IDLE the worker gets only CPU time nobody else wants: on cores saturated for long it would fall
-   * behind without bound. Once the oldest waiting row is STARVED_MS old (and no failure explains it), the
-   * thread is asked to finish after its current step and a successor at nice 10 starts as it exits (a thread
-   * cannot leave SCHED_IDLE by itself without privileges). Never terminate(): a thread stopped while inside
-   * better-sqlite3 takes the whole process down with it.
-   */
-  private watchLag(): void {
-    if (!this.idleIngest || this.worker === undefined) return
-    const now = Date.now()
-    const last = this.marks.length > 0 ? this.marks[this.marks.length - 1] : undefined
-    if (last === undefined || now - last.at >= LAG_MARK_MS) this.marks.push({ seq: this.seq, at: now })
-    const lag = now - this.marks[0].at
-    if (lag < STARVED_MS || now - this.lastWorkerError < 2 * STARVED_MS) return
-    this.idleIngest = false
-    this.marks = []
-    this.log.warn({ lag_ms: lag, rows_waiting: this.queueDepth(), file: this.file }, 'audit ingest thread starved at idle priority; it runs at nice 10 from now on')
-    this.handingOver = true
-    // Read by the thread every 32 rows and at each tick (every INGEST_MS): no message needed.
-    Atomics.store(this.handover, 0, 1)
+  private workerFailed(m: Extract<IngestMessage, { kind: 'error' }>): void {
+    this.failed(Object.assign(new Error(m.message), { code: m.code }), m.during === 'retention' ? 'audit retention failed' : 'audit journal write failed; verdicts still go out')
+    if (m.corrupt) this.reopenAfterCorruption()
   }
 
   /** Lines written to the spool (or queued for it) and not yet in the database. */
@@ -289,7 +222,7 @@ export class Journal {
       }
     }
     this.metrics.auditQueueDepth.set(this.queueDepth())
-    this.watchLag()
+    this.ingest?.watchLag(this.seq, this.queueDepth())
     for (const cb of cbs) {
       try {
         cb()
@@ -316,16 +249,12 @@ export class Journal {
     clearTimeout(this.reportTimer)
     this.reportTimer = undefined
     const add = this.writeErrors - this.recordedErrors
-    if (add <= 0 || !this.worker) return
-    const report: FailureReport = { add, last: `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim() }
-    this.worker.postMessage(report)
+    if (add <= 0 || !this.ingest?.report({ add, last: `${this.lastErrorAt ?? ''} ${this.lastError ?? ''}`.trim() })) return
     this.recordedErrors = this.writeErrors
   }
 
   private reopenAfterCorruption(): void {
-    const w = this.worker
-    this.worker = undefined
-    void w?.terminate()
+    this.ingest?.abandon()
     try { this.db?.close() } catch { /* closing a damaged file may fail too */ }
     this.db = undefined
     this.lookupStmt = undefined
@@ -427,27 +356,12 @@ export class Journal {
   async close(): Promise<void> {
     this.closed = true
     clearTimeout(this.reopenTimer)
-    clearTimeout(this.restartTimer)
     this.flush()
     this.spool?.close()
     this.spool = undefined
     // Counted failures go to the worker, which records them before it stops.
     this.reportErrors()
-    const w = this.worker
-    this.worker = undefined
-    if (w) {
-      // Held open until it has ingested and closed: the process may have nothing else left to wait for.
-      w.ref()
-      const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()))
-      w.postMessage('stop')
-      // A thread kept from the CPU (SCHED_IDLE on saturated cores) is asked to stop after its current step;
-      // what it has not taken in stays in the spool for the next start. terminate() is the last resort only.
-      const hurry = setTimeout(() => Atomics.store(this.handover, 0, 1), 5000)
-      const timer = setTimeout(() => void w.terminate(), 10_000)
-      await exited
-      clearTimeout(hurry)
-      clearTimeout(timer)
-    }
+    await this.ingest?.stop()
     for (const wt of this.waiters.splice(0)) wt.resolve()
     try { this.db?.close() } catch { /* nothing left to save */ }
     this.db = undefined

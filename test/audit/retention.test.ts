@@ -29,7 +29,8 @@ async function flushed(j: Journal, recs: AuditRecord[]): Promise<void> {
     let n = recs.length
     for (const r of recs) j.append(r, () => { if (--n === 0) resolve() })
   })
-  await j.settled()
+  // Long enough for an idle-priority thread on a loaded machine (it resolves as soon as the rows are in).
+  await j.settled(30_000)
 }
 
 async function metric(m: Metrics, name: string, label?: string): Promise<number> {
@@ -94,7 +95,7 @@ t.test('durable outbox: verdicts waiting for the broker survive a restart, bound
   t.same(rows.map((r) => [r.topic, r.payload, [...r.correlation_data!], r.qos]), [2, 3, 4].map((i) => [`reply/${i}`, `{"n":${i}}`, [i], 1]), 'the newest ones, oldest first, with their correlation data')
   j2.outboxRemove(rows[0].seq)
   await new Promise((r) => setImmediate(r))
-  await j2.settled()
+  await j2.settled(30_000)
   t.equal(j2.outboxPending().length, 2, 'sent ones leave')
 })
 
@@ -131,7 +132,8 @@ t.test('an ingest thread that dies is started again, and the rows spooled meanwh
   t.teardown(() => j.close())
   const now = Date.now()
   await flushed(j, [rec(now, 1), rec(now, 2)])
-  const worker = (j as unknown as { worker: { terminate(): Promise<number> } }).worker
+  // The thread exits as if it had crashed (not through IngestThread.stop or abandon, which mean it).
+  const worker = (j as unknown as { ingest: { worker: { terminate(): Promise<number> } } }).ingest.worker
   await worker.terminate()
   // Verdicts keep going out while there is no thread: their rows wait in the spool.
   await new Promise<void>((resolve) => {
