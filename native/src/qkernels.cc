@@ -93,7 +93,11 @@ const QKernels qk_scalar = {"int8-scalar", gemm_scalar};
 // buffers (Zen 4: 24 lines in flight, ~11 GB/s at DRAM latency), and a decode GEMV streams 4 panels at once;
 // prefetcht1 lifted a q8_0 GEMV from 10-12 to 15-18 GB/s per core and the model's decode by ~20 % (RESULTS).
 constexpr int64_t kQPrefetch = 2048;
-#define FC_QHINT _MM_HINT_T1
+
+// Prefetches the `bytes` of a block kQPrefetch ahead of it into L2, a line at a time.
+static inline void prefetch_ahead(const uint8_t* blk, int64_t bytes) {
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk) + kQPrefetch + o, _MM_HINT_T1);
+}
 
 #define FC_QTILE_BODY                                                                                         \
   /* WS (UA q8_0): 0 computes the blocks' 128·257·Σw, 1 also stores them to wc, 2 loads them from wc */     \
@@ -111,7 +115,7 @@ constexpr int64_t kQPrefetch = 2048;
       const uint8_t* blk[NP];                                                                                 \
       for (int q = 0; q < NP; q++) {                                                                          \
         blk[q] = W.q + ((p + q) * nb + b) * bb;                                                               \
-        for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, FC_QHINT); \
+        prefetch_ahead(blk[q], bb);                                                                           \
       }                                                                                                       \
       __m256i acc[2 * MR][NP], wsum[NP];                                                                      \
       for (int q = 0; q < NP; q++) wsum[q] = _mm256_setzero_si256();                                         \
@@ -260,7 +264,7 @@ static inline void wtile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
   for (int t = 0; t < MR; t++) f[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; b++) {
     const uint8_t* blk = W.q + (p * nb + b) * 256;
-    for (int64_t o = 0; o < 256; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk) + kQPrefetch + o, FC_QHINT);
+    prefetch_ahead(blk, 256);
     __m256i lo[MR], hi[MR];
     for (int t = 0; t < MR; t++) lo[t] = hi[t] = _mm256_setzero_si256();
     for (int g = 0; g < 8; g++) {
@@ -362,7 +366,7 @@ static inline void ztile(const QAct& A, int64_t t0, const QMat& W, int64_t p, co
     const uint8_t* blk[2 * NZ];
     for (int q = 0; q < 2 * NZ; q++) {
       blk[q] = W.q + ((p + q) * nb + b) * bb;
-      for (int64_t o = 0; o < bb; o += 64) _mm_prefetch(reinterpret_cast<const char*>(blk[q]) + kQPrefetch + o, FC_QHINT);
+      prefetch_ahead(blk[q], bb);
     }
     __m512i acc[2 * MR][NZ], wsum[NZ];
     for (int z = 0; z < NZ; z++) wsum[z] = _mm512_setzero_si512();
