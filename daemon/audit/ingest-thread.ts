@@ -51,10 +51,6 @@ export class IngestThread {
 
   constructor(private readonly settings: IngestSettings, private readonly on: IngestHandlers, private readonly log: Logger) {}
 
-  get running(): boolean {
-    return this.worker !== undefined
-  }
-
   start(): void {
     if (this.worker || this.stopped) return
     this.handover = new Int32Array(new SharedArrayBuffer(4))
