@@ -6,7 +6,7 @@
   "targets": [
     {
       "target_name": "flashcheck_kernel",
-      "sources": ["src/addon.cc", "src/model.cc", "src/config.cc", "src/weights.cc", "src/state.cc", "src/forward.cc", "src/kernels.cc", "src/quant.cc", "src/qkernels.cc", "src/safetensors.cc", "src/sdnotify.cc", "src/sched.cc"],
+      "sources": ["src/addon.cc", "src/model.cc", "src/config.cc", "src/weights.cc", "src/state.cc", "src/forward.cc", "src/kernels.cc", "src/quant.cc", "src/qkernels.cc", "src/safetensors.cc", "src/sdnotify.cc", "src/sched.cc", "src/append_map.cc"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-O2", "-fno-exceptions"],

@@ -7,7 +7,7 @@
 // segment is finished, and deleted, once a later one exists and it has been read to its end: the writer
 // creates the next segment before it stops writing the last one. An unterminated last line of a finished
 // segment (a write cut short by a full disk or a crash) is counted and dropped.
-import { closeSync, openSync, readSync, statSync, unlinkSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Statement } from 'better-sqlite3'
 import { ROWS_TABLE, STORED_COLUMNS, type Db } from './db.js'
@@ -43,12 +43,32 @@ export function spoolBacklog(db: Db, dir: string): number {
   for (const n of segments(dir)) {
     if (n < segment) continue
     try {
-      bytes += statSync(join(dir, segmentName(n))).size - (n === segment ? offset : 0)
+      const from = n === segment ? offset : 0
+      bytes += dataEnd(join(dir, segmentName(n)), from) - from
     } catch {
       // taken in and deleted meanwhile
     }
   }
   return Math.max(0, bytes)
+}
+
+/** Where a segment's data ends: its first NUL (the rest of a mapped segment: spool.ts) or its size. */
+function dataEnd(file: string, from: number): number {
+  const fd = openSync(file, 'r')
+  try {
+    const size = fstatSync(fd).size
+    const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size)))
+    for (let at = from; at < size;) {
+      const got = readSync(fd, buf, 0, buf.length, at)
+      if (got === 0) return at
+      const nul = buf.subarray(0, got).indexOf(0)
+      if (nul >= 0) return at + nul
+      at += got
+    }
+    return size
+  } finally {
+    closeSync(fd)
+  }
 }
 
 export class Ingester {
@@ -114,8 +134,9 @@ export class Ingester {
    */
   step(live?: Int32Array): IngestStep {
     if (live !== undefined && Atomics.load(live, 0) === this.seg) {
-      if (this.offset >= Atomics.load(live, 1)) return NONE
-      return this.take(undefined)
+      const written = Atomics.load(live, 1)
+      if (this.offset >= written) return NONE
+      return this.take(undefined, written)
     }
     const all = segments(this.dir)
     // Segments before the position were finished (a crash between commit and unlink leaves one behind).
@@ -130,10 +151,13 @@ export class Ingester {
     return this.take(all.find((n) => n > cur))
   }
 
-  /** Reads from the position on; `later`: the next segment, when this one is complete. */
-  private take(later: number | undefined): IngestStep {
+  /**
+   * Reads from the position on; `later`: the next segment, when this one is complete; `written`: the bytes
+   * written to the segment being written (the rest of a mapped one is zeros or a copy under way).
+   */
+  private take(later: number | undefined, written?: number): IngestStep {
     for (;;) {
-      const got = this.read()
+      const got = this.read(written)
       // (lastIndexOf with -1 would search the whole buffer, stale bytes included)
       const end = got === 0 ? 0 : this.buf.lastIndexOf(10, got - 1) + 1
       if (end > 0) {
@@ -170,13 +194,17 @@ export class Ingester {
     }
   }
 
-  private read(): number {
+  /** Reads from the position into the buffer, up to `written` and to the data's end (a NUL: spool.ts). */
+  private read(written?: number): number {
     if (this.fdSeg !== this.seg) {
       this.closeFd()
       this.fd = openSync(join(this.dir, segmentName(this.seg)), 'r')
       this.fdSeg = this.seg
     }
-    return readSync(this.fd!, this.buf, 0, this.buf.length, this.offset)
+    const want = written === undefined ? this.buf.length : Math.min(this.buf.length, written - this.offset)
+    const got = readSync(this.fd!, this.buf, 0, want, this.offset)
+    const nul = this.buf.subarray(0, got).indexOf(0)
+    return nul < 0 ? got : nul
   }
 
   private closeFd(): void {

@@ -115,7 +115,7 @@ export class Journal {
       clearTimeout(this.reopenTimer)
       this.reopenTimer = undefined
       this.startWorker()
-      this.log.info({ file: this.file, sync: this.cfg.sync }, 'audit journal open')
+      this.log.info({ file: this.file, sync: this.cfg.sync, spool: this.spool.mapped ? 'mapped' : `write() (${this.spool.unmapped ?? 'no native addon'})` }, 'audit journal open')
       return true
     } catch (e) {
       try { this.db?.close() } catch { /* it failed already */ }

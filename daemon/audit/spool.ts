@@ -1,7 +1,12 @@
 // The journal's spool: each verdict's row, appended as one line to a segment file in <state.dir>/audit-spool/
-// before the verdict goes out. One write() per event-loop turn is all the hot path pays; the ingest worker moves
-// the lines into audit.db (ingest.ts). A write() is in the page cache when it returns, so a killed process loses
-// no line; audit.sync=full adds an fdatasync per write for power loss.
+// before the verdict goes out; the ingest worker moves the lines into audit.db (ingest.ts).
+//
+// A segment is preallocated and mapped shared (the addon's mapAppendFile, native/src/append_map.h), so appending is a
+// copy into the page cache: no system call on the hot path, and a killed process loses no line, as with a
+// write(). Past the data a segment is zero bytes until it is closed (then cut to its data); readers take the
+// first NUL as the end. Where no space can be reserved (a full disk) or nothing can be mapped, a segment is
+// written with one write() per event-loop turn instead. audit.sync=full adds an msync / fdatasync per append
+// for power loss.
 //
 // A line is the row's own columns as a JSON array, a tab, and the published response exactly as it went out:
 //   [seq, verdict_id, trace, model_id, request_topic, response_topic, correlation, dedupe_key, payload_sum]\t{…}\n
@@ -9,15 +14,47 @@
 // while the daemon serves (a write on the event loop could wait out the busy timeout behind its transaction):
 //   [seq, "outbox+", verdict_id, topic, qos, correlation_data (hex) | null, limit, payload]\t\n   (kept as row seq)
 //   [seq, "outbox-", seq of the add]\t\n
-// JSON text holds no raw tab or newline, so both split points are unambiguous. seq counts lines across segments
-// (the worker reports how far it has ingested by it).
+// JSON text holds no raw tab, newline or NUL, so the split points and the end of the data are unambiguous. seq
+// counts lines across segments (the worker reports how far it has ingested by it).
 import { closeSync, fdatasyncSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs'
+import { constants } from 'node:os'
 import { join } from 'node:path'
+import { loadAddon } from '../model/addon.js'
 
 export const SPOOL_DIR = 'audit-spool'
 
-/** A segment is closed (and a new one started) past this size, so ingested ones can be deleted. */
-export const SEGMENT_BYTES = 64 * 1024 * 1024
+/**
+ * A segment is closed (and a new one started) at this size, so ingested ones can be deleted; a mapped segment
+ * holds this much disk while it is written.
+ */
+export const SEGMENT_BYTES = 16 * 1024 * 1024
+
+/** A segment file preallocated and mapped (native/src/append_map.h). */
+export interface AppendMap {
+  /** The data's size after `text`, or -1 when it does not fit (nothing written). */
+  append(text: string): number
+  /** 0 or an errno value. */
+  sync(): number
+  /** Unmaps and cuts the file to its data; 0 or an errno value. */
+  close(): number
+}
+
+/** Creates and maps a segment of `capacity` bytes, or says why not (an errno value). */
+export type MapFile = (path: string, capacity: number) => AppendMap | number
+
+/** The addon's mapAppendFile, or undefined where the addon is not built. */
+export function nativeMapFile(): MapFile | undefined {
+  try {
+    return loadAddon<{ mapAppendFile?: MapFile }>().mapAppendFile
+  } catch {
+    return undefined
+  }
+}
+
+function errnoError(errno: number, syscall: string, path: string): NodeJS.ErrnoException {
+  const code = Object.entries(constants.errno).find(([, v]) => v === errno)?.[0] ?? `E${errno}`
+  return Object.assign(new Error(`${code}: ${syscall} ${path}`), { errno: -errno, code, syscall, path })
+}
 
 /** The row of one verdict: the stored columns (db.ts STORED_COLUMNS). */
 export interface AuditRecord {
@@ -78,21 +115,32 @@ export function segments(dir: string): number[] {
 
 /** Appends lines to the newest segment of a spool directory; each process starts a segment of its own. */
 export class SpoolWriter {
+  /** The segment being written: mapped, or a file descriptor for write(). */
+  private map?: AppendMap
   private fd?: number
   private n = 0
   private size = 0
+  /** Where a mapped segment could not be made: the reason, logged by the caller once. */
+  unmapped?: string
 
   /**
    * `live` (shared with the ingest worker): [segment being written, bytes written to it], updated after every
-   * write, so that the worker finds out whether there is anything new without a system call.
+   * write, so that the worker finds out whether there is anything new without a system call. `mapFile`:
+   * null writes every segment with write().
    */
-  constructor(readonly dir: string, private readonly fsync: boolean, readonly live = new Int32Array(new SharedArrayBuffer(8)), private readonly maxBytes = SEGMENT_BYTES) {}
+  constructor(
+    readonly dir: string,
+    private readonly fsync: boolean,
+    readonly live = new Int32Array(new SharedArrayBuffer(8)),
+    private readonly maxBytes = SEGMENT_BYTES,
+    private readonly mapFile: MapFile | null = nativeMapFile() ?? null,
+  ) {}
 
   /** Creates the directory and a new segment after every existing one. Throws when it cannot. */
   open(): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o750 })
     const existing = segments(this.dir)
-    this.next(existing.length ? existing[existing.length - 1] + 1 : 1)
+    this.next(existing.length ? existing[existing.length - 1] + 1 : 1, 0)
   }
 
   /** Segment number being written. */
@@ -100,12 +148,37 @@ export class SpoolWriter {
     return this.n
   }
 
+  /** Whether the segment being written is mapped. */
+  get mapped(): boolean {
+    return this.map !== undefined
+  }
+
   /**
-   * Writes `text` (whole lines) in one write(); throws when it could not be written whole. After a failure the
-   * next write goes to a new segment, so that a torn line stays the last of its segment.
+   * Appends `text` (whole lines); throws when it could not be written whole. After a failure the next write
+   * goes to a new segment, so that a torn line stays the last of its segment.
    */
   write(text: string): void {
-    if (this.fd === undefined) this.next(this.n + 1)
+    if (this.map === undefined && this.fd === undefined) this.next(this.n + 1, 0)
+    if (this.map !== undefined) {
+      let end = this.map.append(text)
+      // Full: the next segment, made with room for the text however long it is.
+      if (end < 0) this.next(this.n + 1, Buffer.byteLength(text) + 1)
+      if (end < 0 && this.map !== undefined) end = this.map.append(text)
+      if (end >= 0) {
+        const err = this.fsync ? this.map!.sync() : 0
+        if (err !== 0) {
+          this.abandon()
+          throw errnoError(err, 'msync', join(this.dir, segmentName(this.n)))
+        }
+        this.size = end
+        Atomics.store(this.live, 1, end)
+        return
+      }
+    }
+    this.writeFd(text)
+  }
+
+  private writeFd(text: string): void {
     const fd = this.fd!
     let written: number
     try {
@@ -124,7 +197,7 @@ export class SpoolWriter {
     Atomics.store(this.live, 1, this.size)
     if (this.size >= this.maxBytes) {
       try {
-        this.next(this.n + 1)
+        this.next(this.n + 1, 0)
       } catch {
         // the lines are written; the current segment goes on until a new one can be made
       }
@@ -132,12 +205,26 @@ export class SpoolWriter {
   }
 
   /**
-   * Starts segment `n`. The new file exists before the old one is closed: the ingest worker takes a next
-   * segment's existence as the sign that the one before it is complete.
+   * Starts segment `n`, mapped with room for at least `need` bytes where it can be. The new file exists before
+   * the old one is closed: the ingest worker takes a next segment's existence as the sign that the one before
+   * it is complete.
    */
-  private next(n: number): void {
-    const fd = openSync(join(this.dir, segmentName(n)), 'a', 0o640)
-    if (this.fd !== undefined) closeSync(this.fd)
+  private next(n: number, need: number): void {
+    const path = join(this.dir, segmentName(n))
+    let map: AppendMap | undefined
+    let fd: number | undefined
+    if (this.mapFile !== null) {
+      const m = this.mapFile(path, Math.max(this.maxBytes, need))
+      if (typeof m === 'number') {
+        this.unmapped = m === constants.errno.EOPNOTSUPP
+          ? `${path}: its filesystem does not promise the space a mapped segment needs (ext4, XFS, tmpfs and overlayfs do)`
+          : errnoError(m, 'mapping a spool segment', path).message
+      }
+      else map = m
+    }
+    if (map === undefined) fd = openSync(path, 'a', 0o640)
+    this.abandon()
+    this.map = map
     this.fd = fd
     this.n = n
     this.size = 0
@@ -146,9 +233,11 @@ export class SpoolWriter {
   }
 
   private abandon(): void {
+    if (this.map !== undefined) this.map.close()
     if (this.fd !== undefined) {
       try { closeSync(this.fd) } catch { /* a failed disk may fail the close too */ }
     }
+    this.map = undefined
     this.fd = undefined
   }
 
@@ -156,3 +245,4 @@ export class SpoolWriter {
     this.abandon()
   }
 }
+

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "append_map.h"
 #include "model.h"
 #include "sched.h"
 #include "sdnotify.h"
@@ -161,6 +162,7 @@ class NativeState;
 struct Ctors {
   Napi::FunctionReference model;
   Napi::FunctionReference state;
+  Napi::FunctionReference appendMap;
 };
 Ctors& ctors(Napi::Env env) { return *env.GetInstanceData<Ctors>(); }
 
@@ -455,6 +457,71 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
 // schedIdle() -> 0 or errno: the calling thread to SCHED_IDLE (daemon/audit/ingest-worker.ts is the caller).
 Napi::Value SchedIdle(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sched_idle_self()); }
 
+// mapAppendFile(path, capacity) -> NativeAppendMap, or an errno value: a preallocated file appended to through a
+// shared mapping (append_map.h). daemon/audit/spool.ts is the caller.
+class NativeAppendMap : public Napi::ObjectWrap<NativeAppendMap> {
+ public:
+  static void Init(Napi::Env env, Napi::Object exports) {
+    Napi::Function f = DefineClass(env, "NativeAppendMap",
+                                   {
+                                       InstanceMethod("append", &NativeAppendMap::Append),
+                                       InstanceMethod("sync", &NativeAppendMap::Sync),
+                                       InstanceMethod("close", &NativeAppendMap::Close),
+                                   });
+    ctors(env).appendMap = Napi::Persistent(f);
+  }
+  static Napi::Object Wrap(Napi::Env env, AppendMap* m) {
+    Napi::Object o = ctors(env).appendMap.New({});
+    Unwrap(o)->map_.reset(m);
+    return o;
+  }
+  explicit NativeAppendMap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeAppendMap>(info) {}
+
+ private:
+  // append(text) -> the data's size after it, or -1 when it does not fit (nothing is written then). The UTF-8
+  // is encoded straight into the mapping.
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "append(text: string)");
+    if (!map_) throw Napi::Error::New(env, "append after close");
+    const size_t room = map_->room();
+    size_t units = 0;
+    if (napi_get_value_string_utf16(env, info[0], nullptr, 0, &units) != napi_ok) throw Napi::Error::New(env, "append: not a string");
+    // A UTF-16 unit is at most 3 bytes of UTF-8; only a text near the end of the room is measured first, since
+    // a copy that is cut short would leave part of it behind the data.
+    if (room <= units * 3) {
+      size_t bytes = 0;
+      napi_get_value_string_utf8(env, info[0], nullptr, 0, &bytes);
+      if (bytes >= room) return Napi::Number::New(env, -1);
+    }
+    size_t copied = 0;
+    // Writes a NUL after the text too: the mapping is zero there already.
+    napi_get_value_string_utf8(env, info[0], map_->tail(), room, &copied);
+    map_->advance(copied);
+    return Napi::Number::New(env, static_cast<double>(map_->size()));
+  }
+  Napi::Value Sync(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), map_ ? map_->sync() : 0); }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    int err = map_ ? map_->close() : 0;
+    map_.reset();
+    return Napi::Number::New(info.Env(), err);
+  }
+  std::unique_ptr<AppendMap> map_;
+};
+
+Napi::Value MapAppendFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "mapAppendFile(path: string, capacity: number)");
+  std::string path = info[0].As<Napi::String>();
+  const double cap = info[1].As<Napi::Number>().DoubleValue();
+  if (!(cap >= 1 && cap <= 1e12)) throw Napi::RangeError::New(env, "mapAppendFile: capacity out of range");
+  AppendMap* m = nullptr;
+  int err = AppendMap::create(path.c_str(), static_cast<size_t>(cap), &m);
+  if (err != 0) return Napi::Number::New(env, err);
+  return NativeAppendMap::Wrap(env, m);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new Ctors());
   NativeModel::Init(env, exports);
@@ -464,6 +531,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   exports.Set("schedIdle", Napi::Function::New(env, SchedIdle));
+  NativeAppendMap::Init(env, exports);
+  exports.Set("mapAppendFile", Napi::Function::New(env, MapAppendFile));
   return exports;
 }
 

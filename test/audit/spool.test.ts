@@ -2,15 +2,18 @@
 // deleted only after a later one exists, the position kept with the rows (nothing ingested twice after a crash),
 // a torn last line dropped, and schema-1 and schema-2 databases migrated with their rows intact.
 import t, { type Test } from 'tap'
-import { appendFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { openReadOnly, openWritable } from '../../daemon/audit/db.js'
-import { Ingester } from '../../daemon/audit/ingest.js'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
+import { Ingester, spoolBacklog } from '../../daemon/audit/ingest.js'
 import { exportRows, recordOf, show } from '../../daemon/audit/query.js'
 import { verdictId } from '../../daemon/audit/record.js'
-import { outboxAddLine, outboxRemoveLine, SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
+import { nativeMapFile, outboxAddLine, outboxRemoveLine, SpoolWriter, segmentName, segments, spoolLine, type AuditRecord } from '../../daemon/audit/spool.js'
 import { SCHEMA_2_VERDICTS } from '../../harness/audit-schema-2.js'
 
 function dir(t: { teardown(fn: () => void): void }): string {
@@ -158,33 +161,125 @@ t.test('the durable outbox\'s lines: kept in order as rows of their own seq, the
   w.close()
 })
 
-t.test('a torn last line (a write cut short) is dropped once the segment is finished; a line that does not parse is counted', async (t) => {
+for (const mode of ['mapped', 'write()'] as const) {
+  t.test(`${mode}: a torn last line (a write cut short) is dropped once the segment is finished; a line that does not parse is counted`, async (t) => {
+    const d = dir(t)
+    const spoolDir = join(d, 'spool')
+    const w = new SpoolWriter(spoolDir, false, undefined, undefined, mode === 'mapped' ? nativeMapFile() : null)
+    w.open()
+    t.equal(w.mapped, mode === 'mapped')
+    const first = w.segment
+    w.write(spoolLine(1, rec(1)))
+    const torn = 'not a row\n' + spoolLine(2, rec(2)).slice(0, 50)
+    // What a process killed in the middle of the copy or the write() leaves: a mapped segment's zeros follow.
+    const fd = openSync(join(spoolDir, segmentName(first)), 'r+')
+    writeSync(fd, torn, w.live[1])
+    closeSync(fd)
+    const db = openWritable(join(d, 'audit.db'), 'normal')
+    t.teardown(() => db.close())
+    const ing = new Ingester(db, spoolDir)
+    t.teardown(() => ing.close())
+    const steps: { torn: number; bad: number }[] = []
+    t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 1 })
+    t.equal(steps.reduce((a, s) => a + s.bad, 0), 1, 'the bad line counted')
+    t.ok(existsSync(join(spoolDir, segmentName(first))), 'the segment being written is not finished: its last line may still be on its way')
+    t.equal(spoolBacklog(db, spoolDir), 50, 'doctor\'s backlog: the torn bytes only, not the zeros after them')
+    // The writer moves on (as after a failed write): the torn tail is the end of a finished segment.
+    const w2 = new SpoolWriter(spoolDir, false)
+    w2.open()
+    w2.write(spoolLine(3, rec(3)))
+    steps.length = 0
+    t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 3 })
+    t.equal(steps.reduce((a, s) => a + s.torn, 0), 50, 'the torn 50 bytes dropped')
+    t.notOk(existsSync(join(spoolDir, segmentName(first))), 'the finished segment deleted')
+    t.equal((db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n, 2)
+    w.close()
+    w2.close()
+  })
+}
+
+t.test('a mapped segment: its disk reserved while written, read only up to its data, cut to the data when closed; a text that does not fit starts the next', async (t) => {
   const d = dir(t)
   const spoolDir = join(d, 'spool')
-  const w = new SpoolWriter(spoolDir, false)
+  const w = new SpoolWriter(spoolDir, false, undefined, 8192)
   w.open()
-  const first = w.segment
+  t.ok(w.mapped, 'mapped (the addon is built)')
+  const seg = w.segment
+  const file = join(spoolDir, segmentName(seg))
+  t.equal(statSync(file).size, 8192, 'preallocated')
+  const lines = Array.from({ length: 4 }, (_, i) => spoolLine(i + 1, rec(i)))
+  w.write(lines.join(''))
+  const bytes = Buffer.byteLength(lines.join(''))
+  t.same([...w.live], [seg, bytes])
+  const db = openWritable(join(d, 'audit.db'), 'normal')
+  t.teardown(() => db.close())
+  t.equal(spoolBacklog(db, spoolDir), bytes, 'backlog: the data, not the reservation')
+  const ing = new Ingester(db, spoolDir)
+  t.teardown(() => ing.close())
+  t.same(ing.drain(undefined, w.live), { rows: 4, seq: 4 })
+  t.same(ing.drain(), { rows: 0, seq: -1 }, 'without the live position too: the zeros are not lines')
+  // Longer than a whole segment: a segment of its own, made big enough.
+  const big = spoolLine(5, { ...rec(5), response: JSON.stringify({ verdict_id: 'x', pad: 'p'.repeat(20_000) }) })
+  w.write(big)
+  t.equal(w.segment, seg + 1, 'the next segment')
+  t.equal(statSync(file).size, bytes, 'the full one cut to its data')
+  t.ok(statSync(join(spoolDir, segmentName(seg + 1))).size > 20_000, 'the next one holds the long text')
+  t.same(ing.drain(undefined, w.live), { rows: 1, seq: 5 })
+  t.notOk(existsSync(file), 'the finished one deleted once ingested')
+  w.close()
+  t.equal(statSync(join(spoolDir, segmentName(seg + 1))).size, Buffer.byteLength(big), 'closed: cut to its data')
+})
+
+t.test('no room to reserve a mapped segment (a full disk): the segment is written with write(), and the reason is kept for the log', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  const enospc = 28
+  const w = new SpoolWriter(spoolDir, false, undefined, undefined, () => enospc)
+  w.open()
+  t.notOk(w.mapped)
+  t.match(w.unmapped, /^ENOSPC: mapping a spool segment /)
   w.write(spoolLine(1, rec(1)))
-  appendFileSync(join(spoolDir, segmentName(first)), 'not a row\n' + spoolLine(2, rec(2)).slice(0, 50))
+  t.equal(statSync(join(spoolDir, segmentName(w.segment))).size, w.live[1], 'written, nothing reserved')
+  w.close()
+})
+
+t.test('a filesystem that does not promise reserved space (ramfs here) is not mapped: write() instead', async (t) => {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return t.skip('mounting a ramfs needs root on Linux')
+  const d = dir(t)
+  const mnt = join(d, 'ramfs')
+  mkdirSync(mnt)
+  if (spawnSync('mount', ['-t', 'ramfs', 'ramfs', mnt]).status !== 0) return t.skip('cannot mount a ramfs here')
+  t.teardown(() => { spawnSync('umount', ['-l', mnt]) })
+  const w = new SpoolWriter(join(mnt, 'spool'), false)
+  w.open()
+  t.notOk(w.mapped)
+  t.match(w.unmapped, /its filesystem does not promise the space a mapped segment needs/)
+  w.write(spoolLine(1, rec(1)))
+  t.equal(statSync(join(mnt, 'spool', segmentName(w.segment))).size, w.live[1], 'written with write()')
+  w.close()
+})
+
+t.test('a process killed right after appending to a mapped segment loses no line', async (t) => {
+  const d = dir(t)
+  const spoolDir = join(d, 'spool')
+  // The built module (npm ci builds dist/), as the daemon runs it.
+  const built = pathToFileURL(join(PACKAGE_ROOT, 'dist', 'daemon', 'audit', 'spool.js')).href
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', `
+    import { SpoolWriter, spoolLine } from ${JSON.stringify(built)}
+    const w = new SpoolWriter(${JSON.stringify(spoolDir)}, false)
+    w.open()
+    if (!w.mapped) process.exit(3)
+    for (let i = 1; i <= 200; i++) w.write(spoolLine(i, ${JSON.stringify(rec(0))}))
+    process.kill(process.pid, 'SIGKILL')`], { encoding: 'utf8' })
+  t.equal(child.signal, 'SIGKILL', `killed (${child.stderr})`)
   const db = openWritable(join(d, 'audit.db'), 'normal')
   t.teardown(() => db.close())
   const ing = new Ingester(db, spoolDir)
   t.teardown(() => ing.close())
-  const steps: { torn: number; bad: number }[] = []
-  t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 1 })
-  t.equal(steps.reduce((a, s) => a + s.bad, 0), 1, 'the bad line counted')
-  t.ok(existsSync(join(spoolDir, segmentName(first))), 'the segment being written is not finished: its last line may still be on its way')
-  // The writer moves on (as after a failed write): the torn tail is the end of a finished segment.
-  const w2 = new SpoolWriter(spoolDir, false)
-  w2.open()
-  w2.write(spoolLine(3, rec(3)))
-  steps.length = 0
-  t.same(ing.drain((s) => steps.push({ torn: s.torn, bad: s.bad })), { rows: 1, seq: 3 })
-  t.equal(steps.reduce((a, s) => a + s.torn, 0), 50, 'the torn 50 bytes dropped')
-  t.notOk(existsSync(join(spoolDir, segmentName(first))), 'the finished segment deleted')
-  t.equal((db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n, 2)
-  w.close()
-  w2.close()
+  let torn = 0
+  const r = ing.drain((s) => { torn += s.torn })
+  t.same(r, { rows: 1, seq: 200 }, 'all 200 lines read (one verdict_id: the rest ignored as the same row)')
+  t.equal(torn, 0, 'nothing torn')
 })
 
 t.test('a schema-1 database is migrated: same rows, same seq, same answers from audit show and export', async (t) => {

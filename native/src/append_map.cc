@@ -1,0 +1,105 @@
+#include "append_map.h"
+
+#include <cerrno>
+
+#ifdef __unix__
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+#ifdef __linux__
+#include <sys/vfs.h>
+#endif
+
+namespace fc {
+
+#ifdef __unix__
+
+namespace {
+
+#ifdef __linux__
+// Filesystems whose fallocate reserves blocks that a later store into the mapping is sure to get: ext4, XFS,
+// tmpfs, and overlayfs (the file lives on its upper layer). On others (copy-on-write ones such as btrfs or ZFS,
+// network filesystems) a store could still need space and fail as a SIGBUS, so they are not mapped.
+bool reserves(int fd) {
+  struct statfs fs {};
+  if (fstatfs(fd, &fs) != 0) return false;
+  switch (static_cast<unsigned long>(fs.f_type)) {
+    case 0xEF53UL:      // ext2/3/4
+    case 0x58465342UL:  // XFS
+    case 0x01021994UL:  // tmpfs
+    case 0x794C7630UL:  // overlayfs
+      return true;
+    default:
+      return false;
+  }
+}
+#else
+bool reserves(int) { return false; }
+#endif
+
+}  // namespace
+
+int AppendMap::create(const char* path, size_t capacity, AppendMap** out) {
+  if (capacity == 0) return EINVAL;
+  int fd = ::open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0) return errno;
+  if (!reserves(fd)) {
+    ::close(fd);
+    unlink(path);
+    return EOPNOTSUPP;
+  }
+#ifdef __linux__
+  // fallocate itself, not posix_fallocate: where the filesystem cannot reserve (EOPNOTSUPP), glibc would write
+  // zeros instead, which reserves nothing on a copy-on-write filesystem; the caller writes such files with
+  // write() instead.
+  int err = fallocate(fd, 0, 0, static_cast<off_t>(capacity)) == 0 ? 0 : errno;
+#else
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(capacity));
+#endif
+  void* p = MAP_FAILED;
+  if (err == 0) {
+    p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) err = errno;
+  }
+  if (err != 0) {
+    ::close(fd);
+    unlink(path);
+    return err;
+  }
+  *out = new AppendMap(fd, static_cast<char*>(p), capacity);
+  return 0;
+}
+
+int AppendMap::sync() {
+  if (base_ == nullptr || size_ == synced_) return 0;
+  // msync wants a page-aligned start.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  const size_t from = synced_ / page * page;
+  if (msync(base_ + from, size_ - from, MS_SYNC) != 0) return errno;
+  synced_ = size_;
+  return 0;
+}
+
+int AppendMap::close() {
+  if (base_ == nullptr) return 0;
+  int err = 0;
+  if (munmap(base_, capacity_) != 0) err = errno;
+  base_ = nullptr;
+  if (ftruncate(fd_, static_cast<off_t>(size_)) != 0 && err == 0) err = errno;
+  if (::close(fd_) != 0 && err == 0) err = errno;
+  capacity_ = size_;
+  return err;
+}
+
+#else
+
+int AppendMap::create(const char*, size_t, AppendMap**) { return ENOSYS; }
+int AppendMap::sync() { return ENOSYS; }
+int AppendMap::close() { return 0; }
+
+#endif
+
+AppendMap::~AppendMap() { close(); }
+
+}  // namespace fc
