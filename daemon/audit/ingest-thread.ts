@@ -77,6 +77,11 @@ export class IngestThread {
     return true
   }
 
+  /** Someone waits for rows now in the spool (journal.settled): ingest them without waiting for the next tick. */
+  now(): void {
+    this.worker?.postMessage('now')
+  }
+
   /** Rows up to `seq` are in the database: they wait no more. */
   caughtUp(seq: number): void {
     while (this.marks.length > 0 && this.marks[0].seq <= seq) this.marks.shift()

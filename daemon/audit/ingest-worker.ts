@@ -105,6 +105,8 @@ function recordErrors(): void {
 // The first retention a minute after start: a restarted daemon serves first.
 let nextPrune = Date.now() + d.pruneMs
 let stopped = false
+/** Whether the last ingest succeeded (a failed one waits RETRY_MS, a nudge does not cut that short). */
+let lastOk = true
 
 /** Ingests what there is; false after a failure (the caller waits longer before the next try). */
 function ingest(): boolean {
@@ -136,6 +138,7 @@ function tick(): void {
   if (stopped) return
   if (handingOver()) return stop()
   const ok = ingest()
+  lastOk = ok
   if (stopped) return
   if (handingOver()) return stop()
   if (ok) recordErrors()
@@ -167,6 +170,14 @@ port.on('message', (m: unknown) => {
     const e = m as FailureReport
     unrecorded += e.add
     lastError = e.last
+    return
+  }
+  if (m === 'now') {
+    // Between ticks (timer set): the next one at once. During a retry wait, the retry's own time stands.
+    if (timer !== undefined && lastOk) {
+      clearTimeout(timer)
+      tick()
+    }
     return
   }
   if (m !== 'stop') return

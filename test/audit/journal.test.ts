@@ -14,6 +14,10 @@ import { cli } from '../helpers/cli.js'
 import { startDaemon, type Running } from '../../harness/daemon.js'
 import { Requester, testConfig, type Reply } from '../helpers/daemon.js'
 import { journaled } from '../helpers/journal.js'
+import { pino } from 'pino'
+import { Journal } from '../../daemon/audit/journal.js'
+import { verdictId } from '../../daemon/audit/record.js'
+import { Metrics } from '../../daemon/metrics/metrics.js'
 
 const RULES = join(import.meta.dirname, '..', 'fixtures', 'audit')
 const TOPIC = 'flashcheck/inspect/st7/weight'
@@ -145,6 +149,34 @@ t.test('a redelivered request after a restart gets its stored verdict, byte for 
   const other = await r.request5(TOPIC, { serial: 'SN-R', weight_g: 105 }, {}, corr)
   t.not(other.body.verdict_id, first.body.verdict_id, 'a reused correlation with another payload is a new request, inspected')
   t.equal(await metric(d, 'flashcheck_duplicate_requests_total'), 1)
+})
+
+t.test('whoever waits for a row (settled) has the ingest thread take it in at once, not at its next tick', async (t) => {
+  const state = stateDir(t)
+  // An interval no test would wait out: only the nudge can bring the rows in.
+  const j = new Journal(state, { enabled: true, retentionDays: 400, maxBytes: 2 ** 31, sync: 'normal' }, pino({ level: 'silent' }), new Metrics(), 3_600_000)
+  j.start()
+  t.teardown(() => j.close())
+  const count = () => {
+    const db = new Database(join(state, 'audit.db'), { readonly: true })
+    try { return (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n } finally { db.close() }
+  }
+  for (const n of [1, 2, 3]) {
+    const id = verdictId(Date.now())
+    let published = false
+    j.append({ verdict_id: id, trace: null, model_id: null, request_topic: 'in', response_topic: 'out', correlation: null, dedupe_key: null, payload_sum: null, response: JSON.stringify({ verdict_id: id, verdict: 'PASS' }) }, () => { published = true })
+    // Called while the row still waits for the spool write (the nudge follows the write) ...
+    const waited = j.settled(60_000)
+    await waited
+    t.ok(published, 'published once spooled')
+    t.equal(count(), n, `row ${n} in the database when settled() resolves`)
+  }
+  // ... and once it is written already.
+  const id = verdictId(Date.now())
+  j.append({ verdict_id: id, trace: null, model_id: null, request_topic: 'in', response_topic: 'out', correlation: null, dedupe_key: null, payload_sum: null, response: JSON.stringify({ verdict_id: id, verdict: 'PASS' }) }, () => {})
+  await new Promise((r) => setImmediate(r))
+  await j.settled(60_000)
+  t.equal(count(), 4)
 })
 
 t.test('a journal that cannot write never holds verdicts back', async (t) => {
