@@ -6,7 +6,7 @@ import { readTestFile, TestFileError, type TestFile } from '../ruletest/format.j
 import { junitReport, tapReport } from '../ruletest/report.js'
 import { TestRunner, type TestResult } from '../ruletest/runner.js'
 import type { RuleSet } from '../rules/types.js'
-import type { ModelJudge } from '../service/inbound.js'
+import type { ModelJudge } from '../service/exchange.js'
 
 export interface TestIo {
   out: (s: string) => void

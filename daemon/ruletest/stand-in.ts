@@ -1,7 +1,7 @@
 // Stand-in model answers of a test: `model: {choices: {rule-id: LABEL}}`. A reason rule without one gets what
 // a daemon whose decoder cannot answer gives: the rule's fallback.
 import type { CompiledRule } from '../rules/types.js'
-import type { ModelJudge } from '../service/inbound.js'
+import type { ModelJudge } from '../service/exchange.js'
 import type { JudgeOptions } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
 

@@ -7,93 +7,22 @@
 // correlation and dedupe key, whatever was handled meanwhile.
 import { performance } from 'node:perf_hooks'
 import type { IPublishPacket } from 'mqtt'
-import type { Config } from '../config/schema.js'
 import { LogLimiter } from '../log/limiter.js'
-import type { Logger } from '../log/logger.js'
-import type { Metrics } from '../metrics/metrics.js'
 import { compileFilter } from '../mqtt/topic-filter.js'
-import type { CompiledRule, InspectionResult, RuleSet } from '../rules/types.js'
+import type { InspectionResult, RuleSet } from '../rules/types.js'
 import { passLabel } from '../rules/pass-label.js'
-import type { SignalStore } from '../signals/store.js'
 import { decidedByChecks, modelMissedDeadline, withModel } from '../verdict/combine.js'
-import type { VerdictEngine } from '../verdict/engine.js'
 import type { ModelOutcome } from '../verdict/outcome.js'
 import { isSparkplugTopic } from '../sparkplug/topic.js'
-import type { SparkplugHost } from '../sparkplug/host.js'
 import type { Journal } from '../audit/journal.js'
 import { auditRecord, isoTime, traceValue, verdictId } from '../audit/record.js'
 import { HeldAck } from './ack-hook.js'
 import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
 import { checksum } from './dedupe.js'
-import type { Publisher } from './publisher.js'
-import type { ShadowHook, ShadowVerdict } from '../shadow/hook.js'
-import type { RedeliveryMemory } from './redelivery.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
 import { FirstPassCounter } from '../metrics/first-pass.js'
-
-/** One message on its way to a verdict. */
-export interface Exchange {
-  /** The rule set it is handled with, whatever reloads happen meanwhile. */
-  readonly set: RuleSet
-  readonly topic: string
-  readonly payload: Buffer
-  /** Arrival: performance.now() for latency, epoch ms for deadlines and signal windows. */
-  readonly t0: number
-  readonly now: number
-  readonly rule: CompiledRule | undefined
-  readonly params: Record<string, string>
-  /** Where the answer goes: the request's reply topic, or a streaming rule's publish topic. */
-  to: string
-  env: Envelope
-  /** The request's dedupe key, once admitted: closed when the broker has its verdict. */
-  key?: string
-  /** The payload's checksum, with the key (the redelivery memory's and the audit row's). */
-  sum?: number
-  /** Streaming: the topic whose message was inspected. */
-  triggerTopic?: string
-  /** Set by the hand-off when part of the answer goes out later. */
-  ack?: HeldAck
-  /** The shadow set's verdict on the same message, compared once the serving verdict is out. */
-  shadow?: ShadowVerdict
-}
-
-export interface InboundDeps {
-  config: Config
-  log: Logger
-  metrics: Metrics
-  signals: SignalStore
-  memory: RedeliveryMemory
-  publisher: Publisher
-  /** The active rule set (present once the service started). */
-  rules: () => RuleSet | undefined
-  /** The decoder for reason rules; absent without model.dir. */
-  engine?: ModelJudge
-  /** Epoch ms of a message's arrival: Date.now live; `rules test` and `replay` inject their virtual clock. */
-  clock?: () => number
-  /** A second rule set that sees the same messages and compares its verdicts (rules.shadowDir). */
-  shadow?: ShadowHook
-  /** Reads Sparkplug B messages (spBv1.0/…) into signals and triggers. */
-  sparkplug?: SparkplugHost
-  /** Told of every verdict published (the Sparkplug edge node republishes it as DDATA). */
-  onVerdict?: (res: Response, startedAt: number) => void
-  /** The audit journal; absent when audit is off. */
-  journal?: Journal
-  /** Identity of the checkpoint (audit rows of model verdicts). */
-  modelId?: string
-  /** The status page's live stream: offered every published verdict while a page watches. */
-  tap?: VerdictListener
-}
-
-/** Receives published responses; `active` is read first, so an idle listener costs one property read. */
-export interface VerdictListener {
-  readonly active: boolean
-  /** `json`: the response as published; `topic`: the request's (or trigger message's) topic. */
-  push(json: string, topic: string): void
-}
-
-/** What the service asks of the decoder (VerdictEngine, or the stand-in answers of `rules test`). */
-export type ModelJudge = Pick<VerdictEngine, 'judge' | 'expireDue'>
+import type { Exchange, InboundDeps } from './exchange.js'
 
 interface ReplyOptions {
   /** The model missed its deadline although the verdict itself is on time. */
