@@ -26,6 +26,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 dpkg-query -W -f='${Status}' libopenblas0-pthread 2>/dev/null | grep -q 'ok installed' || need+=(libopenblas0-pthread)
 # The status page's browser tests drive Debian's chromium (playwright-core, no browser download).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# strace: the audit spool's sync-per-append test counts the system calls.
+command -v strace >/dev/null 2>&1 || need+=(strace)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "== installing ${need[*]} (apt-get)"
   SUDO=""

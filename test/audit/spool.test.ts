@@ -259,6 +259,25 @@ t.test('a filesystem that does not promise reserved space (ramfs here) is not ma
   w.close()
 })
 
+t.test('audit.sync=full: every append is synced to the disk before it returns (msync when mapped, fdatasync with write())', async (t) => {
+  if (spawnSync('strace', ['-V']).status !== 0) return t.skip('strace is not installed (test/run.sh installs it)')
+  const built = pathToFileURL(join(PACKAGE_ROOT, 'dist', 'daemon', 'audit', 'spool.js')).href
+  for (const mode of ['mapped', 'write()'] as const) {
+    const spoolDir = join(dir(t), 'spool')
+    const child = spawnSync('strace', ['-f', '-qq', '-e', 'trace=msync,fdatasync', process.execPath, '--input-type=module', '-e', `
+      import { nativeMapFile, SpoolWriter, spoolLine } from ${JSON.stringify(built)}
+      const w = new SpoolWriter(${JSON.stringify(spoolDir)}, true, undefined, undefined, ${mode === 'mapped' ? 'nativeMapFile()' : 'null'})
+      w.open()
+      if (w.mapped !== ${mode === 'mapped'}) process.exit(3)
+      for (let i = 1; i <= 7; i++) w.write(spoolLine(i, ${JSON.stringify(rec(0))}))
+      w.close()`], { encoding: 'utf8' })
+    if (child.status !== 0) t.comment(child.stderr)
+    t.equal(child.status, 0, `${mode}: the writer exited 0`)
+    const calls = [...child.stderr.matchAll(/\b(msync|fdatasync)\(/g)].map((m) => m[1])
+    t.same(calls, Array(7).fill(mode === 'mapped' ? 'msync' : 'fdatasync'), `${mode}: one sync per append`)
+  }
+})
+
 t.test('a process killed right after appending to a mapped segment loses no line', async (t) => {
   const d = dir(t)
   const spoolDir = join(d, 'spool')
