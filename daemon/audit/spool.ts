@@ -37,6 +37,8 @@ export interface AppendMap {
   sync(): number
   /** Unmaps and cuts the file to its data; 0 or an errno value. */
   close(): number
+  /** The same on a thread of its own (milliseconds for a full segment), errors unreported. */
+  closeInBackground(): void
 }
 
 /** Creates and maps a segment of `capacity` bytes, or says why not (an errno value). */
@@ -223,7 +225,8 @@ export class SpoolWriter {
       else map = m
     }
     if (map === undefined) fd = openSync(path, 'a', 0o640)
-    this.abandon()
+    // Unmapping a full segment takes milliseconds: not on the event loop.
+    this.abandon(true)
     this.map = map
     this.fd = fd
     this.n = n
@@ -232,8 +235,11 @@ export class SpoolWriter {
     Atomics.store(this.live, 0, n)
   }
 
-  private abandon(): void {
-    if (this.map !== undefined) this.map.close()
+  private abandon(inBackground = false): void {
+    if (this.map !== undefined) {
+      if (inBackground) this.map.closeInBackground()
+      else this.map.close()
+    }
     if (this.fd !== undefined) {
       try { closeSync(this.fd) } catch { /* a failed disk may fail the close too */ }
     }
