@@ -3,22 +3,19 @@
 #include <algorithm>
 #include <cerrno>
 
-#ifdef __unix__
+#ifdef __linux__
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <unistd.h>
-#endif
-#ifdef __linux__
 #include <sys/vfs.h>
+#include <unistd.h>
 #endif
 
 namespace fc {
 
-#ifdef __unix__
+#ifdef __linux__
 
 namespace {
 
-#ifdef __linux__
 // Filesystems whose fallocate reserves blocks that a later store into the mapping is sure to get: ext4, XFS,
 // tmpfs, and overlayfs (the file lives on its upper layer). On others (copy-on-write ones such as btrfs or ZFS,
 // network filesystems) a store could still need space and fail as a SIGBUS, so they are not mapped.
@@ -35,9 +32,6 @@ bool reserves(int fd) {
       return false;
   }
 }
-#else
-bool reserves(int) { return false; }
-#endif
 
 }  // namespace
 
@@ -50,24 +44,17 @@ int AppendMap::create(const char* path, size_t capacity, AppendMap** out) {
     unlink(path);
     return EOPNOTSUPP;
   }
-#ifdef __linux__
   // fallocate itself, not posix_fallocate: where the filesystem cannot reserve (EOPNOTSUPP), glibc would write
-  // zeros instead, which reserves nothing on a copy-on-write filesystem; the caller writes such files with
-  // write() instead.
+  // zeros instead; the caller writes such files with write() instead.
   int err = fallocate(fd, 0, 0, static_cast<off_t>(capacity)) == 0 ? 0 : errno;
-#else
-  int err = posix_fallocate(fd, 0, static_cast<off_t>(capacity));
-#endif
   void* p = MAP_FAILED;
   if (err == 0) {
     p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) err = errno;
-#ifdef __linux__
     // No read-around on faults: a fault in a fresh segment would otherwise read (zero-fill) up to the device's
     // read-ahead around it, 8 MiB on some disks, milliseconds on the event loop. populate() brings the pages in
     // in chunks instead.
     else madvise(p, capacity, MADV_RANDOM);
-#endif
   }
   if (err != 0) {
     ::close(fd);
@@ -78,18 +65,16 @@ int AppendMap::create(const char* path, size_t capacity, AppendMap** out) {
   return 0;
 }
 
-#if defined(__linux__) && !defined(MADV_POPULATE_WRITE)
+#ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
 
 void AppendMap::populate() {
-#ifdef __linux__
   if (base_ == nullptr || populate_failed_ || populated_ >= capacity_) return;
   const size_t end = std::min(capacity_, populated_ + kPopulateChunk);
   // Linux 5.14 and later; before, pages fault in one at a time as the copies reach them.
   if (madvise(base_ + populated_, end - populated_, MADV_POPULATE_WRITE) != 0) populate_failed_ = true;
   populated_ = end;
-#endif
 }
 
 int AppendMap::sync() {
@@ -120,6 +105,7 @@ int AppendMap::close() {
 #else
 
 int AppendMap::create(const char*, size_t, AppendMap**) { return ENOSYS; }
+void AppendMap::populate() {}
 int AppendMap::sync() { return ENOSYS; }
 int AppendMap::close() { return 0; }
 

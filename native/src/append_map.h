@@ -10,8 +10,8 @@ class AppendMap {
  public:
   // Creates `path` (it must not exist), reserves `capacity` bytes of disk for it and maps it. The reservation
   // is real blocks (fallocate), so a full disk shows here, as an errno, and never later as a SIGBUS on a store
-  // into the mapping; a filesystem that cannot promise that (copy-on-write, network) gives EOPNOTSUPP. Returns
-  // 0 and sets *out, or an errno value (the file is removed again).
+  // into the mapping; a filesystem that cannot promise that (copy-on-write, network) gives EOPNOTSUPP, and a
+  // system other than Linux ENOSYS. Returns 0 and sets *out, or an errno value (the file is removed again).
   static int create(const char* path, size_t capacity, AppendMap** out);
   ~AppendMap();
 

@@ -222,6 +222,8 @@ t.test('a mapped segment: its disk reserved while written, read only up to its d
   const big = spoolLine(5, { ...rec(5), response: JSON.stringify({ verdict_id: 'x', pad: 'p'.repeat(20_000) }) })
   w.write(big)
   t.equal(w.segment, seg + 1, 'the next segment')
+  // The full one is unmapped and cut on a thread of its own: shortly, not necessarily by now.
+  for (let i = 0; i < 500 && statSync(file).size !== bytes; i++) await new Promise((r) => setTimeout(r, 10))
   t.equal(statSync(file).size, bytes, 'the full one cut to its data')
   t.ok(statSync(join(spoolDir, segmentName(seg + 1))).size > 20_000, 'the next one holds the long text')
   t.same(ing.drain(undefined, w.live), { rows: 1, seq: 5 })
