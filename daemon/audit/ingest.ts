@@ -52,12 +52,16 @@ export function spoolBacklog(db: Db, dir: string): number {
   return Math.max(0, bytes)
 }
 
-/** Where a segment's data ends: its first NUL (the rest of a mapped segment: spool.ts) or its size. */
+/**
+ * Where a segment's data ends: its first NUL (the rest of a mapped segment still written or left by a crash:
+ * spool.ts) or its size. A segment whose last byte is data was closed and cut: its size, without reading it.
+ */
 function dataEnd(file: string, from: number): number {
   const fd = openSync(file, 'r')
   try {
     const size = fstatSync(fd).size
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, size)))
+    if (size <= from || (readSync(fd, buf, 0, 1, size - 1) === 1 && buf[0] !== 0)) return size
     for (let at = from; at < size;) {
       const got = readSync(fd, buf, 0, buf.length, at)
       if (got === 0) return at

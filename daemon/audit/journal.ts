@@ -1,10 +1,10 @@
 // The verdict journal: one row per published verdict in <state.dir>/audit.db (SQLite, WAL).
 //
-// A verdict's row is appended to the spool (spool.ts) by one write() per event-loop turn, and the verdict goes
-// out only after that write returned: a killed process does not lose the page cache, so a redelivered request
-// finds its verdict after a SIGKILL. An ingest thread (ingest-worker.ts, supervised by ingest-thread.ts) moves the
-// spool into the database every few milliseconds and runs retention; nothing of SQLite's write path runs on the
-// event loop. Until a row is in the database a redelivery waits for it (`settled`). A failing disk never holds
+// A verdict's row is appended to the spool (spool.ts: a copy into a mapped segment, or one write() per
+// event-loop turn), and the verdict goes out only after that: a killed process does not lose the page cache, so
+// a redelivered request finds its verdict after a SIGKILL. An ingest thread (ingest-worker.ts, supervised by
+// ingest-thread.ts) moves the spool into the database every INGEST_MS, or at once for a waiting settled(), and
+// runs retention; nothing of SQLite's write path runs on the event loop. Until a row is in the database a redelivery waits for it (`settled`). A failing disk never holds
 // verdicts back: they go out anyway, the failure counted and logged at most once a minute.
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'

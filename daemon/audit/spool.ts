@@ -251,4 +251,3 @@ export class SpoolWriter {
     this.abandon()
   }
 }
-

@@ -161,19 +161,20 @@ t.test('whoever waits for a row (settled) has the ingest thread take it in at on
     const db = new Database(join(state, 'audit.db'), { readonly: true })
     try { return (db.prepare('SELECT COUNT(*) AS n FROM verdicts').get() as { n: number }).n } finally { db.close() }
   }
-  for (const n of [1, 2, 3]) {
+  const append = (then: () => void) => {
     const id = verdictId(Date.now())
+    j.append({ verdict_id: id, trace: null, model_id: null, request_topic: 'in', response_topic: 'out', correlation: null, dedupe_key: null, payload_sum: null, response: JSON.stringify({ verdict_id: id, verdict: 'PASS' }) }, then)
+  }
+  for (const n of [1, 2, 3]) {
     let published = false
-    j.append({ verdict_id: id, trace: null, model_id: null, request_topic: 'in', response_topic: 'out', correlation: null, dedupe_key: null, payload_sum: null, response: JSON.stringify({ verdict_id: id, verdict: 'PASS' }) }, () => { published = true })
+    append(() => { published = true })
     // Called while the row still waits for the spool write (the nudge follows the write) ...
-    const waited = j.settled(60_000)
-    await waited
+    await j.settled(60_000)
     t.ok(published, 'published once spooled')
     t.equal(count(), n, `row ${n} in the database when settled() resolves`)
   }
   // ... and once it is written already.
-  const id = verdictId(Date.now())
-  j.append({ verdict_id: id, trace: null, model_id: null, request_topic: 'in', response_topic: 'out', correlation: null, dedupe_key: null, payload_sum: null, response: JSON.stringify({ verdict_id: id, verdict: 'PASS' }) }, () => {})
+  append(() => {})
   await new Promise((r) => setImmediate(r))
   await j.settled(60_000)
   t.equal(count(), 4)
