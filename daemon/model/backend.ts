@@ -46,7 +46,7 @@ export interface ModelConfig {
   converted_bytes: number
   /** Worker threads of this model's pool. */
   threads: number
-  /** Kernel implementation picked at run time: avx512, avx2-vnni, avx2, generic (x86-64), dotprod or neon
+  /** Kernel implementation picked at run time: avx512-amx, avx512, avx2-vnni, avx2, generic (x86-64), dotprod or neon
    *  (aarch64); with quantized weights followed by the integer kernels', e.g. 'avx512+int8-avx512vnni'. */
   isa: string
 }

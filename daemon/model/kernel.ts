@@ -38,7 +38,7 @@ function native(): KernelAddon {
   return loadAddon<KernelAddon>()
 }
 
-/** The kernel implementation this CPU gets (avx512, avx2-vnni, avx2, generic, dotprod, neon). */
+/** The kernel implementation this CPU gets (avx512-amx, avx512, avx2-vnni, avx2, generic, dotprod, neon). */
 export function kernelIsa(): string {
   return native().isa()
 }

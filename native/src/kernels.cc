@@ -71,6 +71,15 @@ static const Kernels& avx2_vnni_table() {
   }();
   return t;
 }
+// AVX-512 float loops with AMX-INT8 tile products for quantized prefill.
+static const Kernels& avx512_amx_table() {
+  static const Kernels t = [] {
+    Kernels k = k_avx512::table;
+    k.name = "avx512-amx";
+    return k;
+  }();
+  return t;
+}
 #endif
 #if defined(__aarch64__)
 static const Kernels& dotprod_table() {
@@ -91,7 +100,11 @@ int kernels_available(const Kernels** out, int max) {
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (avx2 && n < max) out[n++] = &k_avx2::table;
   if (avx2 && __builtin_cpu_supports("avxvnni") && n < max) out[n++] = &avx2_vnni_table();
-  if (__builtin_cpu_supports("avx512f") && avx2 && n < max) out[n++] = &k_avx512::table;
+  const bool avx512 = __builtin_cpu_supports("avx512f") && avx2;
+  if (avx512 && n < max) out[n++] = &k_avx512::table;
+  if (avx512 && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && amx_int8_usable() && n < max)
+    out[n++] = &avx512_amx_table();
 #endif
 #if defined(__aarch64__)
   if ((getauxval(AT_HWCAP) & HWCAP_ASIMDDP) && n < max) out[n++] = &dotprod_table();

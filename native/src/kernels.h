@@ -57,7 +57,7 @@ constexpr int64_t kGemmPanelFloats = 8192;
 constexpr int64_t kGemvMaxT = 4;
 inline int64_t gemm_pack_floats() { return kGemmPanelFloats; }
 
-// Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx2-vnni|avx512 on x86-64,
+// Picks the best implementation for this CPU once (env FLASHCHECK_ISA=generic|avx2|avx2-vnni|avx512|avx512-amx on x86-64,
 // neon|dotprod on aarch64 overrides).
 const Kernels& kernels();
 // All implementations usable on this CPU (for tests).

@@ -1,6 +1,7 @@
 // Integer GEMM/GEMV over repacked q8_0 / q4_0 weights (layout in quant.h), one implementation per instruction
 // set, picked at run time like the float kernels: scalar (any CPU), AVX2 (vpmaddubsw), AVX-VNNI and AVX-512
-// VNNI (vpdpbusd), aarch64 dotprod (sdot, checked with getauxval). Activations come as int8 blocks (QAct).
+// VNNI (vpdpbusd), AMX-INT8 tiles for prefill, aarch64 dotprod (sdot, checked with getauxval). Activations come
+// as int8 blocks (QAct).
 //
 // Per 32-input block b, output row n, token t: the exact int32 sum i = 256·(Σq1·w − off·s1) + (Σq2·w − off·s2)
 // over the token's two activation planes (= Σa16·w, off = 8 for q4_0's unsigned values, 0 for q8_0), then
@@ -16,7 +17,10 @@
 #include "quant.h"
 
 #if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
+#include <cpuid.h>
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #define FC_X86_QUANT 1
 #endif
 #if defined(__aarch64__)
@@ -491,6 +495,224 @@ static void zgemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const fl
 #pragma GCC pop_options
 const QKernels qk_avx512vnni = {"int8-avx512vnni", q_avx512vnni::zgemm, true};
 
+// AMX-INT8 (Sapphire Rapids and later): tile dot products of 16 tokens x 32 inputs (one block) by 32 inputs x 16
+// outputs (two panels) into int32, per plane, 256 products per instruction row. Each block's two int32 tiles are
+// stored and combined with AVX-512 into the same fp32 accumulation as the vector kernels (exact int32 block sum,
+// convert, scale, FMA in block order), so results stay bit-identical. Activation planes are signed (tdpbssd;
+// q4_0's unsigned weights: tdpbsud). Fewer than kAmxMinT tokens run on the AVX-512 VNNI kernel.
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512vl,avx512bw,avx512vnni,amx-tile,amx-int8")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+namespace q_amx {
+constexpr int64_t kAmxMinT = 16;  // a tile's tokens: fewer waste the tile unit (VNNI is faster below)
+constexpr int MT = 16;        // tokens per tile
+constexpr int AB = MT * 32;   // bytes of a plane's tile per block
+constexpr int NG = 4;         // panels per group: two weight tiles of 16 outputs
+
+struct alignas(64) TileCfg {
+  uint8_t palette = 1, start = 0, reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+// tmm0/1: the token tile's planes 1 and 2 (16 rows x 32 bytes: one block); tmm2/3: the block's weights of two
+// panels each in VNNI order (8 rows of 4 inputs x 16 outputs); tmm4-7: the int32 sums of plane 1 and 2 against
+// either weight tile. The four products of a block are independent, so they overlap in the tile unit.
+static void configure() {
+  TileCfg c;
+  for (int i = 0; i < 8; i++) {
+    c.rows[i] = i == 2 || i == 3 ? 8 : MT;
+    c.colsb[i] = i < 2 ? 32 : 64;
+  }
+  _tile_loadconfig(&c);
+}
+
+// Per-thread scratch, 64-byte aligned, grown on demand.
+struct Scratch {
+  uint8_t* p = nullptr;
+  size_t n = 0;
+  ~Scratch() { std::free(p); }
+  uint8_t* get(size_t bytes) {
+    if (bytes > n) {
+      void* m = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!m) throw std::bad_alloc();
+      std::free(p);
+      p = static_cast<uint8_t*>(m);
+      n = bytes;
+    }
+    return p;
+  }
+};
+
+// Panels p .. p+np-1 (np <= 4, the rest zero) of every block into two weight tiles: tile h, row g = panel
+// p+2h's group g (8 outputs x 4 inputs, 32 bytes) then panel p+2h+1's; q4_0 unpacked to one value per byte.
+template <bool Q4>
+static void repack_group(const QMat& W, int64_t p, int64_t np, uint8_t* out) {
+  const int64_t nb = W.nb, bb = W.block_bytes();
+  const __m256i m4 = _mm256_set1_epi8(15);
+  for (int64_t b = 0; b < nb; b++) {
+    uint8_t* o = out + b * 1024;
+    for (int q = 0; q < NG; q++) {
+      uint8_t* dst = o + (q >> 1) * 512 + (q & 1) * 32;
+      if (q >= np) {
+        for (int g = 0; g < 8; g++) _mm256_store_si256(reinterpret_cast<__m256i*>(dst + g * 64), _mm256_setzero_si256());
+        continue;
+      }
+      const uint8_t* blk = W.q + ((p + q) * nb + b) * bb;
+      _mm_prefetch(reinterpret_cast<const char*>(blk) + 2048, _MM_HINT_T1);
+      if (bb > 128) _mm_prefetch(reinterpret_cast<const char*>(blk) + 2048 + 128, _MM_HINT_T1);
+      for (int g = 0; g < 8; g++) {
+        __m256i v;
+        if constexpr (Q4) {
+          const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + (g & 3) * 32));
+          v = g < 4 ? _mm256_and_si256(raw, m4) : _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        } else {
+          v = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + g * 32));
+        }
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + g * 64), v);
+      }
+    }
+  }
+}
+
+// Block b's four products: the token tile's planes at `a` (per block 1 KiB: plane 1 of the 16 tokens, 32 bytes
+// each, then plane 2) against the two weight tiles at wb.
+template <bool Q4>
+static inline void products(const int8_t* a, const uint8_t* wb, int64_t b) {
+  _tile_zero(4);
+  _tile_zero(5);
+  _tile_zero(6);
+  _tile_zero(7);
+  _tile_loadd(0, a + b * 2 * AB, 32);
+  _tile_loadd(1, a + b * 2 * AB + AB, 32);
+  _tile_loadd(2, wb + b * 1024, 64);
+  _tile_loadd(3, wb + b * 1024 + 512, 64);
+  if constexpr (Q4) {
+    _tile_dpbsud(4, 0, 2);
+    _tile_dpbsud(5, 1, 2);
+    _tile_dpbsud(6, 0, 3);
+    _tile_dpbsud(7, 1, 3);
+  } else {
+    _tile_dpbssd(4, 0, 2);
+    _tile_dpbssd(5, 1, 2);
+    _tile_dpbssd(6, 0, 3);
+    _tile_dpbssd(7, 1, 3);
+  }
+}
+
+template <bool Q4>
+static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  const int64_t nb = W.nb, K = A.K, T = A.T, ntile = (T + MT - 1) / MT;
+  // wb: a panel group's weights; at: the activation planes in tile order (token tile, block, plane, token;
+  // contiguous tile loads), padded to whole tiles with zeros; dd / off: per token tile, block and token the
+  // plane-2 scale and q4_0's offset (zero for padding tokens); cb: two buffers of a block's int32 sums per
+  // plane, 16 tokens x 32 outputs.
+  const size_t wbytes = size_t(nb) * 1024, abytes = size_t(ntile * nb) * 2 * AB, sbytes = size_t(ntile * nb * MT) * 4;
+  thread_local Scratch scratch;
+  uint8_t* base = scratch.get(wbytes + abytes + 2 * sbytes + size_t(MT) * 512);
+  uint8_t* wb = base;
+  int8_t* at = reinterpret_cast<int8_t*>(base + wbytes);
+  float* dd = reinterpret_cast<float*>(base + wbytes + abytes);
+  int32_t* off = reinterpret_cast<int32_t*>(base + wbytes + abytes + sbytes);
+  int32_t* cb = reinterpret_cast<int32_t*>(base + wbytes + abytes + 2 * sbytes);
+  for (int64_t i = 0; i < ntile; i++)
+    for (int64_t b = 0; b < nb; b++)
+      for (int t = 0; t < MT; t++) {
+        const int64_t tok = i * MT + t, j = (i * nb + b) * MT + t;
+        const int64_t r = 2 * tok * nb + b;
+        dd[j] = tok < T ? A.d[r + nb] : 0.f;
+        off[j] = tok < T && Q4 ? 8 * (256 * A.s[r] + A.s[r + nb]) : 0;
+      }
+  for (int64_t tok = 0; tok < ntile * MT; tok++)
+    for (int pl = 0; pl < 2; pl++) {
+      const int8_t* src = A.q + (2 * tok + pl) * K;
+      int8_t* dst = at + (tok / MT) * nb * 2 * AB + pl * AB + (tok % MT) * 32;
+      for (int64_t b = 0; b < nb; b++) {
+        const __m256i v = tok < T ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + b * 32)) : _mm256_setzero_si256();
+        _mm256_store_si256(reinterpret_cast<__m256i*>(dst + b * 2 * AB), v);
+      }
+    }
+  const __m512i shl8 = _mm512_set4_epi32(0x0E0D0C80, 0x0A090880, 0x06050480, 0x02010080);
+  configure();
+  for (int64_t p = p0; p < p1; p += NG) {
+    const int64_t np = std::min<int64_t>(NG, p1 - p);
+    repack_group<Q4>(W, p, np, wb);
+    for (int64_t i = 0; i < ntile; i++) {
+      const int64_t t0 = i * MT;
+      const int8_t* a = at + i * nb * 2 * AB;
+      __m512 f[MT * 2];
+      for (int j = 0; j < MT * 2; j++) f[j] = _mm512_setzero_ps();
+      // One block behind the tile unit: block b-1's stored sums are scaled after block b's products are issued.
+      auto scale = [&](int64_t b, const int32_t* c1, const int32_t* c2) {
+        __m512 ds[2];
+        for (int h = 0; h < 2; h++) {
+          const int64_t q0 = p + 2 * h, q1 = q0 + 1;
+          const __m256 d0 = q0 - p < np ? _mm256_load_ps(W.d + (q0 * nb + b) * kQPanel) : _mm256_setzero_ps();
+          const __m256 d1 = q1 - p < np ? _mm256_load_ps(W.d + (q1 * nb + b) * kQPanel) : _mm256_setzero_ps();
+          ds[h] = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(d0)), _mm256_castps_pd(d1), 1));
+        }
+        const float* d2 = dd + (i * nb + b) * MT;
+        const int32_t* o = off + (i * nb + b) * MT;
+        for (int t = 0; t < MT; t++) {
+          const __m512 s2 = _mm512_set1_ps(d2[t]);
+          for (int h = 0; h < 2; h++) {
+            const int j = t * 32 + h * 16;
+            __m512i v = _mm512_add_epi32(_mm512_shuffle_epi8(_mm512_load_si512(c1 + j), shl8), _mm512_load_si512(c2 + j));
+            if constexpr (Q4) v = _mm512_sub_epi32(v, _mm512_set1_epi32(o[t]));
+            f[2 * t + h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(ds[h], s2), f[2 * t + h]);
+          }
+        }
+      };
+      products<Q4>(a, wb, 0);
+      for (int64_t b = 0; b < nb; b++) {
+        int32_t* c = cb + (b & 1) * MT * 64;
+        _tile_stored(4, c, 128);
+        _tile_stored(6, c + 16, 128);
+        _tile_stored(5, c + MT * 32, 128);
+        _tile_stored(7, c + MT * 32 + 16, 128);
+        if (b + 1 < nb) products<Q4>(a, wb, b + 1);
+        if (b > 0) scale(b - 1, cb + ((b - 1) & 1) * MT * 64, cb + ((b - 1) & 1) * MT * 64 + MT * 32);
+      }
+      scale(nb - 1, cb + ((nb - 1) & 1) * MT * 64, cb + ((nb - 1) & 1) * MT * 64 + MT * 32);
+      const int64_t m = T - t0 < MT ? T - t0 : MT;
+      for (int64_t t = 0; t < m; t++) {
+        alignas(64) float v[32];
+        _mm512_store_ps(v, f[2 * t]);
+        _mm512_store_ps(v + 16, f[2 * t + 1]);
+        for (int q = 0; q < np; q++) {
+          const int64_t n0 = (p + q) * kQPanel;
+          store_row(C + (t0 + t) * ldc + n0, v + q * 8, W.rows - n0, bias ? bias + n0 : nullptr);
+        }
+      }
+    }
+  }
+  _tile_release();
+}
+static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc) {
+  if (W.type == QType::Q4_0) gemm_t<true>(A, W, p0, p1, bias, C, ldc);
+  else gemm_t<false>(A, W, p0, p1, bias, C, ldc);
+}
+}  // namespace q_amx
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+const QKernels qk_amx = {"int8-amx", q_amx::gemm, false, false, &qk_avx512vnni, q_amx::kAmxMinT};
+
+bool amx_int8_usable() {
+  static const bool ok = [] {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 25) & 1)) return false;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return false;  // OSXSAVE
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return false;  // XTILECFG and XTILEDATA enabled by the OS
+    // Linux: tile data is off per process until asked for (ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)
+    return syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+  }();
+  return ok;
+}
+
+#else
+bool amx_int8_usable() { return false; }
 #endif  // FC_X86_QUANT
 
 // ---------------------------------------------------------------- aarch64 dotprod (Armv8.2 sdot)
@@ -579,6 +801,7 @@ const QKernels& qkernels_for(const char* isa) {
   const bool vnni512 = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl") &&
                        __builtin_cpu_supports("avx512bw");
   const bool avxvnni = __builtin_cpu_supports("avxvnni");
+  if (s == "avx512-amx" && vnni512 && amx_int8_usable()) return qk_amx;
   if (s == "avx512") return vnni512 ? qk_avx512vnni : avxvnni ? qk_avxvnni : qk_avx2;
   if (s == "avx2-vnni") return avxvnni ? qk_avxvnni : vnni512 ? qk_avx512vnni : qk_avx2;
   if (s == "avx2") return qk_avx2;

@@ -449,8 +449,9 @@ void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t
 /** Activation elements from which their planes are computed by the pool (below: ~50 µs of single-threaded work). */
 constexpr int64_t kParallelPlanesMin = int64_t(1) << 17;
 
-void qlinear(ThreadPool& pool, const QKernels& k, const float* A, int64_t lda, int64_t T, const QMat& W,
+void qlinear(ThreadPool& pool, const QKernels& kk, const float* A, int64_t lda, int64_t T, const QMat& W,
              const float* bias, float* C, int64_t ldc) {
+  const QKernels& k = kk.small && T < kk.small_below ? *kk.small : kk;
   // Two int8 planes per token (≈ 16-bit activations, see QAct); both sit in one register tile, so the weights
   // are still streamed once, and the kernels combine them in int32 before the one fp32 scale per block.
   thread_local ActBuf buf;

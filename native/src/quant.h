@@ -80,12 +80,20 @@ void quantize_act_planes(const float* x, int64_t K, int8_t* q, float* d, int32_t
 // 8*p0 .. min(8*p1, rows)), t < A.T.
 // uact_q8: the kernel wants q8_0 activation planes as unsigned bytes (q + 128: vpdpbusd's u8 operand, no sign
 // trick); it subtracts 128·Σw per block itself. a16_q8: the kernel multiplies q8_0 weights by A.a16.
+// small / small_below: fewer than small_below tokens go to the `small` implementation instead (flags and all):
+// AMX tiles hold 16 tokens, so a decode step is better served by the vector kernel.
 struct QKernels {
   const char* name;
   void (*gemm)(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const float* bias, float* C, int64_t ldc);
   bool uact_q8 = false;
   bool a16_q8 = false;
+  const QKernels* small = nullptr;
+  int64_t small_below = 0;
 };
+
+// Whether this CPU and kernel let the process use AMX-INT8 tiles (CPUID, XCR0, and Linux's per-process
+// permission, requested on the first call).
+bool amx_int8_usable();
 
 // The integer implementations this CPU can run; qkernels_for(float ISA name) picks the one paired with it.
 const QKernels& qkernels_for(const char* float_isa);

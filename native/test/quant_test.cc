@@ -206,7 +206,7 @@ static void check_kernels(std::mt19937& rng) {
   std::normal_distribution<float> nd(0.f, 1.f);
   ThreadPool pool(2);
   for (QType type : {QType::Q8_0, QType::Q4_0})
-    for (int64_t T : {1, 2, 3, 4, 5, 7, 13, 40})
+    for (int64_t T : {1, 2, 3, 4, 5, 7, 8, 13, 16, 17, 40})
       for (int64_t N : {8, 19, 64}) {
         const int64_t K = 96;
         std::vector<float> w(static_cast<size_t>(N * K)), A(static_cast<size_t>(T * K));
@@ -216,10 +216,18 @@ static void check_kernels(std::mt19937& rng) {
         auto wd = dequant_all(*qm);
         auto exact = reference(A, T, K, wd, N, true);
         auto fl = reference(A, T, K, wd, N, false);
+        std::vector<float> first;
         for (int i = 0; i < nk; i++) {
           const QKernels& qk = qkernels_for(all[i]->name);
           std::vector<float> C(static_cast<size_t>(T * N), -1.f);
           qlinear(pool, qk, A.data(), K, T, *qm, nullptr, C.data(), N);
+          // the vector kernels: the same int32 block sums and fp32 operations (FMA) per output (the portable
+          // scalar loop on a baseline x86-64 build has no FMA)
+          if (std::strcmp(qk.name, "int8-scalar") != 0) {
+            if (first.empty()) first = C;
+            CHECK(std::memcmp(C.data(), first.data(), C.size() * 4) == 0, "%s %s T=%lld N=%lld: not bit-identical to the first vector kernel",
+                  qk.name, qtype_name(type), (long long)T, (long long)N);
+          }
           double e1 = 0, e2 = 0, scale = 0;
           for (size_t j = 0; j < C.size(); j++) {
             e1 = std::max(e1, std::fabs(C[j] - exact[j]));

@@ -27,6 +27,7 @@ function isas(): string[] {
   if (flags.has('avx2') && flags.has('fma')) out.push('avx2')
   if (flags.has('avx2') && flags.has('avx_vnni')) out.push('avx2-vnni')
   if (flags.has('avx512f') && flags.has('avx2')) out.push('avx512')
+  if (flags.has('avx512f') && flags.has('avx512_vnni') && flags.has('amx_tile') && flags.has('amx_int8')) out.push('avx512-amx')
   return out
 }
 
