@@ -58,7 +58,7 @@ t.test('good setup: live broker, example rules, no model', async (t) => {
   row(t, d, 'broker', 'PASS', new RegExp(`connected to ${broker.url} \\(MQTT 5, anonymous\\)`))
   row(t, d, 'broker-acl', 'PASS', /flashcheck\/inspect\/#.*plant\/\+\/spindle\/vibration/)
   row(t, d, 'addon', 'PASS', /sd_notify available/)
-  t.match(d.rows.get('cpu')?.detail, /^kernel (avx512|avx2|generic|neon) on (x64|arm64)/)
+  t.match(d.rows.get('cpu')?.detail, /^kernel (avx512-amx|avx512|avx2-vnni|avx2|generic|dotprod|neon) on (x64|arm64);/)
   t.match(d.text, /^doctor: \d+ pass, \d+ warn, 0 fail$/m)
 })
 

@@ -2,11 +2,13 @@
 // (helpers/grid.ts), loaded with load-time quantization (exact on grid weights), must reproduce the
 // reference's logits within the documented tolerance and its greedy tokens, on every x86 ISA this CPU has
 // (FLASHCHECK_ISA, through the `flashcheck model check --quant` CLI) and in-process with the default one.
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 import { checkCase, QUANT_TOLERANCE } from '../../daemon/cli/model-check.js'
+import { ADDON_PATH } from '../../daemon/model/addon.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli, CLI } from '../helpers/cli.js'
 import { writeGridCase } from './helpers/grid.js'
@@ -27,8 +29,15 @@ function isas(): string[] {
   if (flags.has('avx2') && flags.has('fma')) out.push('avx2')
   if (flags.has('avx2') && flags.has('avx_vnni')) out.push('avx2-vnni')
   if (flags.has('avx512f') && flags.has('avx2')) out.push('avx512')
-  if (flags.has('avx512f') && flags.has('avx512_vnni') && flags.has('amx_tile') && flags.has('amx_int8')) out.push('avx512-amx')
+  // AMX also needs the kernel's per-process grant (arch_prctl), which only the addon can tell
+  if (flags.has('amx_int8') && addonIsa('avx512-amx') === 'avx512-amx') out.push('avx512-amx')
   return out
+}
+
+/** The float ISA the addon picks with FLASHCHECK_ISA=want (a fresh process: the choice is made once). */
+function addonIsa(want: string): string {
+  const code = `console.log(require(${JSON.stringify(ADDON_PATH)}).isa())`
+  return spawnSync(process.execPath, ['-e', code], { env: { ...process.env, FLASHCHECK_ISA: want }, encoding: 'utf8' }).stdout.trim()
 }
 
 const types = ['q8_0', 'q4_0'] as const
