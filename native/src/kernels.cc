@@ -61,33 +61,25 @@ KERNELS_TABLE("avx512")
 #endif
 
 // Tables that differ from another only in their integer (quantized-weight) kernels: the float loops of AVX2 with
-// AVX-VNNI dot products, and the NEON loops with Armv8.2 dotprod.
+// AVX-VNNI dot products, of AVX-512 with AMX-INT8 tile products, and the NEON loops with Armv8.2 dotprod.
+[[maybe_unused]] static Kernels renamed(const Kernels& k, const char* name) {
+  Kernels r = k;
+  r.name = name;
+  return r;
+}
 #if defined(__x86_64__) && !defined(FLASHCHECK_NO_DISPATCH)
 static const Kernels& avx2_vnni_table() {
-  static const Kernels t = [] {
-    Kernels k = k_avx2::table;
-    k.name = "avx2-vnni";
-    return k;
-  }();
+  static const Kernels t = renamed(k_avx2::table, "avx2-vnni");
   return t;
 }
-// AVX-512 float loops with AMX-INT8 tile products for quantized prefill.
 static const Kernels& avx512_amx_table() {
-  static const Kernels t = [] {
-    Kernels k = k_avx512::table;
-    k.name = "avx512-amx";
-    return k;
-  }();
+  static const Kernels t = renamed(k_avx512::table, "avx512-amx");
   return t;
 }
 #endif
 #if defined(__aarch64__)
 static const Kernels& dotprod_table() {
-  static const Kernels t = [] {
-    Kernels k = k_generic::table;
-    k.name = "dotprod";
-    return k;
-  }();
+  static const Kernels t = renamed(k_generic::table, "dotprod");
   return t;
 }
 #endif
