@@ -8,6 +8,7 @@ import { FileErrors, valueTextOffset } from './validate.js'
 import { ruleEnvironment, SIGNAL_FUNCTIONS, SignalRef } from './functions.js'
 import { DURATION_HELP, parseDuration } from './duration.js'
 import { Scalar, LineCounter } from 'yaml'
+import { compileExpression } from './cel-compile.js'
 import { RuleImpl, type CompiledCheck, type CompiledReason, type PromptPart, type ReasonPart } from './rule.js'
 
 const CEL_TYPE = { number: 'double', string: 'string', bool: 'bool', any: 'dyn' } as const
@@ -78,7 +79,7 @@ function compileCheck(c: CheckDoc, doc: RuleDoc, env: Environment, errs: FileErr
   }
   const reason = c.reason === undefined ? undefined : compileReason(c, doc, errs, src)
   if (c.reason !== undefined && reason === undefined) return undefined
-  return { id: c.id, onFail: c.onFail, fn, inputNames: [...inputNames], reason }
+  return { id: c.id, onFail: c.onFail, fn: compileExpression(fn.ast) ?? fn, inputNames: [...inputNames], reason }
 }
 
 /** Signal functions need a declared signal first and a literal window no longer than the signal's keep. */
@@ -278,7 +279,7 @@ function compileReasonStep(doc: RuleDoc, env: Environment, errs: FileErrors, src
       ok = false
       continue
     }
-    parts.push({ fn, source: p.expr })
+    parts.push({ fn: compileExpression(fn.ast) ?? fn, source: p.expr })
   }
   if (!ok) return undefined
   const first = parts.findIndex((p) => typeof p !== 'string')

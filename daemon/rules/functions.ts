@@ -12,6 +12,8 @@ export class SignalError extends Error {}
 export class SignalRef {
   series: SignalSeries | undefined = undefined
   topic = ''
+  /** The params `topic` was rendered from: a request topic's params object repeats (RuleSet.matchRequest). */
+  topicFor: Record<string, string> | undefined = undefined
   now = 0
   /** The `values` record of the check being evaluated. */
   values: Record<string, unknown> = {}
@@ -29,11 +31,16 @@ export class SignalRef {
     const k = window === undefined ? fn : fn + '\u0000' + window
     let l = this.labels.get(k)
     if (l === undefined) {
-      l = window === undefined ? `${fn}(${this.name})` : `${fn}(${this.name}, "${window}")`
+      l = signalLabel(fn, this.name, window)
       this.labels.set(k, l)
     }
     return l
   }
+}
+
+/** How a function's result is named in a check's values: `avg(vib, "2s")`, `age_ms(vib)`. */
+function signalLabel(fn: string, signal: string, window: string | undefined): string {
+  return window === undefined ? `${fn}(${signal})` : `${fn}(${signal}, "${window}")`
 }
 
 const windowCache = new Map<string, number>()
@@ -59,13 +66,50 @@ function noSamples(s: SignalRef, window: string): SignalError {
 }
 
 type Agg = 'mean' | 'min' | 'max'
-function aggregate(fn: string, agg: Agg) {
-  return function (this: unknown, s: SignalRef, w: string): number {
-    const v = s.series ? s.series[agg](from(s, windowMs(w)), s.now) : NaN
+
+/** One signal function applied to a signal: reads the window, records the result in the check's values. */
+type SignalFn = (s: SignalRef, windowMs: number, label: string, window: string) => number | bigint
+
+function aggregate(agg: Agg): SignalFn {
+  return (s, ms, label, w) => {
+    const v = s.series ? s.series[agg](from(s, ms), s.now) : NaN
     if (Number.isNaN(v)) throw noSamples(s, w)
-    s.values[s.label(fn, w)] = v
+    s.values[label] = v
     return v
   }
+}
+
+const IMPLS: Record<string, SignalFn> = {
+  last(s, _ms, label) {
+    const v = s.series ? s.series.lastValue(s.now - s.keepMs, s.now) : NaN
+    if (Number.isNaN(v)) throw new SignalError(`no samples of ${s.name} on ${s.topic} within its keep`)
+    s.values[label] = v
+    return v
+  },
+  age_ms(s, _ms, label) {
+    const t = s.series ? s.series.lastTime(s.now - s.keepMs, s.now) : NaN
+    // No sample kept: infinitely old, so freshness checks like age_ms(s) < 1000 fail instead of erroring.
+    const v = Number.isNaN(t) ? Infinity : s.now - t
+    s.values[label] = Number.isFinite(v) ? v : null
+    return v
+  },
+  avg: aggregate('mean'),
+  min: aggregate('min'),
+  max: aggregate('max'),
+  count(s, ms, label) {
+    const n = s.series ? s.series.count(from(s, ms), s.now) : 0
+    s.values[label] = n
+    return BigInt(n)
+  },
+  slope(s, ms, label, w) {
+    const v = s.series ? s.series.slopePerSecond(from(s, ms), s.now) : NaN
+    if (Number.isNaN(v)) {
+      const n = s.series ? s.series.count(from(s, ms), s.now) : 0
+      throw new SignalError(`slope of ${s.name} on ${s.topic} needs 2 samples at distinct times within ${w}, has ${n}`)
+    }
+    s.values[label] = v
+    return v
+  },
 }
 
 /** Names of the functions this module adds, with their parameter help for error messages. */
@@ -79,39 +123,34 @@ export const SIGNAL_FUNCTIONS: Record<string, { windowed: boolean; usage: string
   slope: { windowed: true, usage: 'slope(signal, "<duration>")' },
 }
 
+/**
+ * One call of a signal function on a named signal with its window literal, resolved once: a compiled
+ * expression calls it with the signal's ref (see cel-compile.ts). Undefined for a name that is not a signal
+ * function, or a window that is missing, extra or malformed.
+ */
+export function signalCallSite(fn: string, signal: string, window: string | undefined): ((s: SignalRef) => number | bigint) | undefined {
+  const impl = IMPLS[fn]
+  const info = SIGNAL_FUNCTIONS[fn]
+  if (impl === undefined || info === undefined || info.windowed !== (window !== undefined)) return undefined
+  const ms = window === undefined ? 0 : parseDuration(window)
+  if (ms === undefined) return undefined
+  const w = window ?? ''
+  const label = signalLabel(fn, signal, window)
+  return (s) => impl(s, ms, label, w)
+}
+
+const RETURNS: Record<string, string> = { count: 'int' }
+
 function createBase(): Environment {
-  return new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
-    .registerType('Signal', SignalRef)
-    .registerFunction('last(Signal): double', function (s: SignalRef): number {
-      const v = s.series ? s.series.lastValue(s.now - s.keepMs, s.now) : NaN
-      if (Number.isNaN(v)) throw new SignalError(`no samples of ${s.name} on ${s.topic} within its keep`)
-      s.values[s.label('last')] = v
-      return v
-    })
-    .registerFunction('age_ms(Signal): double', function (s: SignalRef): number {
-      const t = s.series ? s.series.lastTime(s.now - s.keepMs, s.now) : NaN
-      // No sample kept: infinitely old, so freshness checks like age_ms(s) < 1000 fail instead of erroring.
-      const v = Number.isNaN(t) ? Infinity : s.now - t
-      s.values[s.label('age_ms')] = Number.isFinite(v) ? v : null
-      return v
-    })
-    .registerFunction('avg(Signal, string): double', aggregate('avg', 'mean'))
-    .registerFunction('min(Signal, string): double', aggregate('min', 'min'))
-    .registerFunction('max(Signal, string): double', aggregate('max', 'max'))
-    .registerFunction('count(Signal, string): int', function (s: SignalRef, w: string): bigint {
-      const n = s.series ? s.series.count(from(s, windowMs(w)), s.now) : 0
-      s.values[s.label('count', w)] = n
-      return BigInt(n)
-    })
-    .registerFunction('slope(Signal, string): double', function (s: SignalRef, w: string): number {
-      const v = s.series ? s.series.slopePerSecond(from(s, windowMs(w)), s.now) : NaN
-      if (Number.isNaN(v)) {
-        const n = s.series ? s.series.count(from(s, windowMs(w)), s.now) : 0
-        throw new SignalError(`slope of ${s.name} on ${s.topic} needs 2 samples at distinct times within ${w}, has ${n}`)
-      }
-      s.values[s.label('slope', w)] = v
-      return v
-    })
+  let env = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false }).registerType('Signal', SignalRef)
+  for (const [name, info] of Object.entries(SIGNAL_FUNCTIONS)) {
+    const impl = IMPLS[name]!
+    const sig = `${name}(Signal${info.windowed ? ', string' : ''}): ${RETURNS[name] ?? 'double'}`
+    env = info.windowed
+      ? env.registerFunction(sig, (s: SignalRef, w: string) => impl(s, windowMs(w), s.label(name, w), w))
+      : env.registerFunction(sig, (s: SignalRef) => impl(s, 0, s.label(name), ''))
+  }
+  return env
 }
 
 let base: Environment | undefined

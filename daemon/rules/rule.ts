@@ -135,7 +135,12 @@ export class RuleImpl implements CompiledRule {
     }
     for (let i = 0; i < this.refs.length; i++) {
       const r = this.refs[i]!
-      r.topic = this.templates[i]!.render(req.params)
+      // The same topic string each time keeps its hash: the history lookup below is then one probe. Only a
+      // frozen params object (a request topic's match) is known never to change under the same identity.
+      if (r.topicFor !== req.params) {
+        r.topic = this.templates[i]!.render(req.params)
+        r.topicFor = Object.isFrozen(req.params) ? req.params : undefined
+      }
       r.series = signals.series(r.key, r.topic)
       r.now = req.now
     }

@@ -1,0 +1,121 @@
+// JSON text of a response, byte for byte what JSON.stringify gives (test/service/response-json.test.ts checks
+// it against JSON.stringify on generated values). A response repeats the same keys every time (check ids,
+// input names, signal labels such as `avg(vib, "2s")`) and holds few, short values: quoting each key once and
+// joining plain strings, with the response's own fields written in their fixed order, costs less than the
+// generic stringify on the rules-only hot path. Anything that
+// is not a plain JSON value (toJSON, class instances, bigint, deep nesting) is handed to JSON.stringify itself.
+
+import type { CheckResult } from '../rules/types.js'
+import type { Response } from './response.js'
+
+/** Quoted keys with their colon; keys are few and repeat, but a payload could bring many: bounded. */
+const KEYS_MAX = 4096
+const DEPTH_MAX = 64
+const quotedKeys = new Map<string, string>()
+const OBJECT_PROTO = Object.prototype
+
+/** The response as published. Its fields are written in the order reply() creates them (Response's order). */
+export function responseJson(r: Response): string {
+  let s =
+    '{"verdict_id":' + str(r.verdict_id) +
+    ',"ts":' + str(r.ts) +
+    ',"inspection":' + (r.inspection === null ? 'null' : str(r.inspection)) +
+    ',"verdict":' + str(r.verdict) +
+    ',"checks":' + checks(r.checks) +
+    ',"inputs":' + (value(r.inputs, 1) ?? 'null') +
+    ',"latency_ms":' + value(r.latency_ms, 1) +
+    ',"deadline_missed":' + (r.deadline_missed ? 'true' : 'false') +
+    ',"rules_rev":' + (r.rules_rev === null ? 'null' : str(r.rules_rev)) +
+    ',"node":' + str(r.node)
+  if (r.correlation_id !== undefined) s += ',"correlation_id":' + str(r.correlation_id)
+  if (r.trace !== undefined) s += ',"trace":' + str(r.trace)
+  if (r.error !== undefined) s += ',"error":' + value(r.error, 1)
+  if (r.trigger_topic !== undefined) s += ',"trigger_topic":' + str(r.trigger_topic)
+  if (r.model !== undefined) s += ',"model":' + value(r.model, 1)
+  if (r.fallback !== undefined) s += ',"fallback":' + (r.fallback ? 'true' : 'false')
+  return s + '}'
+}
+
+/** Any JSON value as JSON.stringify writes it (undefined where it writes nothing). */
+export function jsonValue(v: unknown): string | undefined {
+  return value(v, 0)
+}
+
+/** Check results in the order rule evaluation creates their fields (id, ok, on_fail, reason or error, values). */
+function checks(list: CheckResult[]): string {
+  let s = '['
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i]!
+    s += (i === 0 ? '{"id":' : ',{"id":') + str(c.id) + (c.ok ? ',"ok":true,"on_fail":' : ',"ok":false,"on_fail":') + str(c.on_fail)
+    if (c.reason !== undefined) s += ',"reason":' + str(c.reason)
+    if (c.error !== undefined) s += ',"error":' + str(c.error)
+    s += ',"values":' + (value(c.values, 2) ?? 'null') + '}'
+  }
+  return s + ']'
+}
+
+function str(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s)
+  }
+  return '"' + s + '"'
+}
+
+function key(k: string): string {
+  let q = quotedKeys.get(k)
+  if (q === undefined) {
+    q = str(k) + ':'
+    if (quotedKeys.size >= KEYS_MAX) quotedKeys.clear()
+    quotedKeys.set(k, q)
+  }
+  return q
+}
+
+/** The JSON of v, or undefined where JSON.stringify leaves the member out (undefined, functions, symbols). */
+function value(v: unknown, depth: number): string | undefined {
+  switch (typeof v) {
+    case 'string':
+      return str(v)
+    case 'number':
+      return Number.isFinite(v) ? '' + v : 'null'
+    case 'boolean':
+      return v ? 'true' : 'false'
+    case 'object': {
+      if (v === null) return 'null'
+      if (depth > DEPTH_MAX) return JSON.stringify(v)
+      if (Array.isArray(v)) return array(v, depth)
+      const proto = Object.getPrototypeOf(v) as unknown
+      if ((proto !== OBJECT_PROTO && proto !== null) || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v)
+      return object(v as Record<string, unknown>, depth)
+    }
+    case 'bigint':
+      return JSON.stringify(v) // throws, as it would for the whole response
+    default:
+      return undefined
+  }
+}
+
+function array(a: unknown[], depth: number): string {
+  if (Object.getPrototypeOf(a) !== Array.prototype || typeof (a as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(a)
+  let s = '['
+  for (let i = 0; i < a.length; i++) {
+    if (i > 0) s += ','
+    s += value(a[i], depth + 1) ?? 'null'
+  }
+  return s + ']'
+}
+
+function object(o: Record<string, unknown>, depth: number): string {
+  let s = '{'
+  let first = true
+  // for-in walks own keys in JSON.stringify's order; value() admits only plain objects, whose prototype
+  // (Object.prototype or none) has no enumerable keys of its own.
+  for (const k in o) {
+    const x = value(o[k], depth + 1)
+    if (x === undefined) continue
+    s += first ? key(k) + x : ',' + key(k) + x
+    first = false
+  }
+  return s + '}'
+}
