@@ -9,6 +9,10 @@ import { compileExpression } from '../../daemon/rules/cel-compile.js'
 import { ruleEnvironment, SignalRef } from '../../daemon/rules/functions.js'
 import { SignalHistory } from '../../daemon/signals/history.js'
 import { compileOne } from './helpers.js'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { PACKAGE_ROOT } from '../../daemon/paths.js'
+import { cli } from '../helpers/cli.js'
 
 const NOW = 1_700_000_000_000
 
@@ -173,4 +177,13 @@ checks:
   t.equal(pass.verdict, 'PASS')
   t.same(pass.checks[1]!.values, { v: 3, 'count(vib, "2s")': 2, 'avg(vib, "2s")': 2.5 })
   t.equal(rule.evaluate(req({ part: 'ab12', v: 3 }), store).verdict, 'FAIL')
+})
+
+t.test('where code generation is disallowed, rules load and the library evaluates them', async (t) => {
+  const files = readdirSync(join(PACKAGE_ROOT, 'rules', 'examples', 'tests')).map((f) => join('rules', 'examples', 'tests', f))
+  const plain = await cli(['rules', 'test', ...files])
+  const locked = await cli(['rules', 'test', ...files], { env: { NODE_OPTIONS: '--disallow-code-generation-from-strings' } })
+  t.equal(locked.code, 0, locked.stderr)
+  t.equal(locked.stdout, plain.stdout, 'the same results line for line')
+  t.match(locked.stdout, /\n(\d+) passed, 0 failed/)
 })
