@@ -79,48 +79,49 @@ function aggregate(agg: Agg): SignalFn {
   }
 }
 
-const IMPLS: Record<string, SignalFn> = {
-  last(s, _ms, label) {
-    const v = s.series ? s.series.lastValue(s.now - s.keepMs, s.now) : NaN
-    if (Number.isNaN(v)) throw new SignalError(`no samples of ${s.name} on ${s.topic} within its keep`)
-    s.values[label] = v
-    return v
-  },
-  age_ms(s, _ms, label) {
-    const t = s.series ? s.series.lastTime(s.now - s.keepMs, s.now) : NaN
-    // No sample kept: infinitely old, so freshness checks like age_ms(s) < 1000 fail instead of erroring.
-    const v = Number.isNaN(t) ? Infinity : s.now - t
-    s.values[label] = Number.isFinite(v) ? v : null
-    return v
-  },
-  avg: aggregate('mean'),
-  min: aggregate('min'),
-  max: aggregate('max'),
-  count(s, ms, label) {
-    const n = s.series ? s.series.count(from(s, ms), s.now) : 0
-    s.values[label] = n
-    return BigInt(n)
-  },
-  slope(s, ms, label, w) {
-    const v = s.series ? s.series.slopePerSecond(from(s, ms), s.now) : NaN
-    if (Number.isNaN(v)) {
-      const n = s.series ? s.series.count(from(s, ms), s.now) : 0
-      throw new SignalError(`slope of ${s.name} on ${s.topic} needs 2 samples at distinct times within ${w}, has ${n}`)
-    }
-    s.values[label] = v
-    return v
-  },
+function last(s: SignalRef, _ms: number, label: string): number {
+  const v = s.series ? s.series.lastValue(s.now - s.keepMs, s.now) : NaN
+  if (Number.isNaN(v)) throw new SignalError(`no samples of ${s.name} on ${s.topic} within its keep`)
+  s.values[label] = v
+  return v
 }
 
-/** Names of the functions this module adds, with their parameter help for error messages. */
-export const SIGNAL_FUNCTIONS: Record<string, { windowed: boolean; usage: string }> = {
-  last: { windowed: false, usage: 'last(signal)' },
-  age_ms: { windowed: false, usage: 'age_ms(signal)' },
-  avg: { windowed: true, usage: 'avg(signal, "<duration>")' },
-  min: { windowed: true, usage: 'min(signal, "<duration>")' },
-  max: { windowed: true, usage: 'max(signal, "<duration>")' },
-  count: { windowed: true, usage: 'count(signal, "<duration>")' },
-  slope: { windowed: true, usage: 'slope(signal, "<duration>")' },
+function ageMs(s: SignalRef, _ms: number, label: string): number {
+  const t = s.series ? s.series.lastTime(s.now - s.keepMs, s.now) : NaN
+  // No sample kept: infinitely old, so freshness checks like age_ms(s) < 1000 fail instead of erroring.
+  const v = Number.isNaN(t) ? Infinity : s.now - t
+  s.values[label] = Number.isFinite(v) ? v : null
+  return v
+}
+
+function count(s: SignalRef, ms: number, label: string): bigint {
+  const n = s.series ? s.series.count(from(s, ms), s.now) : 0
+  s.values[label] = n
+  return BigInt(n)
+}
+
+function slope(s: SignalRef, ms: number, label: string, w: string): number {
+  const v = s.series ? s.series.slopePerSecond(from(s, ms), s.now) : NaN
+  if (Number.isNaN(v)) {
+    const n = s.series ? s.series.count(from(s, ms), s.now) : 0
+    throw new SignalError(`slope of ${s.name} on ${s.topic} needs 2 samples at distinct times within ${w}, has ${n}`)
+  }
+  s.values[label] = v
+  return v
+}
+
+/**
+ * The functions this module adds: parameter help for error messages, the CEL type they return, and the
+ * implementation that both the library's evaluator and compiled expressions (signalCallSite) call.
+ */
+export const SIGNAL_FUNCTIONS: Record<string, { windowed: boolean; usage: string; returns: 'double' | 'int'; impl: SignalFn }> = {
+  last: { windowed: false, usage: 'last(signal)', returns: 'double', impl: last },
+  age_ms: { windowed: false, usage: 'age_ms(signal)', returns: 'double', impl: ageMs },
+  avg: { windowed: true, usage: 'avg(signal, "<duration>")', returns: 'double', impl: aggregate('mean') },
+  min: { windowed: true, usage: 'min(signal, "<duration>")', returns: 'double', impl: aggregate('min') },
+  max: { windowed: true, usage: 'max(signal, "<duration>")', returns: 'double', impl: aggregate('max') },
+  count: { windowed: true, usage: 'count(signal, "<duration>")', returns: 'int', impl: count },
+  slope: { windowed: true, usage: 'slope(signal, "<duration>")', returns: 'double', impl: slope },
 }
 
 /**
@@ -129,24 +130,21 @@ export const SIGNAL_FUNCTIONS: Record<string, { windowed: boolean; usage: string
  * function, or a window that is missing, extra or malformed.
  */
 export function signalCallSite(fn: string, signal: string, window: string | undefined): ((s: SignalRef) => number | bigint) | undefined {
-  const impl = IMPLS[fn]
-  const info = SIGNAL_FUNCTIONS[fn]
-  if (impl === undefined || info === undefined || info.windowed !== (window !== undefined)) return undefined
+  const f = SIGNAL_FUNCTIONS[fn]
+  if (f === undefined || f.windowed !== (window !== undefined)) return undefined
   const ms = window === undefined ? 0 : parseDuration(window)
   if (ms === undefined) return undefined
+  const { impl } = f
   const w = window ?? ''
   const label = signalLabel(fn, signal, window)
   return (s) => impl(s, ms, label, w)
 }
 
-const RETURNS: Record<string, string> = { count: 'int' }
-
 function createBase(): Environment {
   let env = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false }).registerType('Signal', SignalRef)
-  for (const [name, info] of Object.entries(SIGNAL_FUNCTIONS)) {
-    const impl = IMPLS[name]!
-    const sig = `${name}(Signal${info.windowed ? ', string' : ''}): ${RETURNS[name] ?? 'double'}`
-    env = info.windowed
+  for (const [name, { windowed, returns, impl }] of Object.entries(SIGNAL_FUNCTIONS)) {
+    const sig = `${name}(Signal${windowed ? ', string' : ''}): ${returns}`
+    env = windowed
       ? env.registerFunction(sig, (s: SignalRef, w: string) => impl(s, windowMs(w), s.label(name, w), w))
       : env.registerFunction(sig, (s: SignalRef) => impl(s, 0, s.label(name), ''))
   }
