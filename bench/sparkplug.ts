@@ -13,14 +13,14 @@ import { SparkplugHost } from '../daemon/sparkplug/host.js'
 import { DataType } from '../daemon/sparkplug/schema.js'
 import { Metrics } from '../daemon/metrics/metrics.js'
 import { createLogger } from '../daemon/log/logger.js'
-import { cpuInfo } from './kernel/cpu-peak.js'
+import { cpuInfo, vectorIsa } from './kernel/cpu-peak.js'
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, iterations: { type: 'string', default: '20000' } } })
 const rounds = Number(values.rounds)
 const iterations = Number(values.iterations)
 
 const cpu0 = cpuInfo()
-const isa = cpu0.arch === 'arm64' ? 'neon' : cpu0.flags.has('avx512f') ? 'avx512' : cpu0.flags.has('avx2') ? 'avx2' : 'generic'
+const isa = vectorIsa(cpu0)
 console.log(`machine: ${cpu0.model}, ${cpu0.arch}, ISA ${isa} (JavaScript only: no kernel dispatch here), ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}, node ${process.version}`)
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!

@@ -30,6 +30,11 @@ export function cpuInfo(): CpuInfo {
   }
 }
 
+/** The widest vector ISA the CPU reports, as the machine line of a JavaScript-only bench names it. */
+export function vectorIsa(c: CpuInfo): string {
+  return c.arch === 'arm64' ? 'neon' : c.flags.has('avx512f') ? 'avx512' : c.flags.has('avx2') ? 'avx2' : 'generic'
+}
+
 /** fp32 FLOPs per cycle per core (an FMA counts 2), with the reasoning. */
 export function fp32FlopsPerCycle(c: CpuInfo): { flops: number; basis: string } {
   const f = c.flags

@@ -18,7 +18,7 @@ import { Inbound } from '../../daemon/service/inbound.js'
 import { Publisher } from '../../daemon/service/publisher.js'
 import { RedeliveryMemory } from '../../daemon/service/redelivery.js'
 import { SignalStore } from '../../daemon/signals/store.js'
-import { cpuInfo } from '../kernel/cpu-peak.js'
+import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' } } })
 const n = Number(values.requests)
@@ -82,7 +82,7 @@ function echoRound(): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 const cpu = cpuInfo()
-console.log(`machine: ${cpu.model}, ${cpu.arch}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
+console.log(`machine: ${cpu.model}, ${cpu.arch}, ISA ${vectorIsa(cpu)} (JavaScript only: no kernel dispatch here), ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
 console.log(`bench/latency/inbound: ${n} requests a round, ${rounds} alternating rounds after one warm-up round each`)
 daemonRound()
 echoRound()

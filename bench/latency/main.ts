@@ -14,7 +14,7 @@ import { spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
 import { LatencyLoad, type LoadResult } from '../../harness/load.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 import { cpuSeconds } from '../../harness/proc.js'
-import { cpuInfo } from '../kernel/cpu-peak.js'
+import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({
   options: {
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   const load = await LatencyLoad.connect(broker.url, nClients)
   try {
     const cpu0 = cpuInfo()
-    const isa = cpu0.arch === 'arm64' ? 'neon' : cpu0.flags.has('avx512f') ? 'avx512' : cpu0.flags.has('avx2') ? 'avx2' : 'generic'
+    const isa = vectorIsa(cpu0)
     console.log(`machine: ${cpu0.model}, ${cpu0.arch}, ISA ${isa}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
     console.log(`bench/latency: ${rate} req/s, ${nClients} MQTT 5 requesters, QoS 1, ${rounds} alternating rounds of ${seconds} s after ${warmup} s warm-up each`)
     await load.run(ECHO_TOPIC, PAYLOAD, rate, warmup)

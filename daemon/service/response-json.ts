@@ -2,9 +2,8 @@
 // it against JSON.stringify on generated values). A response repeats the same keys every time (check ids,
 // input names, signal labels such as `avg(vib, "2s")`) and holds few, short values: quoting each key once and
 // joining plain strings, with the response's own fields written in their fixed order, costs less than the
-// generic stringify on the rules-only hot path. Anything that
-// is not a plain JSON value (toJSON, class instances, bigint, deep nesting) is handed to JSON.stringify itself.
-
+// generic stringify on the rules-only hot path. Anything that is not a plain JSON value (toJSON, class
+// instances, bigint, deep nesting) is handed to JSON.stringify itself.
 import type { CheckResult } from '../rules/types.js'
 import type { Response } from './response.js'
 
