@@ -1,13 +1,16 @@
 // Prometheus metrics of the daemon. Buckets bracket the default 50 ms budget finely so that budget
 // breaches show up as their own bucket rather than inside a coarse one.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { TallyHistogram, VerdictTally } from './verdict-tally.js'
 
 export const LATENCY_BUCKETS_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.045, 0.05, 0.055, 0.06, 0.075, 0.1, 0.25, 1]
 
 export class Metrics {
   readonly registry = new Registry()
-  readonly requests = new Counter({ name: 'flashcheck_requests_total', help: 'Inspections answered, by inspection and verdict', labelNames: ['inspection', 'verdict'] as const, registers: [this.registry] })
-  readonly latency = new Histogram({ name: 'flashcheck_request_latency_seconds', help: 'Receive to publish latency of verdicts', labelNames: ['inspection'] as const, buckets: LATENCY_BUCKETS_S, registers: [this.registry] })
+  /** Verdicts by inspection and verdict, and their latency: plain numbers on the per-message path (metrics/verdict-tally.ts). */
+  readonly verdicts = new VerdictTally(LATENCY_BUCKETS_S)
+  readonly requests: Counter<'inspection' | 'verdict'> = new Counter({ name: 'flashcheck_requests_total', help: 'Inspections answered, by inspection and verdict', labelNames: ['inspection', 'verdict'] as const, registers: [this.registry], collect: () => this.collectRequests() })
+  readonly latency = registered(this.registry, new TallyHistogram('flashcheck_request_latency_seconds', 'Receive to publish latency of verdicts', this.verdicts))
   /** Parts per inspection, [first passed, not]: plain numbers on the per-message path (metrics/first-pass.ts), labelled at scrape time. */
   readonly partCounts = new Map<string, [number, number]>()
   readonly parts: Counter<'inspection' | 'first_pass'> = new Counter({ name: 'flashcheck_parts_total', help: 'Parts inspected, counted once at their first verdict, by inspection and whether that verdict was the rule\'s passing label (first_pass); a part is a distinct trace value where the rule names trace:, else each request. First-pass yield: first_pass="true" over all', labelNames: ['inspection', 'first_pass'] as const, registers: [this.registry], collect: () => this.collectParts() })
@@ -37,6 +40,11 @@ export class Metrics {
   readonly auditQueueDepth = new Gauge({ name: 'flashcheck_audit_queue_depth', help: 'Verdicts spooled (or queued for the spool) whose rows are not yet in the audit database', registers: [this.registry] })
   readonly reconnects = new Counter({ name: 'flashcheck_mqtt_reconnects_total', help: 'Reconnect attempts to the broker', registers: [this.registry] })
 
+  private collectRequests(): void {
+    this.requests.reset()
+    for (const [inspection, verdict, n] of this.verdicts.verdicts()) this.requests.inc({ inspection, verdict }, n)
+  }
+
   private collectParts(): void {
     this.parts.reset()
     for (const [inspection, c] of this.partCounts) {
@@ -49,4 +57,10 @@ export class Metrics {
     // Includes nodejs_eventloop_lag_seconds and its percentiles.
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 10 })
   }
+}
+
+/** Registers a metric of our own making: a Registry formats anything with prom-client's get() and reset(). */
+function registered<M extends { name: string; get(): Promise<unknown>; reset(): void }>(registry: Registry, metric: M): M {
+  registry.registerMetric(metric as unknown as Histogram)
+  return metric
 }

@@ -313,10 +313,9 @@ export class Inbound {
     if (tap !== undefined && tap.active) tap.push(json, ex.triggerTopic ?? ex.topic)
     const m = this.d.metrics
     const inspection = res.inspection ?? '(unknown)'
-    m.requests.inc({ inspection, verdict: res.verdict })
+    m.verdicts.record(inspection, res.verdict, latency / 1000)
     // An error verdict (bad payload, overload) inspected no part.
     if (res.verdict !== 'ERROR') this.firstPass.record(inspection, res.trace, res.verdict === passLabel(ex.rule?.verdicts))
-    m.latency.observe({ inspection }, latency / 1000)
     if (late) m.deadlineMissed.inc({ inspection })
     if (res.error) {
       m.errors.inc({ code: res.error.code })

@@ -173,7 +173,7 @@ t.test('sampler: yield per part, fallbacks by reason and the model over the last
   t.teardown(() => sampler.stop())
   const fp = new FirstPassCounter(m.partCounts)
   for (const [trace, ok] of [['A', false], ['A', true], ['B', true]] as const) {
-    m.requests.inc({ inspection: 'weigh', verdict: ok ? 'OK' : 'NOK' })
+    m.verdicts.record('weigh', ok ? 'OK' : 'NOK', 0.001)
     fp.record('weigh', trace, ok)
   }
   // The model: 6 scored choices at 5..10 ms, one of them below min_confidence; 2 deadline, 1 queue_full.
