@@ -76,10 +76,21 @@ const PROMPT = 'Screw joint at station st3: torque 11.2 Nm, angle 700 deg. Check
 const soon = (ms: number) => performance.now() + ms
 
 /**
- * When a timer due at `due` actually ran: an independent witness of how late this loop runs timers just then.
- * On a loaded machine (CI runs test files side by side on two cores) every timer can run after its time; the
- * engine is on time when it settles no later than the deadline or, failing that, than a timer of its own age.
+ * judge() with the time it settled and, as an independent witness of how late this loop runs timers just then,
+ * when a timer due with the job's fallback (deadline minus the guard) actually ran. On a loaded machine (CI runs
+ * test files side by side on two cores) every timer can run after its time: the engine is on time when it
+ * settles no later than the deadline or, failing that, than that timer.
  */
+async function judgeTimed(e: VerdictEngine, r: CompiledRule, prompt: string, deadline: number): Promise<{ o: ModelOutcome; onTime: boolean; note: string }> {
+  const settled = judge(e, r, prompt, { deadline })
+  const due = deadline - e.guard.ms()
+  const witness = timerRan(due)
+  const o = await settled
+  const at = performance.now()
+  const ran = await witness
+  return { o, onTime: at <= Math.max(deadline, ran + 1), note: `settled ${(deadline - at).toFixed(2)} ms before the deadline (a timer due with the fallback ran ${Math.max(0, ran - due).toFixed(2)} ms late)` }
+}
+
 function timerRan(due: number): Promise<number> {
   return new Promise((res) => setTimeout(() => res(performance.now()), Math.max(0, due - performance.now())))
 }
@@ -242,15 +253,10 @@ t.test('a job that overruns is settled at the deadline minus the guard', async (
   await e.prepare([r])
   // Pretend decoder calls are nearly free so admission lets the job in; real calls then overrun.
   e.cost.set(0.001, 0.0001, 0)
-  const deadline = soon(12)
-  const settled = judge(e, r, PROMPT + ' Consider the angle window and the spindle vibration too.', { deadline })
-  const witness = timerRan(deadline - e.guard.ms())
-  const o = await settled
-  const at = performance.now()
-  const ran = await witness
+  const { o, onTime, note } = await judgeTimed(e, r, PROMPT + ' Consider the angle window and the spindle vibration too.', soon(12))
   t.equal(o.status, 'aborted', JSON.stringify(o))
   t.ok(o.status !== 'ok' && (o.reason === 'budget' || o.reason === 'deadline'), `reason ${o.status !== 'ok' && o.reason}`)
-  t.ok(at <= Math.max(deadline, ran + 1), `settled ${(deadline - at).toFixed(2)} ms before the deadline (a timer due with the fallback ran ${(ran - deadline + e.guard.ms()).toFixed(2)} ms late)`)
+  t.ok(onTime, note)
   // The engine keeps working afterwards.
   e.cost.set(2, 0.1)
   t.equal((await judge(e, r, PROMPT, { deadline: soon(10_000) })).status, 'ok')
@@ -268,14 +274,9 @@ t.test('a decoder call that outlasts the whole budget: the timer settles the job
     return prefill(...a)
   }
   try {
-    const deadline = soon(25)
-    const settled = judge(e, r, PROMPT + ' And the spindle.', { deadline })
-    const witness = timerRan(deadline - e.guard.ms())
-    const o = await settled
-    const at = performance.now()
-    const ran = await witness
+    const { o, onTime, note } = await judgeTimed(e, r, PROMPT + ' And the spindle.', soon(25))
     t.equal(o.status !== 'ok' && o.reason, 'deadline', JSON.stringify(o))
-    t.ok(at <= Math.max(deadline, ran + 1), `settled ${(deadline - at).toFixed(2)} ms before the deadline, with the decoder call still running`)
+    t.ok(onTime, `${note}, with the decoder call still running`)
   } finally {
     e.backend.prefill = prefill
   }
