@@ -111,25 +111,16 @@ export class SystemdService {
 
   /** e.g. "rules 3f2a9c01; broker connected; p99 <= 2 ms over 60 s; 1234 verdicts". */
   async statusLine(): Promise<string> {
-    const m = this.daemon.metrics
-    const [lat, req] = await Promise.all([m.latency.get(), m.requests.get()])
-    const counts = LATENCY_BUCKETS_S.map(() => 0)
-    let inf = 0
-    for (const v of lat.values) {
-      if (!String(v.metricName).endsWith('_bucket')) continue
-      const le = (v.labels as Record<string, string | number | undefined>).le
-      if (le === '+Inf') inf += v.value
-      else {
-        const i = LATENCY_BUCKETS_S.indexOf(Number(le))
-        if (i >= 0) counts[i] += v.value
-      }
-    }
-    counts.push(inf)
+    // Read from the tally itself: all inspections' cumulative buckets (the last is +Inf) summed.
+    const tally = this.daemon.metrics.verdicts
+    const counts = new Array<number>(LATENCY_BUCKETS_S.length + 1).fill(0)
+    for (const h of tally.histograms()) h.cumulative.forEach((n, i) => (counts[i]! += n))
+    let verdicts = 0
+    for (const [, , n] of tally.verdicts()) verdicts += n
     this.snapshots.push(counts)
     if (this.snapshots.length > this.windowTicks + 1) this.snapshots.shift()
     const base = this.snapshots[0]
     const window = counts.map((c, i) => c - (this.snapshots.length > 1 ? base[i] : 0))
-    const verdicts = req.values.reduce((s, v) => s + v.value, 0)
     const parts = [
       `rules ${this.daemon.rulesRev ?? 'none'}`,
       `broker ${this.daemon.connected ? 'connected' : 'disconnected'}`,
