@@ -30,7 +30,7 @@ export function verdictId(startedEpochMs: number): string {
 const BYTES = new Uint8Array(16)
 const HEX = Array.from({ length: 256 }, (_, i) => (i + 0x100).toString(16).slice(1))
 
-/** The 8-4-4-4-12 form, lower case (uuid's stringify lower-cases the joined string again: half the id's cost). */
+/** The 8-4-4-4-12 form, lower case (uuid's stringify lower-cases the joined string again: a third of the id's cost). */
 function hex(b: Uint8Array): string {
   return (
     HEX[b[0]!]! + HEX[b[1]!]! + HEX[b[2]!]! + HEX[b[3]!]! + '-' + HEX[b[4]!]! + HEX[b[5]!]! + '-' + HEX[b[6]!]! + HEX[b[7]!]! + '-' +
