@@ -6,6 +6,26 @@ export function cpuSeconds(pid: number): number {
   return statSeconds(`/proc/${pid}/stat`)
 }
 
+/** CPU seconds a process has used so far in user and in kernel mode, all its threads. */
+export function cpuSplit(pid: number): { user: number; sys: number } {
+  try {
+    const f = statFields(`/proc/${pid}/stat`)
+    return { user: Number(f[14 - 3]) / 100, sys: Number(f[15 - 3]) / 100 }
+  } catch {
+    return { user: NaN, sys: NaN }
+  }
+}
+
+/** Write system calls (write, writev, sendmsg …) a process has made so far: /proc/PID/io's syscw; NaN where unreadable. */
+export function writeCalls(pid: number): number {
+  try {
+    const m = /^syscw:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return m ? Number(m[1]) : NaN
+  } catch {
+    return NaN
+  }
+}
+
 /** CPU seconds of the process's main thread alone (its event loop; Node's helper and worker threads left out). */
 export function mainThreadCpuSeconds(pid: number): number {
   return statSeconds(`/proc/${pid}/task/${pid}/stat`)

@@ -1,6 +1,7 @@
 // Baseline responder for bench/latency: answers each MQTT 5 request on bench/echo/# with a fixed small JSON
-// body, using the same client library, QoS and socket options as the daemon. Whatever latency it shows is
-// the broker + client + loopback floor that the daemon is compared against.
+// body, using the same client library, QoS and Nagle setting as the daemon, with mqtt.js's defaults otherwise
+// (the daemon's own transport work, such as one socket write per burst of messages, is the daemon's to show).
+// Whatever latency it shows is the broker + client + loopback floor that the daemon is compared against.
 import mqtt from 'mqtt'
 import { setNoDelay } from '../../daemon/mqtt/nodelay.js'
 

@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
 import { LatencyLoad, type LoadResult } from '../../harness/load.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
-import { cpuSeconds } from '../../harness/proc.js'
+import { cpuSplit, writeCalls } from '../../harness/proc.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({
@@ -90,6 +90,8 @@ async function main(): Promise<void> {
     type Which = 'echo' | 'daemon' | 'view'
     const res: Record<Which, LoadResult[]> = { echo: [], daemon: [], view: [] }
     const cpu: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
+    const sys: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
+    const writes: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
     const pids: Record<Which, number> = { echo: echo.pid!, daemon: daemon.pid!, view: daemon.pid! }
     const order: Which[] = viewClients > 0 ? ['echo', 'daemon', 'view'] : ['echo', 'daemon']
     let streamed = 0
@@ -97,9 +99,13 @@ async function main(): Promise<void> {
       // Rotate the order so that drift over the run hits every responder alike.
       for (const which of order.map((_, i) => order[(i + r) % order.length])) {
         const pages = which === 'view' ? openPages(metricsPort, viewClients) : undefined
-        const c0 = cpuSeconds(pids[which])
+        const c0 = cpuSplit(pids[which])
+        const w0 = writeCalls(pids[which])
         const x = await load.run(which === 'echo' ? ECHO_TOPIC : REQUEST_TOPIC, PAYLOAD, rate, seconds)
-        cpu[which] += cpuSeconds(pids[which]) - c0
+        const c1 = cpuSplit(pids[which])
+        cpu[which] += c1.user + c1.sys - c0.user - c0.sys
+        sys[which] += c1.sys - c0.sys
+        writes[which] += writeCalls(pids[which]) - w0
         if (pages) streamed += pages.close()
         res[which].push(x)
         console.log(`round ${r + 1} ${which.padEnd(6)} sent ${x.sent} recv ${x.received}  p50 ${f(x.p50)} ms  p99 ${f(x.p99)} ms  max ${f(x.max)} ms`)
@@ -118,8 +124,12 @@ async function main(): Promise<void> {
     console.log('')
     console.log(`p99 ratio daemon/echo: ${(d.p99 / e.p99).toFixed(2)}x (goal <= 1.5x)`)
     console.log(`p50 daemon - echo: ${f(d.p50 - e.p50)} ms (goal <= 0.300 ms)`)
-    const perReq = (which: Which) => (cpu[which] / res[which].reduce((a, x) => a + x.received, 0)) * 1e6
+    const answered = (which: Which) => res[which].reduce((a, x) => a + x.received, 0)
+    const perReq = (which: Which) => (cpu[which] / answered(which)) * 1e6
     console.log(`responder CPU per request: echo ${perReq('echo').toFixed(1)} µs, daemon ${perReq('daemon').toFixed(1)} µs (ratio ${(perReq('daemon') / perReq('echo')).toFixed(2)}x)`)
+    // Where the CPU went (kernel: the socket writes and reads, on loopback the broker's receive path too).
+    const split = (which: Which) => `${((sys[which] / answered(which)) * 1e6).toFixed(1)} µs in the kernel, ${(writes[which] / answered(which)).toFixed(2)} socket writes`
+    console.log(`per request: echo ${split('echo')}; daemon ${split('daemon')}`)
     if (v) {
       console.log(`page open/closed: p99 ${(v.p99 / d.p99).toFixed(2)}x, p50 ${f(v.p50 - d.p50)} ms, daemon CPU per request ${perReq('view').toFixed(1)} vs ${perReq('daemon').toFixed(1)} µs (${(perReq('view') / perReq('daemon')).toFixed(2)}x); ${streamed} verdict events streamed to the pages`)
     }

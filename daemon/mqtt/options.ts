@@ -30,6 +30,10 @@ export function clientOptions(cfg: Config, protocolVersion: 4 | 5): IClientOptio
     // group member starts clean: an old kept session's plain request subscriptions would double its deliveries.
     clean: m.clean || m.shareGroup !== '',
     keepalive: m.keepaliveS,
+    // By default mqtt.js re-arms its keepalive timer on every acknowledgement it receives (a clearTimeout and a
+    // setTimeout per verdict); a PINGREQ every keepalive instead costs one packet, and a broker that stops
+    // answering is still noticed within 1.5 keepalives.
+    reschedulePings: false,
     // Reconnects are scheduled by the daemon with exponential backoff; subscriptions are restored by it too.
     reconnectPeriod: 0,
     resubscribe: false,

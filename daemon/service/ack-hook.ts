@@ -15,6 +15,7 @@
 // The handler reads the topic from the packet: the daemon advertises no topic alias maximum, so the broker
 // never sends an alias in its place (install refuses a client that would accept them).
 import type { IPublishPacket, MqttClient } from 'mqtt'
+import { WriteBatch } from '../mqtt/write-batch.js'
 
 /** The PUBACK of one inbound message, withheld until every verdict it started has been handed to the broker. */
 export class HeldAck {
@@ -45,6 +46,9 @@ export class HeldAck {
 /** Handles one inbound message; returns its HeldAck when part of the answer goes out later. */
 export type InboundHandler = (topic: string, payload: Buffer, packet: IPublishPacket) => HeldAck | undefined
 
+/** Messages whose writes may share one socket write: a reply waits for the handling of at most 7 others. */
+const BATCH_MESSAGES = 8
+
 /** Given to mqtt.js's callback: skip the PUBACK of this message (it is sent later) and read the next packet. */
 const DEFER = new Error('PUBACK deferred until the verdict is published')
 
@@ -55,13 +59,19 @@ export class AckHook {
   private gen = 0
   /** PUBACKs withheld now (for tests and diagnostics). */
   private waiting = 0
+  /** The verdicts and PUBACKs of a burst of messages leave in one socket write. */
+  private readonly batch: WriteBatch
 
-  constructor(private readonly client: () => MqttClient | undefined) {}
+  constructor(private readonly client: () => MqttClient | undefined, opts: { batchMessages?: number } = {}) {
+    this.batch = new WriteBatch(opts.batchMessages ?? BATCH_MESSAGES)
+  }
 
   /** Routes every message of `client` through `handle` before it is acknowledged. Call before it connects. */
   install(client: MqttClient, handle: InboundHandler): void {
     if (client.options.properties?.topicAliasMaximum) throw new Error('AckHook reads the topic from the packet: topic aliases must stay off')
+    const batch = this.batch
     client.handleMessage = (packet, callback) => {
+      batch.begin(client)
       let held: HeldAck | undefined
       try {
         held = handle(packet.topic, packet.payload as Buffer, packet)
@@ -69,6 +79,7 @@ export class AckHook {
         // QoS 2 is acknowledged on PUBREL: the broker never sends that PUBLISH again, so there is nothing to hold.
         if (packet.qos !== 1 || !held || held.settled || packet.messageId === undefined) callback()
         else this.defer(packet.messageId, held, callback)
+        batch.end()
       }
     }
   }

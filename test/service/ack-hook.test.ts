@@ -4,6 +4,7 @@
 // sends nothing on the new one; a withheld PUBACK does not hold back the messages behind it.
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
+import { Socket } from 'node:net'
 import mqtt, { type IPublishPacket, type MqttClient } from 'mqtt'
 import { Mosquitto } from '../../harness/mosquitto.js'
 import { AckHook, HeldAck } from '../../daemon/service/ack-hook.js'
@@ -149,6 +150,63 @@ for (const v of [4, 5] as const) t.test(`MQTT ${v === 4 ? '3.1.1' : '5'}: withhe
   t.same(again, [], 'all acknowledged: nothing redelivered')
   t.same([...first.errors, ...second.errors], [], 'no protocol errors')
   await second.client.endAsync()
+})
+
+for (const v of [4, 5] as const) t.test(`MQTT ${v === 4 ? '3.1.1' : '5'}: a burst of requests is answered and acknowledged in fewer socket writes than messages`, async (t) => {
+  const id = `ackbatch${v}-${randomBytes(4).toString('hex')}`
+  const topic = `test/${id}/in`
+  const replyTopic = `test/${id}/out`
+  // Register the session, then queue a burst at the broker while the subscriber is away.
+  const setup = await subscriber(v, id, topic, () => undefined)
+  await setup.client.endAsync()
+  const sent = Array.from({ length: 40 }, (_, i) => `m${i}`)
+  await publish(topic, ...sent)
+  const watcher = await mqtt.connectAsync(broker.url, { protocolVersion: 5, reconnectPeriod: 0 })
+  const replies: string[] = []
+  watcher.on('message', (_tp, p) => replies.push(p.toString()))
+  await watcher.subscribeAsync(replyTopic, { qos: 1 })
+  // Count the subscriber's system calls: Socket's _write (one chunk) and _writev (several).
+  let writes = 0
+  let mine: unknown
+  const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (...a: unknown[]) => unknown>
+  const orig = { _write: proto._write, _writev: proto._writev }
+  for (const k of ['_write', '_writev'] as const) {
+    proto[k] = function (this: unknown, ...a: unknown[]) {
+      if (this === mine) writes++
+      return orig[k].apply(this, a)
+    }
+  }
+  t.teardown(() => Object.assign(proto, orig))
+  let client: MqttClient | undefined
+  const handled: string[] = []
+  const opts: mqtt.IClientOptions = v === 5
+    ? { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 }
+    : { protocolVersion: 4, clientId: id, clean: false, reconnectPeriod: 0 }
+  client = mqtt.connect(broker.url, opts)
+  mine = client.stream
+  new AckHook(() => client).install(client, (_tp, payload) => {
+    handled.push(payload.toString())
+    client!.publish(replyTopic, `re:${payload.toString()}`, { qos: 1 })
+    return undefined
+  })
+  const errors: Error[] = []
+  client.on('error', (e) => errors.push(e))
+  await waitFor(() => replies.length === sent.length)
+  t.same(handled, sent, 'every queued request handled, in order')
+  t.same(replies, sent.map((m) => `re:${m}`), 'every answer published, in order')
+  t.ok(writes < sent.length / 2, `${writes} socket writes for ${sent.length} answers and PUBACKs (CONNECT included)`)
+  await sleep(200)
+  await client.endAsync()
+  const again: string[] = []
+  const second = await subscriber(v, id, topic, (m) => {
+    again.push(m.payload)
+    return undefined
+  })
+  await sleep(500)
+  t.same(again, [], 'every request acknowledged: nothing redelivered')
+  t.same([...errors, ...second.errors], [], 'no protocol errors')
+  await second.client.endAsync()
+  await watcher.endAsync()
 })
 
 t.test('a client that would accept topic aliases is refused (the hook reads the topic from the packet)', async (t) => {
