@@ -639,6 +639,8 @@ static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const f
     repack_group<Q4>(W, p, np, wb);
     for (int64_t i = 0; i < ntile; i++) {
       const int64_t t0 = i * MT;
+      // The tile's real tokens: a call's last tile is padded with zero tokens, whose sums are not scaled.
+      const int m = int(T - t0 < MT ? T - t0 : MT);
       const int8_t* a = at + i * nb * 2 * AB;
       __m512 f[MT * 2];
       for (int j = 0; j < MT * 2; j++) f[j] = _mm512_setzero_ps();
@@ -653,7 +655,7 @@ static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const f
         }
         const float* d2 = dd + (i * nb + b) * MT;
         const int32_t* o = off + (i * nb + b) * MT;
-        for (int t = 0; t < MT; t++) {
+        for (int t = 0; t < m; t++) {
           const __m512 s2 = _mm512_set1_ps(d2[t]);
           for (int h = 0; h < 2; h++) {
             const int j = t * 32 + h * 16;
@@ -674,8 +676,7 @@ static void gemm_t(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const f
         if (b > 0) scale(b - 1, cb + ((b - 1) & 1) * MT * 64, cb + ((b - 1) & 1) * MT * 64 + MT * 32);
       }
       scale(nb - 1, cb + ((nb - 1) & 1) * MT * 64, cb + ((nb - 1) & 1) * MT * 64 + MT * 32);
-      const int64_t m = T - t0 < MT ? T - t0 : MT;
-      for (int64_t t = 0; t < m; t++) {
+      for (int t = 0; t < m; t++) {
         alignas(64) float v[32];
         _mm512_store_ps(v, f[2 * t]);
         _mm512_store_ps(v + 16, f[2 * t + 1]);

@@ -2,7 +2,7 @@
 // property, repacking from checkpoint formats, dequantized rows, and every integer kernel this CPU runs against
 // a float64 product of the dequantized weights and the int8 activations (exact but for fp32 rounding) and of
 // the float activations (the activation quantization error). With --bench ROWS COLS: GEMV/GEMM timings.
-// Usage: quant_test [--bench ROWS COLS | --bench1 ROWS COLS]   exit 0 iff every check passes.
+// Usage: quant_test [--bench ROWS COLS | --bench1 ROWS COLS [TOKENS]]   exit 0 iff every check passes.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -315,8 +315,7 @@ static void bench(int64_t N, int64_t K) {
 
 // Prefill (T = 128) on one thread, best of 30 (steadier than two threads on a shared machine): the BF16 float
 // GEMM of the picked ISA, then per type the integer GEMM alone (activation planes given) and the whole qlinear.
-static void bench1(int64_t N, int64_t K) {
-  const int64_t T = 128;
+static void bench1(int64_t N, int64_t K, int64_t T) {
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.f, 1.f);
   std::vector<float> w(static_cast<size_t>(N * K)), A(static_cast<size_t>(T * K)), C(static_cast<size_t>(T * N));
@@ -353,8 +352,8 @@ int main(int argc, char** argv) {
     bench(std::atoll(argv[2]), std::atoll(argv[3]));
     return 0;
   }
-  if (argc == 4 && std::strcmp(argv[1], "--bench1") == 0) {
-    bench1(std::atoll(argv[2]), std::atoll(argv[3]));
+  if ((argc == 4 || argc == 5) && std::strcmp(argv[1], "--bench1") == 0) {
+    bench1(std::atoll(argv[2]), std::atoll(argv[3]), argc == 5 ? std::atoll(argv[4]) : 128);
     return 0;
   }
   std::mt19937 rng(42);
