@@ -1,7 +1,7 @@
 // One socket write for a burst of inbound messages instead of one per message. mqtt.js hands the messages of a
 // read to the handler one per tick, and mqtt-packet flushes each tick's packets (a verdict and its request's
-// PUBACK) as their own write: on loopback and on a gateway's NIC alike, each write is a system call and a trip
-// through the TCP stack, and that costs as much as the rest of a rules-only verdict. While a burst is handled
+// PUBACK) as their own write: a system call and a trip through the TCP stack each (on loopback, through the
+// broker's receive path too), and fewer writes also mean fewer reads for the broker. While a burst is handled
 // the socket stays corked, and it is flushed after `maxMessages` messages or once the burst is over (the next
 // turn of the event loop), whichever comes first: a message that arrives alone goes out as before, and under
 // load a reply waits at most for the handling of `maxMessages - 1` others.

@@ -60,11 +60,9 @@ export class AckHook {
   /** PUBACKs withheld now (for tests and diagnostics). */
   private waiting = 0
   /** The verdicts and PUBACKs of a burst of messages leave in one socket write. */
-  private readonly batch: WriteBatch
+  private readonly batch = new WriteBatch(BATCH_MESSAGES)
 
-  constructor(private readonly client: () => MqttClient | undefined, opts: { batchMessages?: number } = {}) {
-    this.batch = new WriteBatch(opts.batchMessages ?? BATCH_MESSAGES)
-  }
+  constructor(private readonly client: () => MqttClient | undefined) {}
 
   /** Routes every message of `client` through `handle` before it is acknowledged. Call before it connects. */
   install(client: MqttClient, handle: InboundHandler): void {
