@@ -8,12 +8,7 @@ export function cpuSeconds(pid: number): number {
 
 /** CPU seconds a process has used so far in user and in kernel mode, all its threads. */
 export function cpuSplit(pid: number): { user: number; sys: number } {
-  try {
-    const f = statFields(`/proc/${pid}/stat`)
-    return { user: Number(f[14 - 3]) / 100, sys: Number(f[15 - 3]) / 100 }
-  } catch {
-    return { user: NaN, sys: NaN }
-  }
+  return statCpu(`/proc/${pid}/stat`)
 }
 
 /** Write system calls (write, writev, sendmsg …) a process has made so far: /proc/PID/io's syscw; NaN where unreadable. */
@@ -32,11 +27,17 @@ export function mainThreadCpuSeconds(pid: number): number {
 }
 
 function statSeconds(file: string): number {
+  const c = statCpu(file)
+  return c.user + c.sys
+}
+
+/** utime and stime (fields 14 and 15) in seconds; NaN where the file cannot be read. */
+function statCpu(file: string): { user: number; sys: number } {
   try {
     const f = statFields(file)
-    return (Number(f[14 - 3]) + Number(f[15 - 3])) / 100
+    return { user: Number(f[14 - 3]) / 100, sys: Number(f[15 - 3]) / 100 }
   } catch {
-    return NaN
+    return { user: NaN, sys: NaN }
   }
 }
 

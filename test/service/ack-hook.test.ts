@@ -25,12 +25,16 @@ interface Seen {
 
 type Version = 4 | 5
 
-/** A kept-session subscriber whose messages go through AckHook into `onMessage`. */
-async function subscriber(v: Version, clientId: string, topic: string, onMessage: (s: Seen) => HeldAck | undefined): Promise<{ client: MqttClient; errors: Error[]; hook: AckHook }> {
-  const opts: mqtt.IClientOptions = v === 5
+/** Connect options of a client whose session the broker keeps while it is away. */
+function keptSession(v: Version, clientId: string): mqtt.IClientOptions {
+  return v === 5
     ? { protocolVersion: 5, clientId, clean: false, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 }
     : { protocolVersion: 4, clientId, clean: false, reconnectPeriod: 0 }
-  const client = mqtt.connect(broker.url, opts)
+}
+
+/** A kept-session subscriber whose messages go through AckHook into `onMessage`. */
+async function subscriber(v: Version, clientId: string, topic: string, onMessage: (s: Seen) => HeldAck | undefined): Promise<{ client: MqttClient; errors: Error[]; hook: AckHook }> {
+  const client = mqtt.connect(broker.url, keptSession(v, clientId))
   const hook = new AckHook(() => client)
   hook.install(client, (tp: string, payload: Buffer, packet: IPublishPacket) => onMessage({ topic: tp, payload: payload.toString(), dup: packet.dup }))
   const errors: Error[] = []
@@ -177,16 +181,14 @@ for (const v of [4, 5] as const) t.test(`MQTT ${v === 4 ? '3.1.1' : '5'}: a burs
     }
   }
   t.teardown(() => Object.assign(proto, orig))
-  let client: MqttClient | undefined
   const handled: string[] = []
-  const opts: mqtt.IClientOptions = v === 5
-    ? { protocolVersion: 5, clientId: id, clean: false, properties: { sessionExpiryInterval: 60 }, reconnectPeriod: 0 }
-    : { protocolVersion: 4, clientId: id, clean: false, reconnectPeriod: 0 }
-  client = mqtt.connect(broker.url, opts)
+  // Connected here rather than through subscriber(): the queued burst follows the CONNACK at once, and the
+  // writes are counted from the first.
+  const client = mqtt.connect(broker.url, keptSession(v, id))
   mine = client.stream
   new AckHook(() => client).install(client, (_tp, payload) => {
     handled.push(payload.toString())
-    client!.publish(replyTopic, `re:${payload.toString()}`, { qos: 1 })
+    client.publish(replyTopic, `re:${payload.toString()}`, { qos: 1 })
     return undefined
   })
   const errors: Error[] = []
