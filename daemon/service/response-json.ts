@@ -2,8 +2,10 @@
 // it against JSON.stringify on generated values). A response repeats the same keys every time (check ids,
 // input names, signal labels such as `avg(vib, "2s")`) and holds few, short values: quoting each key once and
 // joining plain strings, with the response's own fields written in their fixed order, costs less than the
-// generic stringify on the rules-only hot path. Anything that is not a plain JSON value (toJSON, class
-// instances, bigint, deep nesting) is handed to JSON.stringify itself.
+// generic stringify on the rules-only hot path. The strings a rule set repeats in every response (inspection,
+// verdict labels, a check's id and on_fail, rules_rev, node) are quoted once and looked up after that.
+// Anything that is not a plain JSON value (toJSON, class instances, bigint, deep nesting) is handed to
+// JSON.stringify itself.
 import type { CheckResult } from '../rules/types.js'
 import type { Response } from './response.js'
 
@@ -11,6 +13,10 @@ import type { Response } from './response.js'
 const KEYS_MAX = 4096
 const DEPTH_MAX = 64
 const quotedKeys = new Map<string, string>()
+/** Quoted strings that repeat from response to response (labels, ids, the node's name). */
+const quotedLabels = new Map<string, string>()
+/** A check's opening, `{"id":…,"ok":…,"on_fail":…`, by check id, for both outcomes. */
+const checkHeads = new Map<string, { onFail: string; ok: string; failed: string }>()
 const OBJECT_PROTO = Object.prototype
 
 /** The response as published. Its fields are written in the order reply() creates them (Response's order). */
@@ -18,14 +24,14 @@ export function responseJson(r: Response): string {
   let s =
     '{"verdict_id":' + str(r.verdict_id) +
     ',"ts":' + str(r.ts) +
-    ',"inspection":' + (r.inspection === null ? 'null' : str(r.inspection)) +
-    ',"verdict":' + str(r.verdict) +
+    ',"inspection":' + (r.inspection === null ? 'null' : label(r.inspection)) +
+    ',"verdict":' + label(r.verdict) +
     ',"checks":' + checks(r.checks) +
     ',"inputs":' + (value(r.inputs, 1) ?? 'null') +
     ',"latency_ms":' + value(r.latency_ms, 1) +
     ',"deadline_missed":' + (r.deadline_missed ? 'true' : 'false') +
-    ',"rules_rev":' + (r.rules_rev === null ? 'null' : str(r.rules_rev)) +
-    ',"node":' + str(r.node)
+    ',"rules_rev":' + (r.rules_rev === null ? 'null' : label(r.rules_rev)) +
+    ',"node":' + label(r.node)
   if (r.correlation_id !== undefined) s += ',"correlation_id":' + str(r.correlation_id)
   if (r.trace !== undefined) s += ',"trace":' + str(r.trace)
   if (r.error !== undefined) s += ',"error":' + value(r.error, 1)
@@ -45,12 +51,34 @@ function checks(list: CheckResult[]): string {
   let s = '['
   for (let i = 0; i < list.length; i++) {
     const c = list[i]!
-    s += (i === 0 ? '{"id":' : ',{"id":') + str(c.id) + (c.ok ? ',"ok":true,"on_fail":' : ',"ok":false,"on_fail":') + str(c.on_fail)
+    s += i === 0 ? checkHead(c) : ',' + checkHead(c)
     if (c.reason !== undefined) s += ',"reason":' + str(c.reason)
     if (c.error !== undefined) s += ',"error":' + str(c.error)
     s += ',"values":' + (value(c.values, 2) ?? 'null') + '}'
   }
   return s + ']'
+}
+
+function checkHead(c: CheckResult): string {
+  let h = checkHeads.get(c.id)
+  if (h === undefined || h.onFail !== c.on_fail) {
+    const id = '{"id":' + str(c.id)
+    const onFail = ',"on_fail":' + str(c.on_fail)
+    h = { onFail: c.on_fail, ok: id + ',"ok":true' + onFail, failed: id + ',"ok":false' + onFail }
+    if (checkHeads.size >= KEYS_MAX) checkHeads.clear()
+    checkHeads.set(c.id, h)
+  }
+  return c.ok ? h.ok : h.failed
+}
+
+function label(s: string): string {
+  let q = quotedLabels.get(s)
+  if (q === undefined) {
+    q = str(s)
+    if (quotedLabels.size >= KEYS_MAX) quotedLabels.clear()
+    quotedLabels.set(s, q)
+  }
+  return q
 }
 
 function str(s: string): string {

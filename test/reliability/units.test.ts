@@ -73,6 +73,39 @@ t.test('dedupe snapshot: survives a restart, leaves out expired and in-flight en
   t.equal(c.restore(a.snapshot(10_500), 20_000), 0, 'entries past the window after a long downtime are dropped')
 })
 
+t.test('dedupe snapshot: the key hashes it stores are FNV-1a and murmur3 of the key, as every version wrote them', async (t) => {
+  // References written apart from the table's own code, in plain float64 arithmetic as murmur3's reference
+  // states the step `h = h * 5 + c`: a snapshot written by one version must be read by the next.
+  const fnv1a = (s: string): number => {
+    let h = 0x811c9dc5
+    for (let i = 0; i < s.length; i++) h = Number((BigInt((h ^ s.charCodeAt(i)) >>> 0) * 0x01000193n) & 0xffffffffn)
+    return h
+  }
+  const murmur = (s: string): number => {
+    const u32 = (x: bigint | number): bigint => BigInt.asUintN(32, BigInt(x))
+    const rotl = (x: bigint, r: bigint): bigint => u32((x << r) | (x >> (32n - r)))
+    let h = u32(0x9747b28c ^ s.length)
+    for (let i = 0; i < s.length; i++) {
+      const k = u32(rotl(u32(BigInt(s.charCodeAt(i)) * 0xcc9e2d51n), 15n) * 0x1b873593n)
+      h = u32(rotl(h ^ k, 13n) * 5n + 0xe6546b64n)
+    }
+    h ^= h >> 16n
+    h = u32(h * 0x85ebca6bn)
+    h ^= h >> 13n
+    return Number(h)
+  }
+  const keys = ['', 'a', 'bench/reply/1\u0000c42', 'r/\u00e9t\u00e9\u0000\ud83d\ude00', 'x'.repeat(300), ...Array.from({ length: 200 }, (_, i) => `plant/line${i % 7}/reply\u0000${(i * 2654435761) >>> 0}`)]
+  let same = 0
+  for (const k of keys) {
+    const d = new Dedupe(10_000, 16)
+    d.check(k, Buffer.from('p'), 1000)
+    const snap = d.snapshot(1000)
+    if (snap.readUInt32LE(8) === fnv1a(k) && snap.readUInt32LE(12) === murmur(k)) same++
+    else t.fail(`key ${JSON.stringify(k)}: stored ${snap.readUInt32LE(8)}/${snap.readUInt32LE(12)}, reference ${fnv1a(k)}/${murmur(k)}`)
+  }
+  t.equal(same, keys.length, `${keys.length} keys hashed as the references hash them`)
+})
+
 t.test('shared subscriptions: request filters shared, signals and triggers plain', async (t) => {
   const set = {
     rules: [{ mode: 'request', filter: 'flashcheck/inspect/+/torque' }, { mode: 'request', filter: 'line/+/gauge' }, { mode: 'stream', filter: 'plant/+/press/+/cycle' }],

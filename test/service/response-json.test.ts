@@ -88,3 +88,21 @@ t.test('values JSON.stringify treats specially are handed to it', async (t) => {
   cycle.self = cycle
   t.throws(() => jsonValue(cycle), TypeError, 'a cycle throws as in JSON.stringify')
 })
+
+t.test('quoted ids and labels are reused only while they still say the same', async (t) => {
+  // A reloaded rule can keep a check's id and change its on_fail; the quoted opening of the check must follow.
+  // Fields in reply()'s order, as the writer writes them.
+  const response = (verdict: string, checks: unknown[], rulesRev = 'r1'): Response =>
+    ({ verdict_id: 'v', ts: 't', inspection: 'torque-joint', verdict, checks, inputs: {}, latency_ms: 1, deadline_missed: false, rules_rev: rulesRev, node: 'n' }) as Response
+  const steps: Array<[boolean, string, string]> = [[true, 'FAIL', 'PASS'], [false, 'FAIL', 'FAIL'], [false, 'WARN', 'WARN'], [true, 'WARN', 'PASS'], [false, 'a"b', 'a"b'], [true, 'FAIL', 'PASS']]
+  for (const [ok, onFail, verdict] of steps) {
+    const r = response(verdict, [{ id: 'torque-in-spec', ok, on_fail: onFail, values: { torque: 11.2 } }, { id: 'torque-in-spec', ok: !ok, on_fail: 'FAIL', values: {} }])
+    t.equal(responseJson(r), JSON.stringify(r), `ok ${ok}, on_fail ${onFail}`)
+  }
+  for (let i = 0; i < 5000; i++) {
+    // More distinct ids than the caches hold: they are cleared and refilled, and the output stays exact.
+    const r = response(`V${i % 4099}`, [{ id: `c${i}`, ok: i % 2 === 0, on_fail: `F${i % 3}`, values: {} }], `rev${i}`)
+    if (responseJson(r) !== JSON.stringify(r)) t.fail(`response ${i}`)
+  }
+  t.pass('5000 responses with ids beyond the cache bound')
+})
