@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The status page in a real browser (Debian's chromium driven by playwright-core) against a live daemon and a
 // real mosquitto: the inspections of the loaded rules, a request sent over MQTT in the stream within 1 s with
 // its verdict, counters that move, MQTT-sourced markup shown as text, pause and filters, a broker restart,

@@ -59,7 +59,7 @@ t.test('tap: bounded queue and slow clients', async (t) => {
   const slow = new FakeRes()
   tap.attach(fast as unknown as ServerResponse)
   tap.attach(slow as unknown as ServerResponse)
-  for (let i = 0; i < 8; i++) tap.push(verdict(i), 't', i)
+  for (let i = 0; i < 8; i++) tap.push(verdict(i), 't')
   t.equal(tap.dropped, 3, 'beyond the queue bound, verdicts are dropped and counted')
   slow.writableLength = 1000
   const before = slow.written
@@ -67,7 +67,7 @@ t.test('tap: bounded queue and slow clients', async (t) => {
   t.equal(events(fast.written).length, 5)
   t.equal(slow.written, before, 'a backed-up client gets nothing written')
   slow.writableLength = 0
-  tap.push(verdict(9), 't', 9)
+  tap.push(verdict(9), 't')
   tap.flush()
   t.match(slow.written, /event: gap\ndata: \{"skipped":5\}\n\n/, 'and is told what it missed')
   t.equal(events(slow.written).length, 1)
