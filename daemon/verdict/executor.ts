@@ -8,7 +8,7 @@ import type { DecoderBackend, DecoderState, PrefillOpts } from '../model/backend
 import { CLONE_MS, type CostModel } from './cost.js'
 import { aborted, type Job } from './job.js'
 import { round } from './outcome.js'
-import { choose, logProbAt } from './score.js'
+import { choose, RowLogProbs } from './score.js'
 import type { Guard } from './guard.js'
 
 class Abort extends Error {
@@ -69,18 +69,20 @@ export class Executor {
       }
       const logps: number[] = []
       let computed = feed.length + foldLen
+      const last = new RowLogProbs(logits, V)
       for (let k = 0; k < labels.length; k++) {
         const lab = labels[k]!
-        let lp = logProbAt(logits, 0, V, lab[0]!)
+        let lp = last.at(0, lab[0]!)
         if (fold) {
-          for (let j = 1; j < lab.length; j++) lp += logProbAt(logits, j * V, V, lab[j]!)
+          for (let j = 1; j < lab.length; j++) lp += last.at(j, lab[j]!)
         } else if (lab.length > 1) {
           this.checkpoint(job, this.cost.labels(labels, k))
           const s = await b.clone(state)
           try {
             const rows = await this.timed(s, lab.subarray(0, lab.length - 1), { allLogits: true })
             calls++
-            for (let j = 1; j < lab.length; j++) lp += logProbAt(rows, (j - 1) * V, V, lab[j]!)
+            const own = new RowLogProbs(rows, V)
+            for (let j = 1; j < lab.length; j++) lp += own.at(j - 1, lab[j]!)
           } finally {
             s.dispose()
           }

@@ -1,13 +1,44 @@
 // Choice scoring arithmetic: log-probabilities of label tokens from logits rows, and the softmax over
 // labels that turns summed log-probabilities into a confidence.
 
-/** log softmax(row)[token] for the row starting at `offset` of length V (stable: max-shifted). */
-export function logProbAt(logits: Float32Array, offset: number, V: number, token: number): number {
+/** A row's largest logit and log Σ exp(logit − max): what its log softmax subtracts from each logit. */
+interface RowNorm {
+  max: number
+  logSum: number
+}
+
+function rowNorm(logits: Float32Array, offset: number, V: number): RowNorm {
   let max = -Infinity
   for (let i = 0; i < V; i++) if (logits[offset + i]! > max) max = logits[offset + i]!
   let sum = 0
   for (let i = 0; i < V; i++) sum += Math.exp(logits[offset + i]! - max)
-  return logits[offset + token]! - max - Math.log(sum)
+  return { max, logSum: Math.log(sum) }
+}
+
+/** log softmax(row)[token] for the row starting at `offset` of length V (stable: max-shifted). */
+export function logProbAt(logits: Float32Array, offset: number, V: number, token: number): number {
+  const n = rowNorm(logits, offset, V)
+  return logits[offset + token]! - n.max - n.logSum
+}
+
+/**
+ * log softmax over the rows of one logits array, each row's normaliser computed once: every label reads the
+ * same rows (one exp per vocabulary entry and row is ~0.6 ms at 32k entries, ~4 ms at the real 200k).
+ */
+export class RowLogProbs {
+  private readonly norms = new Map<number, RowNorm>()
+
+  constructor(private readonly logits: Float32Array, private readonly V: number) {}
+
+  /** log softmax(row `row`)[token]; the same value as logProbAt(logits, row * V, V, token). */
+  at(row: number, token: number): number {
+    let n = this.norms.get(row)
+    if (n === undefined) {
+      n = rowNorm(this.logits, row * this.V, this.V)
+      this.norms.set(row, n)
+    }
+    return this.logits[row * this.V + token]! - n.max - n.logSum
+  }
 }
 
 export function argmaxRow(logits: Float32Array, offset: number, V: number): number {
