@@ -1,10 +1,10 @@
 // bench/verdict/score: the event-loop time of scoring a verdict's labels from the decoder's last logits row,
-// per vocabulary size: each label normalising the row itself (logProbAt, the baseline, same run) against one
-// normaliser per row shared by all labels (RowLogProbs, what the executor does).
+// per vocabulary size: each label normalising the row itself (a RowLogProbs of its own per label, as the
+// executor scored before; the baseline, same run) against one RowLogProbs shared by all labels (what it does now).
 //   node dist/bench/verdict/score.js [--labels 4] [--vocab 32064,200064] [--reps 30]
 import { availableParallelism, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { logProbAt, RowLogProbs } from '../../daemon/verdict/score.js'
+import { RowLogProbs } from '../../daemon/verdict/score.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({ options: { labels: { type: 'string', default: '4' }, vocab: { type: 'string', default: '32064,200064' }, reps: { type: 'string', default: '30' } } })
@@ -22,7 +22,7 @@ for (const V of values.vocab.split(',').map(Number)) {
   const shared: number[] = []
   for (let r = 0; r < reps; r++) {
     let t0 = performance.now()
-    for (const tok of tokens) sink += logProbAt(row, 0, V, tok)
+    for (const tok of tokens) sink += new RowLogProbs(row, V).at(0, tok)
     perLabel.push(performance.now() - t0)
     t0 = performance.now()
     const rows = new RowLogProbs(row, V)

@@ -9,9 +9,10 @@
 import type { CheckResult } from '../rules/types.js'
 import type { Response } from './response.js'
 
-/** Quoted keys with their colon; keys are few and repeat, but a payload could bring many: bounded. */
+/** Entries per cache below: the strings are few and repeat, but a payload could bring many keys. */
 const KEYS_MAX = 4096
 const DEPTH_MAX = 64
+/** Quoted keys with their colon. */
 const quotedKeys = new Map<string, string>()
 /** Quoted strings that repeat from response to response (labels, ids, the node's name). */
 const quotedLabels = new Map<string, string>()
@@ -64,21 +65,20 @@ function checkHead(c: CheckResult): string {
   if (h === undefined || h.onFail !== c.on_fail) {
     const id = '{"id":' + str(c.id)
     const onFail = ',"on_fail":' + str(c.on_fail)
-    h = { onFail: c.on_fail, ok: id + ',"ok":true' + onFail, failed: id + ',"ok":false' + onFail }
-    if (checkHeads.size >= KEYS_MAX) checkHeads.clear()
-    checkHeads.set(c.id, h)
+    h = remember(checkHeads, c.id, { onFail: c.on_fail, ok: id + ',"ok":true' + onFail, failed: id + ',"ok":false' + onFail })
   }
   return c.ok ? h.ok : h.failed
 }
 
 function label(s: string): string {
-  let q = quotedLabels.get(s)
-  if (q === undefined) {
-    q = str(s)
-    if (quotedLabels.size >= KEYS_MAX) quotedLabels.clear()
-    quotedLabels.set(s, q)
-  }
-  return q
+  return quotedLabels.get(s) ?? remember(quotedLabels, s, str(s))
+}
+
+/** Stores `v` under `k`, emptying the cache first when it is full (payload keys could be endless), and gives `v`. */
+function remember<V>(cache: Map<string, V>, k: string, v: V): V {
+  if (cache.size >= KEYS_MAX) cache.clear()
+  cache.set(k, v)
+  return v
 }
 
 function str(s: string): string {
@@ -90,13 +90,7 @@ function str(s: string): string {
 }
 
 function key(k: string): string {
-  let q = quotedKeys.get(k)
-  if (q === undefined) {
-    q = str(k) + ':'
-    if (quotedKeys.size >= KEYS_MAX) quotedKeys.clear()
-    quotedKeys.set(k, q)
-  }
-  return q
+  return quotedKeys.get(k) ?? remember(quotedKeys, k, str(k) + ':')
 }
 
 /** The JSON of v, or undefined where JSON.stringify leaves the member out (undefined, functions, symbols). */

@@ -313,7 +313,7 @@ static void bench(int64_t N, int64_t K) {
   }
 }
 
-// Prefill (T = 128) on one thread, best of 30 (steadier than two threads on a shared machine): the BF16 float
+// Prefill of T tokens (128 unless given) on one thread, best of 30 (steadier than two threads on a shared machine): the BF16 float
 // GEMM of the picked ISA, then per type the integer GEMM alone (activation planes given) and the whole qlinear.
 static void bench1(int64_t N, int64_t K, int64_t T) {
   std::mt19937 rng(7);
