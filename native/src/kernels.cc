@@ -19,7 +19,7 @@ namespace fc {
 
 #define KERNELS_TABLE(label) \
   const Kernels table = {label,     NR,        gemm_impl,       gemv_impl,      scan_impl, attend_impl, attend_block_impl, \
-                         gate_impl, widen_impl, softplus_impl, conv_silu_impl, layernorm_impl, add_impl};
+                         gate_impl, widen_impl, softplus_impl, conv_silu_impl, layernorm_impl, add_impl, lse_impl};
 
 namespace k_generic {
 #if defined(__AVX512F__)

@@ -48,6 +48,8 @@ struct Kernels {
   void (*layernorm)(const float* x, int64_t n, const float* w, const float* b, double eps, float* out);
   // y += x, elementwise (residual adds).
   void (*add)(float* y, const float* x, int64_t n);
+  // log Σ exp over n logits, in float64 (max-shifted): a row's log-softmax normaliser (see kernels_impl.inc).
+  double (*lse)(const float* x, int64_t n);
   // Integer kernels for quantized weights paired with this table (see qkernels_for).
   const QKernels* q = nullptr;
 };

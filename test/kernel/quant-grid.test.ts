@@ -2,16 +2,15 @@
 // (helpers/grid.ts), loaded with load-time quantization (exact on grid weights), must reproduce the
 // reference's logits within the documented tolerance and its greedy tokens, on every x86 ISA this CPU has
 // (FLASHCHECK_ISA, through the `flashcheck model check --quant` CLI) and in-process with the default one.
-import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, existsSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, existsSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import t from 'tap'
 import { checkCase, QUANT_TOLERANCE } from '../../daemon/cli/model-check.js'
-import { ADDON_PATH } from '../../daemon/model/addon.js'
 import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { cli, CLI } from '../helpers/cli.js'
 import { writeGridCase } from './helpers/grid.js'
+import { isas } from './helpers/isas.js'
 
 // the float64 reference and one CLI process per ISA and case take longer than the suite's default file timeout
 t.setTimeout(400_000)
@@ -20,25 +19,6 @@ const goldenDir = resolve(PACKAGE_ROOT, '..', 'shared', 'golden')
 const cases = existsSync(goldenDir) ? readdirSync(goldenDir).filter((d) => existsSync(join(goldenDir, d, 'expected.json'))).sort() : []
 const root = mkdtempSync(join(tmpdir(), 'fc-quant-grid-'))
 t.teardown(() => rmSync(root, { recursive: true, force: true }))
-
-/** The x86 implementations FLASHCHECK_ISA can force on this CPU (kernels.cc's order). */
-function isas(): string[] {
-  if (process.arch !== 'x64') return []
-  const flags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/))
-  const out = ['generic']
-  if (flags.has('avx2') && flags.has('fma')) out.push('avx2')
-  if (flags.has('avx2') && flags.has('avx_vnni')) out.push('avx2-vnni')
-  if (flags.has('avx512f') && flags.has('avx2')) out.push('avx512')
-  // AMX also needs the kernel's per-process grant (arch_prctl), which only the addon can tell
-  if (flags.has('amx_int8') && addonIsa('avx512-amx') === 'avx512-amx') out.push('avx512-amx')
-  return out
-}
-
-/** The float ISA the addon picks with FLASHCHECK_ISA=want (a fresh process: the choice is made once). */
-function addonIsa(want: string): string {
-  const code = `console.log(require(${JSON.stringify(ADDON_PATH)}).isa())`
-  return spawnSync(process.execPath, ['-e', code], { env: { ...process.env, FLASHCHECK_ISA: want }, encoding: 'utf8' }).stdout.trim()
-}
 
 const types = ['q8_0', 'q4_0'] as const
 const grid: { name: string; dir: string; type: (typeof types)[number] }[] = []

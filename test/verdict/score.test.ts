@@ -1,6 +1,7 @@
 // Choice scoring: log-probabilities of label tokens against a float64 reference written here, and each
 // logits row's normaliser computed once however many labels read it (a row is the whole vocabulary).
 import t from 'tap'
+import { logSumExpJs } from '../../daemon/model/log-sum-exp.js'
 import { choose, RowLogProbs } from '../../daemon/verdict/score.js'
 
 /** log softmax in float64, written apart from score.ts: log(exp(x_t) / Σ exp(x_i)) with a max shift. */
@@ -21,29 +22,46 @@ function randomRows(rows: number, V: number, seed: number): Float32Array {
   return out
 }
 
-t.test('log-probabilities of label tokens match a float64 reference, the row normalised once or afresh', async (t) => {
-  const V = 1000
-  const logits = randomRows(3, V, 7)
-  const rows = new RowLogProbs(logits, V)
-  let close = 0
-  for (let row = 0; row < 3; row++) {
-    for (const token of [0, 1, 499, 998, 999]) {
-      const want = reference(logits.subarray(row * V, (row + 1) * V), token)
-      const got = rows.at(row, token)
-      t.equal(got, new RowLogProbs(logits, V).at(row, token), `row ${row} token ${token}: the same value as from a row normalised afresh`)
-      if (Math.abs(got - want) <= 1e-9 * Math.max(1, Math.abs(want))) close++
-      else t.fail(`row ${row} token ${token}: ${got} vs reference ${want}`)
+for (const [name, lse] of [['native', undefined], ['JavaScript', logSumExpJs]] as const) {
+  t.test(`log-probabilities of label tokens match a float64 reference (${name} normaliser)`, async (t) => {
+    const V = 1000
+    const logits = randomRows(3, V, 7)
+    const rows = new RowLogProbs(logits, V, lse)
+    let close = 0
+    for (let row = 0; row < 3; row++) {
+      for (const token of [0, 1, 499, 998, 999]) {
+        const want = reference(logits.subarray(row * V, (row + 1) * V), token)
+        const got = rows.at(row, token)
+        t.equal(got, new RowLogProbs(logits, V, lse).at(row, token), `row ${row} token ${token}: the same value as from a row normalised afresh`)
+        if (Math.abs(got - want) <= 1e-9 * Math.max(1, Math.abs(want))) close++
+        else t.fail(`row ${row} token ${token}: ${got} vs reference ${want}`)
+      }
     }
-  }
-  t.equal(close, 15, 'all 15 within 1e-9 of the reference')
-  let total = 0
-  for (let token = 0; token < V; token++) total += Math.exp(rows.at(1, token))
-  t.ok(Math.abs(total - 1) < 1e-9, `a row's probabilities sum to 1 (${total})`)
-})
+    t.equal(close, 15, 'all 15 within 1e-9 of the reference')
+    let total = 0
+    for (let token = 0; token < V; token++) total += Math.exp(rows.at(1, token))
+    t.ok(Math.abs(total - 1) < 1e-9, `a row's probabilities sum to 1 (${total})`)
+  })
+}
 
 t.test('a row is normalised once, however many labels read it', async (t) => {
   const V = 5000
   const logits = randomRows(2, V, 11)
+  const asked: number[] = []
+  const rows = new RowLogProbs(logits, V, (a, offset, n) => {
+    asked.push(offset)
+    return logSumExpJs(a, offset, n)
+  })
+  for (const token of [3, 17, 256, 4999]) rows.at(0, token)
+  t.same(asked, [0], 'four labels on row 0: one normaliser')
+  rows.at(1, 5)
+  rows.at(1, 6)
+  t.same(asked, [0, V], 'row 1 read twice: one more, at its offset')
+})
+
+t.test('the JavaScript normaliser is one pass of exp over the row', async (t) => {
+  const V = 5000
+  const logits = randomRows(1, V, 13)
   const exp = Math.exp
   let calls = 0
   Math.exp = (x: number) => {
@@ -51,15 +69,11 @@ t.test('a row is normalised once, however many labels read it', async (t) => {
     return exp(x)
   }
   try {
-    const rows = new RowLogProbs(logits, V)
-    for (const token of [3, 17, 256, 4999]) rows.at(0, token)
-    t.equal(calls, V, 'four labels on row 0: one pass over the vocabulary')
-    rows.at(1, 5)
-    rows.at(1, 6)
-    t.equal(calls, 2 * V, 'row 1 read twice: one more pass')
+    logSumExpJs(logits, 0, V)
   } finally {
     Math.exp = exp
   }
+  t.equal(calls, V)
 })
 
 t.test('choose: softmax over the labels, ties to the earlier label', async (t) => {
