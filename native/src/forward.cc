@@ -327,6 +327,7 @@ void Model::forward_tail(State& s, const int32_t* tokens, int64_t T, int64_t tai
   if (s.model.get() != this) throw std::invalid_argument("state belongs to another model");
   s.check_usable();
   std::lock_guard<std::mutex> g(compute_mu_);
+  ThreadPool::Session busy(*pool_);
   if (++calls_ == fault_call_) pool_->fail_worker_chunk(1);
   // From here on the state changes layer by layer: a failure leaves it half-advanced, so it is poisoned.
   try {
