@@ -1,0 +1,84 @@
+// bench/kernel/verdict-call: the decoder call a model verdict makes — a prompt suffix prefilled on a clone of a
+// cached prefix state, logits of the last rows — timed isolated (the first call after --gap ms idle, as verdicts
+// arrive) and back to back (the call right after it) on N threads, and isolated on 1 thread as the baseline of the
+// same run. An isolated call near the 1-thread time means the pool's other threads did not take part.
+//   node dist/bench/kernel/verdict-call.js [--preset verdict] [--quant none,q8_0] [--threads 2] [--gap 100]
+//        [--reps 20] [--prefix 523] [--suffix 49] [--rows 2] [--cache DIR]
+import { mkdtemp, rm } from 'node:fs/promises'
+import { availableParallelism, loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import type { QuantType } from '../../daemon/model/backend.js'
+import { Model, type State } from '../../daemon/model/kernel.js'
+import { fromPreset } from './checkpoints.js'
+import { cpuInfo } from './cpu-peak.js'
+import { summarize } from './stats.js'
+
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'verdict' }, quant: { type: 'string', default: 'none,q8_0' }, threads: { type: 'string', default: '2' },
+    gap: { type: 'string', default: '100' }, reps: { type: 'string', default: '20' }, prefix: { type: 'string', default: '523' },
+    suffix: { type: 'string', default: '49' }, rows: { type: 'string', default: '2' }, cache: { type: 'string' },
+  },
+})
+const num = (k: keyof typeof values) => {
+  const v = Number(values[k])
+  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${k}: expected a positive integer, got "${values[k]}"`)
+  return v
+}
+const threads = num('threads'), gap = num('gap'), reps = num('reps'), prefixLen = num('prefix'), rows = num('rows')
+const suffixLen = num('suffix') + rows - 1 // the folded label path's tokens ride with the suffix
+const quants = values.quant!.split(',') as QuantType[]
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const log = (s: string) => process.stdout.write(s + '\n')
+
+const cacheDir = values.cache ?? (await mkdtemp(join(tmpdir(), 'fc-verdict-call-')))
+try {
+  const ckpt = await fromPreset(values.preset!, 'bf16', cacheDir, log)
+  const cpu = cpuInfo()
+  log(`machine: ${cpu.model}, ${cpu.arch}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
+  log(`bench/kernel/verdict-call: preset ${values.preset} (bf16 checkpoint), ${prefixLen}-token cached prefix, ${suffixLen}-token suffix, logits of the last ${rows} rows; ${reps} calls per mode; isolated = one call every ${gap} ms`)
+  for (const quant of quants) {
+    const many = Model.load(ckpt.dir, { threads, quantize: quant })
+    const one = Model.load(ckpt.dir, { threads: 1, quantize: quant })
+    const V = many.config.vocab_size
+    const tokens = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => (i * 7919 + seed) % V)
+    const suffix = tokens(suffixLen, 3)
+    const bases = [many, one].map((m) => {
+      const s = m.newState()
+      m.prefill(s, tokens(prefixLen, 1))
+      return s
+    })
+    const call = async (m: Model, base: State): Promise<number> => {
+      const s = base.clone()
+      try {
+        const t0 = performance.now()
+        await m.prefillAsync(s, suffix, { lastRows: rows })
+        return performance.now() - t0
+      } finally {
+        s.dispose()
+      }
+    }
+    const b2b: number[] = [], iso: number[] = [], iso1: number[] = []
+    await call(many, bases[0]!)
+    // the modes interleaved per repetition, so that drift hits all three alike
+    for (let r = 0; r < reps; r++) {
+      await sleep(gap)
+      iso.push(await call(many, bases[0]!))
+      b2b.push(await call(many, bases[0]!))
+      await sleep(gap)
+      iso1.push(await call(one, bases[1]!))
+    }
+    const [a, b, c] = [b2b, iso, iso1].map(summarize)
+    log(
+      `${quant === 'none' ? 'bf16' : quant} (isa ${many.config.isa}): ${threads} threads back to back p50 ${a!.median.toFixed(2)} ms (p99 ${a!.p99.toFixed(2)}); ` +
+        `isolated p50 ${b!.median.toFixed(2)} ms (p99 ${b!.p99.toFixed(2)}); 1 thread isolated p50 ${c!.median.toFixed(2)} ms; ` +
+        `isolated / back to back ${(b!.median / a!.median).toFixed(2)}x, 1 thread / ${threads} threads isolated ${(c!.median / b!.median).toFixed(2)}x`,
+    )
+    bases.forEach((s) => s.dispose())
+    many.dispose()
+    one.dispose()
+  }
+} finally {
+  if (values.cache === undefined) await rm(cacheDir, { recursive: true, force: true })
+}
