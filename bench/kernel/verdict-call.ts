@@ -1,9 +1,10 @@
 // bench/kernel/verdict-call: the decoder call a model verdict makes — a prompt suffix prefilled on a clone of a
 // cached prefix state, logits of the last rows — timed isolated (the first call after --gap ms idle, as verdicts
 // arrive) and back to back (the call right after it) on N threads, and isolated on 1 thread as the baseline of the
-// same run. An isolated call near the 1-thread time means the pool's other threads did not take part.
+// same run. An isolated call near the 1-thread time means the pool's other threads did not take part. Then an
+// explanation's decode: --steps async steps one after another from JavaScript, as the explainer issues them.
 //   node dist/bench/kernel/verdict-call.js [--preset verdict] [--quant none,q8_0] [--threads 2] [--gap 100]
-//        [--reps 20] [--prefix 523] [--suffix 49] [--rows 2] [--cache DIR]
+//        [--reps 20] [--prefix 523] [--suffix 49] [--rows 2] [--steps 32] [--cache DIR]
 import { mkdtemp, rm } from 'node:fs/promises'
 import { availableParallelism, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,7 +19,8 @@ const { values } = parseArgs({
   options: {
     preset: { type: 'string', default: 'verdict' }, quant: { type: 'string', default: 'none,q8_0' }, threads: { type: 'string', default: '2' },
     gap: { type: 'string', default: '100' }, reps: { type: 'string', default: '20' }, prefix: { type: 'string', default: '523' },
-    suffix: { type: 'string', default: '49' }, rows: { type: 'string', default: '2' }, cache: { type: 'string' },
+    suffix: { type: 'string', default: '49' }, rows: { type: 'string', default: '2' }, steps: { type: 'string', default: '32' },
+    cache: { type: 'string' },
   },
 })
 const num = (k: keyof typeof values) => {
@@ -26,7 +28,7 @@ const num = (k: keyof typeof values) => {
   if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${k}: expected a positive integer, got "${values[k]}"`)
   return v
 }
-const threads = num('threads'), gap = num('gap'), reps = num('reps'), prefixLen = num('prefix'), rows = num('rows')
+const threads = num('threads'), gap = num('gap'), reps = num('reps'), prefixLen = num('prefix'), rows = num('rows'), steps = num('steps')
 const suffixLen = num('suffix') + rows - 1 // the folded label path's tokens ride with the suffix
 const quants = values.quant!.split(',') as QuantType[]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -75,6 +77,24 @@ try {
         `isolated p50 ${b!.median.toFixed(2)} ms (p99 ${b!.p99.toFixed(2)}); 1 thread isolated p50 ${c!.median.toFixed(2)} ms; ` +
         `isolated / back to back ${(b!.median / a!.median).toFixed(2)}x, 1 thread / ${threads} threads isolated ${(c!.median / b!.median).toFixed(2)}x`,
     )
+    // an explanation: decode steps one after another (each awaited, as the explainer does), after an idle gap
+    const perStep: number[] = []
+    for (let r = 0; r < Math.min(reps, 5); r++) {
+      await sleep(gap)
+      const s = bases[0]!.clone()
+      try {
+        let tok = 5
+        const t0 = performance.now()
+        for (let i = 0; i < steps; i++) {
+          await many.stepAsync(s, tok)
+          tok = (tok * 31 + 7) % V
+        }
+        perStep.push((performance.now() - t0) / steps)
+      } finally {
+        s.dispose()
+      }
+    }
+    log(`  decode (${threads} threads): ${summarize(perStep).median.toFixed(3)} ms per step (${steps} steps, median of ${perStep.length})`)
     bases.forEach((s) => s.dispose())
     many.dispose()
     one.dispose()

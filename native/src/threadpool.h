@@ -6,6 +6,7 @@
 // level, where it would terminate the process.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -132,6 +133,7 @@ class ThreadPool {
 
  private:
   static constexpr int kIdxBits = 40;
+  static constexpr int kLingerUs = 300;  // spin this long after the last job outside a Session, then sleep
   static constexpr uint64_t kIdxMask = (uint64_t(1) << kIdxBits) - 1;
   static constexpr uint64_t kGenMask = (uint64_t(1) << (64 - kIdxBits)) - 1;
 
@@ -183,19 +185,25 @@ class ThreadPool {
     }
   }
 
-  // Returns once a job newer than `seen` is posted. Within a Session the wait is a spin (with pause and the odd
-  // yield to other threads on this core); outside one, a brief spin (decode issues small jobs back to back) and
-  // then sleep on the condition variable, which a Session's start also ends.
+  // Returns once a job newer than `seen` is posted. The wait is a spin (pause, and a yield to other threads on
+  // this core every 256 rounds): for as long as a Session is open, and for kLingerUs after that (decode steps and
+  // chunked prefills come back to back from JavaScript); then sleep on the condition variable, which a Session's
+  // start also ends.
   void wait_for_job(uint64_t seen) {
     for (;;) {
       int spins = 0;
+      auto until = std::chrono::steady_clock::time_point::min();
       while (gen_.load(std::memory_order_acquire) == seen) {
+        cpu_relax();
+        if ((++spins & 255) != 0) continue;
+        std::this_thread::yield();
         if (sessions_.load(std::memory_order_relaxed) > 0) {
-          cpu_relax();
-          if ((++spins & 255) == 0) std::this_thread::yield();
-        } else if (++spins >= 20000) {
-          break;
+          until = std::chrono::steady_clock::time_point::min();
+          continue;
         }
+        const auto now = std::chrono::steady_clock::now();
+        if (until == std::chrono::steady_clock::time_point::min()) until = now + std::chrono::microseconds(kLingerUs);
+        else if (now >= until) break;
       }
       if (gen_.load(std::memory_order_acquire) != seen) return;
       std::unique_lock<std::mutex> lk(m_);
