@@ -235,7 +235,7 @@ async function mainQuant(q: string): Promise<void> {
   console.log('\n== totals (client-side round trips through mosquitto, ms), prefix cache on')
   console.table([base, qs])
   const { kernelIsa } = await import('../../daemon/model/kernel.js')
-  console.log(`kernel isa ${process.env.FLASHCHECK_ISA ?? kernelIsa()} (FLASHCHECK_ISA ${process.env.FLASHCHECK_ISA ?? 'unset'}); static prompt prefix: ${prefixTokens} tokens; mean request suffix: ${qs.suffix_tokens} tokens; 4 labels; budget ${budget} ms; ${rate} req/s; threads ${values.threads}`)
+  console.log(`kernel isa ${kernelIsa()} (FLASHCHECK_ISA ${process.env.FLASHCHECK_ISA || 'unset'}); static prompt prefix: ${prefixTokens} tokens; mean request suffix: ${qs.suffix_tokens} tokens; 4 labels; budget ${budget} ms; ${rate} req/s; threads ${values.threads}`)
   console.log(`${q} at ${rate} req/s, budget ${budget} ms: p50 ${qs.rtt_p50} ms, p99 ${qs.rtt_p99} ms; fallbacks ${qs.fallbacks} of ${qs.n} (bf16: ${base.fallbacks} of ${base.n})`)
   console.log(`per-verdict decoder time, bf16 / ${q}: p50 ${(Number(base.model_ms_p50) / Number(qs.model_ms_p50)).toFixed(2)}x less (${base.model_ms_p50} / ${qs.model_ms_p50} ms; over scored verdicts)`)
 }
