@@ -1,7 +1,7 @@
 // A logits row's log-softmax normaliser, log Σ exp(x) = max + log Σ exp(x − max), in float64. Label scoring needs
 // one per row it reads, on the event loop: the native kernel's vectorised loop takes ~0.1 ms (AVX-512) to ~0.3 ms
-// (AVX2) for the real model's 200k logits, where JavaScript's Math.exp takes 2–5 ms. Where the addon is not built
-// (an ONNX-only install) the same sum runs in JavaScript; both agree to ~1e-14.
+// (AVX2) for the real model's 200k logits, where JavaScript's Math.exp takes 2–5 ms. Where the addon does not load,
+// the same sum runs in JavaScript; both agree to ~1e-14.
 import { loadAddon } from './addon.js'
 
 export type LogSumExp = (logits: Float32Array, offset: number, n: number) => number

@@ -2,7 +2,6 @@
 // labels that turns summed log-probabilities into a confidence.
 import { type LogSumExp, logSumExp } from '../model/log-sum-exp.js'
 
-
 /**
  * log softmax over the rows of one logits array, each row's normaliser computed once: every label reads the
  * same rows (a normaliser is a pass over the whole vocabulary, 200k entries for the real model).
