@@ -697,7 +697,7 @@ static void gemm(const QAct& A, const QMat& W, int64_t p0, int64_t p1, const flo
 }  // namespace q_amx
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
-const QKernels qk_amx = {"int8-amx", q_amx::gemm, false, false, &qk_avx512vnni, q_amx::kAmxMinT};
+const QKernels qk_amx = {"int8-amx", q_amx::gemm, false, false, &qk_avx512vnni, q_amx::kAmxMinT, true};
 
 bool amx_int8_usable() {
   static const bool ok = [] {

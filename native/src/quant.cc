@@ -480,7 +480,8 @@ void qlinear(ThreadPool& pool, const QKernels& kk, const float* A, int64_t lda, 
   QAct act{ab.q.data(), ab.d.data(), ab.s.data(), use16 ? ab.a16.data() : nullptr, T, K, nb};
   const int64_t nt = pool.size();
   // multiples of 4 panels: the widest register tiles span 4 panels
-  const int64_t grain = (std::max<int64_t>(T > 4 ? 1 : 2, W.panels / (nt * 8)) + 3) / 4 * 4;
+  const int64_t per = k.one_chunk_per_thread ? (W.panels + nt - 1) / nt : W.panels / (nt * 8);
+  const int64_t grain = (std::max<int64_t>(T > 4 ? 1 : 2, per) + 3) / 4 * 4;
   pool.run(W.panels, grain, [&](int64_t p0, int64_t p1) { k.gemm(act, W, p0, p1, bias, C, ldc); });
 }
 
