@@ -10,6 +10,7 @@
 import { createRequire } from 'node:module'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { posInt } from './args.js'
 import { summarize } from './stats.js'
 
 interface NativeModel {
@@ -23,13 +24,6 @@ interface Addon {
 }
 
 const USAGE = 'usage: node dist/bench/kernel/ab.js --a OLD.node --b NEW.node --checkpoint DIR [--tokens 512] [--reps 8] [--threads 1]'
-
-function posInt(s: string | undefined, flag: string, dflt: number): number {
-  if (s === undefined) return dflt
-  const n = Number(s)
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${flag}: expected a positive integer, got "${s}"`)
-  return n
-}
 
 function main(): number {
   const { values } = parseArgs({

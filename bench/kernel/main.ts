@@ -19,6 +19,7 @@ import { cpuInfo, estimatePeak, type PeakEstimate } from './cpu-peak.js'
 import { benchQuant, speedupLine, type QuantComparison } from './quant.js'
 import type { QuantType } from '../../daemon/model/backend.js'
 import { type BandwidthResult, measureBandwidthInChild } from './membw.js'
+import { posInt } from './args.js'
 import { type Summary, summarize } from './stats.js'
 
 const USAGE = `usage: node dist/bench/kernel/main.js [options]
@@ -54,13 +55,6 @@ function intList(s: string, flag: string): number[] {
   const v = s.split(',').map((x) => Number(x.trim()))
   if (v.some((x) => !Number.isSafeInteger(x) || x <= 0)) throw new Error(`--${flag}: expected positive integers, got "${s}"`)
   return v
-}
-
-function posInt(s: string | undefined, flag: string, dflt: number): number {
-  if (s === undefined) return dflt
-  const n = Number(s)
-  if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${flag}: expected a positive integer, got "${s}"`)
-  return n
 }
 
 function randomTokens(rng: Prng, n: number, vocab: number): Int32Array {

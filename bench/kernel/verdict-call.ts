@@ -11,25 +11,21 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { QuantType } from '../../daemon/model/backend.js'
 import { Model, type State } from '../../daemon/model/kernel.js'
+import { posInt } from './args.js'
 import { fromPreset } from './checkpoints.js'
 import { cpuInfo } from './cpu-peak.js'
 import { summarize } from './stats.js'
 
 const { values } = parseArgs({
   options: {
-    preset: { type: 'string', default: 'verdict' }, quant: { type: 'string', default: 'none,q8_0' }, threads: { type: 'string', default: '2' },
-    gap: { type: 'string', default: '100' }, reps: { type: 'string', default: '20' }, prefix: { type: 'string', default: '523' },
-    suffix: { type: 'string', default: '49' }, rows: { type: 'string', default: '2' }, steps: { type: 'string', default: '32' },
-    cache: { type: 'string' },
+    preset: { type: 'string', default: 'verdict' }, quant: { type: 'string', default: 'none,q8_0' }, threads: { type: 'string' },
+    gap: { type: 'string' }, reps: { type: 'string' }, prefix: { type: 'string' }, suffix: { type: 'string' }, rows: { type: 'string' },
+    steps: { type: 'string' }, cache: { type: 'string' },
   },
 })
-const num = (k: keyof typeof values) => {
-  const v = Number(values[k])
-  if (!Number.isSafeInteger(v) || v <= 0) throw new Error(`--${k}: expected a positive integer, got "${values[k]}"`)
-  return v
-}
-const threads = num('threads'), gap = num('gap'), reps = num('reps'), prefixLen = num('prefix'), rows = num('rows'), steps = num('steps')
-const suffixLen = num('suffix') + rows - 1 // the folded label path's tokens ride with the suffix
+const threads = posInt(values.threads, 'threads', 2), gap = posInt(values.gap, 'gap', 100), reps = posInt(values.reps, 'reps', 20)
+const prefixLen = posInt(values.prefix, 'prefix', 523), rows = posInt(values.rows, 'rows', 2), steps = posInt(values.steps, 'steps', 32)
+const suffixLen = posInt(values.suffix, 'suffix', 49) + rows - 1 // the folded label path's tokens ride with the suffix
 const quants = values.quant!.split(',') as QuantType[]
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const log = (s: string) => process.stdout.write(s + '\n')
