@@ -5,7 +5,7 @@
 //   node dist/bench/verdict/score.js [--labels 4] [--vocab 32064,200064] [--reps 30]
 import { availableParallelism, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
-import { loadAddon } from '../../daemon/model/addon.js'
+import { kernelIsa } from '../../daemon/model/kernel.js'
 import { logSumExp, logSumExpJs } from '../../daemon/model/log-sum-exp.js'
 import { RowLogProbs } from '../../daemon/verdict/score.js'
 import { cpuInfo } from '../kernel/cpu-peak.js'
@@ -14,7 +14,7 @@ const { values } = parseArgs({ options: { labels: { type: 'string', default: '4'
 const labels = Number(values.labels)
 const reps = Number(values.reps)
 const cpu = cpuInfo()
-const isa = loadAddon<{ isa(): string }>().isa()
+const isa = kernelIsa()
 console.log(`machine: ${cpu.model}, ${cpu.arch}, kernel ISA ${isa}, ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
 console.log(`bench/verdict/score: ${labels} single-token labels scored on one logits row, median of ${reps} repetitions`)
 let sink = 0
