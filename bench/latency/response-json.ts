@@ -1,11 +1,13 @@
-// bench/latency/response-json: the response writer against JSON.stringify (the baseline, same run, interleaved)
-// on responses of the torque-joint example's shape, each also encoded to UTF-8 bytes as the MQTT client does.
+// bench/latency/response-json: the response writers against JSON.stringify (the baseline, same run, interleaved)
+// on responses of the torque-joint example's shape, each also encoded to UTF-8 bytes as the MQTT client does:
+// the generic writer (responseJson) and the one the daemon uses, compiled for the rule's shapes.
 // Best of the rounds: on a shared host the slow rounds are the neighbours', not the writer's.
 //   node dist/bench/latency/response-json.js [--responses 1000] [--rounds 15]
 import { availableParallelism, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { responseJson } from '../../daemon/service/response-json.js'
 import type { Response } from '../../daemon/service/response.js'
+import { shapedResponseJson } from '../../daemon/service/response-shape.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({ options: { responses: { type: 'string', default: '1000' }, rounds: { type: 'string', default: '15' } } })
@@ -36,8 +38,14 @@ function example(i: number): Response {
 }
 
 const responses = Array.from({ length: count }, (_, i) => example(i))
-for (const r of responses) if (responseJson(r) !== JSON.stringify(r)) throw new Error(`the writer differs from JSON.stringify on ${JSON.stringify(r)}`)
-const writers: Array<[string, (r: Response) => string]> = [['JSON.stringify', JSON.stringify], ['responseJson', responseJson]]
+/** The rule that answers: the shaped writer keeps its shapes per rule. */
+const rule = {}
+const shaped = (r: Response): string => shapedResponseJson(rule, r)
+for (const r of responses) {
+  const want = JSON.stringify(r)
+  if (responseJson(r) !== want || shaped(r) !== want) throw new Error(`a writer differs from JSON.stringify on ${want}`)
+}
+const writers: Array<[string, (r: Response) => string]> = [['JSON.stringify', JSON.stringify], ['responseJson', responseJson], ['shaped', shaped]]
 const best = new Map<string, { build: number; encoded: number }>()
 let sink = 0
 for (let round = 0; round < rounds; round++) {
@@ -59,5 +67,7 @@ console.log(`machine: ${cpu.model}, ${cpu.arch}, ISA ${vectorIsa(cpu)} (JavaScri
 console.log(`bench/latency/response-json: ${count} example responses (${Buffer.byteLength(responseJson(responses[0]!))} bytes), best of ${rounds} interleaved rounds`)
 for (const [name, b] of best) console.log(`${name.padEnd(15)} ${b.build.toFixed(3)} µs to write, ${b.encoded.toFixed(3)} µs with its UTF-8 bytes`)
 const base = best.get('JSON.stringify')!
-const mine = best.get('responseJson')!
-console.log(`responseJson vs JSON.stringify: ${(base.build / mine.build).toFixed(2)}x faster to write, ${(base.encoded / mine.encoded).toFixed(2)}x with the bytes`)
+for (const name of ['responseJson', 'shaped']) {
+  const mine = best.get(name)!
+  console.log(`${name} vs JSON.stringify: ${(base.build / mine.build).toFixed(2)}x faster to write, ${(base.encoded / mine.encoded).toFixed(2)}x with the bytes`)
+}

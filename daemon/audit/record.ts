@@ -1,11 +1,10 @@
 // A verdict's identity (verdict_id, ts) and its audit row, built from the response as it is published.
-import { v7 } from 'uuid'
 import type { Response } from '../service/response.js'
 import type { AuditRecord } from './spool.js'
 
 let lastMs = -1
 let seq = 0
-/** Random bytes for the ids, drawn from the system 4 KiB at a time rather than 256 bytes (uuid's own pool). */
+/** Random bytes for the ids, drawn from the system 4 KiB at a time (16 per id, as uuid's v7 takes them). */
 const POOL = new Uint8Array(4096)
 let poolAt = POOL.length
 
@@ -23,19 +22,49 @@ export function verdictId(startedEpochMs: number): string {
     crypto.getRandomValues(POOL)
     poolAt = 0
   }
-  const random = POOL.subarray(poolAt, (poolAt += 16))
-  return hex(v7({ msecs: startedEpochMs, seq, random }, BYTES, 0))
+  const at = poolAt
+  poolAt += 16
+  return uuidV7(startedEpochMs, seq, POOL, at)
 }
 
-const BYTES = new Uint8Array(16)
-const HEX = Array.from({ length: 256 }, (_, i) => (i + 0x100).toString(16).slice(1))
+/** The id's text, written as ASCII bytes and read back as one flat string (the response embeds it as is). */
+const TEXT = Buffer.alloc(36, 0x2d)
+const HEX_HI = new Uint8Array(256)
+const HEX_LO = new Uint8Array(256)
+for (let b = 0; b < 256; b++) {
+  HEX_HI[b] = '0123456789abcdef'.charCodeAt(b >> 4)
+  HEX_LO[b] = '0123456789abcdef'.charCodeAt(b & 15)
+}
+/** The millisecond whose hex is in TEXT[0, 13) now: the time part is written once per millisecond. */
+let textMs = Number.NaN
 
-/** The 8-4-4-4-12 form, lower case (uuid's stringify lower-cases the joined string again: a third of the id's cost). */
-function hex(b: Uint8Array): string {
-  return (
-    HEX[b[0]!]! + HEX[b[1]!]! + HEX[b[2]!]! + HEX[b[3]!]! + '-' + HEX[b[4]!]! + HEX[b[5]!]! + '-' + HEX[b[6]!]! + HEX[b[7]!]! + '-' +
-    HEX[b[8]!]! + HEX[b[9]!]! + '-' + HEX[b[10]!]! + HEX[b[11]!]! + HEX[b[12]!]! + HEX[b[13]!]! + HEX[b[14]!]! + HEX[b[15]!]!
-  )
+function hexByte(at: number, b: number): void {
+  TEXT[at] = HEX_HI[b]!
+  TEXT[at + 1] = HEX_LO[b]!
+}
+
+/**
+ * The 8-4-4-4-12 lower-case text of the UUIDv7 that uuid's `v7({ msecs, seq, random })` makes (the same
+ * bytes: 48 bits of time, version 7, 32 bits of the counter around the variant bits, then random bytes
+ * 10-15), without its options object, byte buffer and string joins.
+ */
+export function uuidV7(msecs: number, seq: number, random: Uint8Array, at: number): string {
+  if (msecs !== textMs) {
+    textMs = msecs
+    hexByte(0, (msecs / 0x10000000000) & 0xff)
+    hexByte(2, (msecs / 0x100000000) & 0xff)
+    hexByte(4, (msecs / 0x1000000) & 0xff)
+    hexByte(6, (msecs / 0x10000) & 0xff)
+    hexByte(9, (msecs / 0x100) & 0xff)
+    hexByte(11, msecs & 0xff)
+  }
+  hexByte(14, 0x70 | ((seq >>> 28) & 0x0f))
+  hexByte(16, (seq >>> 20) & 0xff)
+  hexByte(19, 0x80 | ((seq >>> 14) & 0x3f))
+  hexByte(21, (seq >>> 6) & 0xff)
+  hexByte(24, ((seq << 2) & 0xff) | (random[at + 10]! & 0x03))
+  for (let i = 11; i < 16; i++) hexByte(4 + 2 * i, random[at + i]!)
+  return TEXT.toString('latin1', 0, 36)
 }
 
 let isoSecond = Number.NaN

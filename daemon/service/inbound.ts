@@ -21,7 +21,7 @@ import { deadlineOf, staleness } from './admission.js'
 import { addPayloadEnvelope, dedupeKey, envelopeFromPacket, validReplyTopic, type Envelope } from './envelope.js'
 import { checksum } from './dedupe.js'
 import { errorResult, ms, type Outcome, type Response } from './response.js'
-import { responseJson } from './response-json.js'
+import { shapedResponseJson } from './response-shape.js'
 import { FirstPassCounter } from '../metrics/first-pass.js'
 import type { Exchange, InboundDeps } from './exchange.js'
 
@@ -286,7 +286,7 @@ export class Inbound {
     if (ex.shadow) this.d.shadow!.compare(ex.shadow, res)
     const publisher = this.d.publisher
     const opts = publisher.replyOptions(ex.env)
-    const json = responseJson(res)
+    const json = shapedResponseJson(ex.rule, res)
     const to = ex.to
     const key = ex.key
     const journal = this.d.journal

@@ -22,7 +22,7 @@ const OBJECT_PROTO = Object.prototype
 
 /** The response as published. Its fields are written in the order reply() creates them (Response's order). */
 export function responseJson(r: Response): string {
-  let s =
+  return (
     '{"verdict_id":' + str(r.verdict_id) +
     ',"ts":' + str(r.ts) +
     ',"inspection":' + (r.inspection === null ? 'null' : label(r.inspection)) +
@@ -32,14 +32,21 @@ export function responseJson(r: Response): string {
     ',"latency_ms":' + value(r.latency_ms, 1) +
     ',"deadline_missed":' + (r.deadline_missed ? 'true' : 'false') +
     ',"rules_rev":' + (r.rules_rev === null ? 'null' : label(r.rules_rev)) +
-    ',"node":' + label(r.node)
+    ',"node":' + label(r.node) +
+    optionalFields(r) + '}'
+  )
+}
+
+/** The fields after `node` that only some responses have, each with its leading comma ('' when none). */
+export function optionalFields(r: Response): string {
+  let s = ''
   if (r.correlation_id !== undefined) s += ',"correlation_id":' + str(r.correlation_id)
   if (r.trace !== undefined) s += ',"trace":' + str(r.trace)
   if (r.error !== undefined) s += ',"error":' + value(r.error, 1)
   if (r.trigger_topic !== undefined) s += ',"trigger_topic":' + str(r.trigger_topic)
   if (r.model !== undefined) s += ',"model":' + value(r.model, 1)
   if (r.fallback !== undefined) s += ',"fallback":' + (r.fallback ? 'true' : 'false')
-  return s + '}'
+  return s
 }
 
 /** Any JSON value as JSON.stringify writes it (undefined where it writes nothing). */
@@ -70,7 +77,8 @@ function checkHead(c: CheckResult): string {
   return c.ok ? h.ok : h.failed
 }
 
-function label(s: string): string {
+/** A string that repeats from response to response, quoted (cached). */
+export function label(s: string): string {
   return quotedLabels.get(s) ?? remember(quotedLabels, s, str(s))
 }
 
@@ -81,7 +89,8 @@ function remember<V>(cache: Map<string, V>, k: string, v: V): V {
   return v
 }
 
-function str(s: string): string {
+/** A string as JSON.stringify quotes it. */
+export function str(s: string): string {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
     if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s)
@@ -93,8 +102,11 @@ function key(k: string): string {
   return quotedKeys.get(k) ?? remember(quotedKeys, k, str(k) + ':')
 }
 
-/** The JSON of v, or undefined where JSON.stringify leaves the member out (undefined, functions, symbols). */
-function value(v: unknown, depth: number): string | undefined {
+/**
+ * The JSON of v as a member `depth` levels below the response, or undefined where JSON.stringify leaves the
+ * member out (undefined, functions, symbols).
+ */
+export function value(v: unknown, depth: number): string | undefined {
   switch (typeof v) {
     case 'string':
       return str(v)
