@@ -126,7 +126,9 @@ export function compileShape(r: Response): ShapeWriter | undefined {
     text('{')
     keys.forEach((k, i) => {
       const v = `v${vars++}`
-      body.push(`const ${v} = member(${o}[${lit(k)}], ${depth + 1}); if (${v} === undefined) return undefined;`)
+      const x = `x${vars++}`
+      // Numbers, the usual member, are written here; member() takes the rest.
+      body.push(`const ${x} = ${o}[${lit(k)}]; const ${v} = typeof ${x} === 'number' ? (${x} - ${x} === 0 ? '' + ${x} : 'null') : member(${x}, ${depth + 1}); if (${v} === undefined) return undefined;`)
       text((i === 0 ? '' : ',') + str(k) + ':')
       expr(v)
     })
