@@ -104,14 +104,12 @@ export function compileShape(r: Response): ShapeWriter | undefined {
   }
   const expr = (e: string) => parts.push({ expr: e })
 
-  /** An object member at `depth` whose sample value is `sample`, read from the source expression `src`. */
-  const object = (src: string, sample: unknown, depth: number, orNull: boolean): boolean => {
+  /** An object (inputs, a check's values) at `depth` whose sample is `sample`, read from the source expression `src`. */
+  const object = (src: string, sample: unknown, depth: number): boolean => {
     if (sample === null || typeof sample !== 'object' || Object.getPrototypeOf(sample) !== OBJECT_PROTO) {
-      // Not a plain object: written as a whole by the generic writer, at the same depth.
-      const v = `v${vars++}`
-      body.push(`const ${v} = value(${src}, ${depth});`)
-      if (!orNull) body.push(`if (${v} === undefined) return undefined;`)
-      expr(orNull ? `(${v} ?? 'null')` : v)
+      // Not a plain object: written as a whole by the generic writer, at the same depth ('null' where it
+      // writes nothing, as responseJson does).
+      expr(`(value(${src}, ${depth}) ?? 'null')`)
       return true
     }
     const keys: string[] = []
@@ -159,11 +157,11 @@ export function compileShape(r: Response): ShapeWriter | undefined {
     expr(`(${ci}.reason === undefined ? '' : ',"reason":' + str(${ci}.reason))`)
     expr(`(${ci}.error === undefined ? '' : ',"error":' + str(${ci}.error))`)
     text(',"values":')
-    if (!object(`${ci}.values`, c.values, 2, true)) return undefined
+    if (!object(`${ci}.values`, c.values, 2)) return undefined
     text('}')
   }
   text('],"inputs":')
-  if (!object('r.inputs', r.inputs, 1, true)) return undefined
+  if (!object('r.inputs', r.inputs, 1)) return undefined
   text(',"latency_ms":')
   expr('value(r.latency_ms, 1)')
   text(',"deadline_missed":')
