@@ -70,11 +70,14 @@ function checks(list: CheckResult[]): string {
 function checkHead(c: CheckResult): string {
   let h = checkHeads.get(c.id)
   if (h === undefined || h.onFail !== c.on_fail) {
-    const id = '{"id":' + str(c.id)
-    const onFail = ',"on_fail":' + str(c.on_fail)
-    h = remember(checkHeads, c.id, { onFail: c.on_fail, ok: id + ',"ok":true' + onFail, failed: id + ',"ok":false' + onFail })
+    h = remember(checkHeads, c.id, { onFail: c.on_fail, ok: checkOpening(c.id, true, c.on_fail), failed: checkOpening(c.id, false, c.on_fail) })
   }
   return c.ok ? h.ok : h.failed
+}
+
+/** A check's first fields, `{"id":…,"ok":…,"on_fail":…`: what reason or error and values follow. */
+export function checkOpening(id: string, ok: boolean, onFail: string): string {
+  return '{"id":' + str(id) + ',"ok":' + (ok ? 'true' : 'false') + ',"on_fail":' + str(onFail)
 }
 
 /** A string that repeats from response to response, quoted (cached). */

@@ -7,7 +7,7 @@
 // container that is not a plain object) to the other shapes or to the generic writer, so the text is always
 // byte for byte what JSON.stringify writes (test/service/response-shape.test.ts checks both against it).
 import type { Response } from './response.js'
-import { label, optionalFields, responseJson, str, value } from './response-json.js'
+import { checkOpening, label, optionalFields, responseJson, str, value } from './response-json.js'
 
 /** Writes r when it has the writer's shape; undefined sends it elsewhere. */
 type ShapeWriter = (r: Response) => string | undefined
@@ -75,14 +75,7 @@ function learn(s: Shapes, r: Response): void {
 let compiling = true
 
 /** Helpers the generated code calls: the generic writer's own, so quoting and numbers cannot differ. */
-const HELPERS = { str, label, value, optionalFields, member, OBJECT_PROTO }
-
-/** A member value: numbers and strings directly, anything else as the generic writer writes it. */
-function member(x: unknown, depth: number): string | undefined {
-  if (typeof x === 'number') return x - x === 0 ? '' + x : 'null'
-  if (typeof x === 'string') return str(x)
-  return value(x, depth)
-}
+const HELPERS = { str, label, value, optionalFields, OBJECT_PROTO }
 
 /** JavaScript source of a string literal. */
 const lit = (s: string): string => JSON.stringify(s)
@@ -125,8 +118,9 @@ export function compileShape(r: Response): ShapeWriter | undefined {
     keys.forEach((k, i) => {
       const v = `v${vars++}`
       const x = `x${vars++}`
-      // Numbers, the usual member, are written here; member() takes the rest.
-      body.push(`const ${x} = ${o}[${lit(k)}]; const ${v} = typeof ${x} === 'number' ? (${x} - ${x} === 0 ? '' + ${x} : 'null') : member(${x}, ${depth + 1}); if (${v} === undefined) return undefined;`)
+      // Numbers, the usual member, are written here (finite ones as text, the others as null, as value() does);
+      // value() takes the rest.
+      body.push(`const ${x} = ${o}[${lit(k)}]; const ${v} = typeof ${x} === 'number' ? (${x} - ${x} === 0 ? '' + ${x} : 'null') : value(${x}, ${depth + 1}); if (${v} === undefined) return undefined;`)
       text((i === 0 ? '' : ',') + str(k) + ':')
       expr(v)
     })
@@ -152,7 +146,7 @@ export function compileShape(r: Response): ShapeWriter | undefined {
     const ci = `c${i}`
     body.push(`const ${ci} = C[${i}]; if (${ci}.id !== ${lit(c.id)} || ${ci}.on_fail !== ${lit(c.on_fail)}) return undefined;`)
     // A check's opening for either outcome, then reason or error when present, as the generic writer does.
-    const head = (ok: boolean) => lit((i === 0 ? '' : ',') + '{"id":' + str(c.id) + ',"ok":' + ok + ',"on_fail":' + str(c.on_fail))
+    const head = (ok: boolean) => lit((i === 0 ? '' : ',') + checkOpening(c.id, ok, c.on_fail))
     expr(`(${ci}.ok ? ${head(true)} : ${head(false)})`)
     expr(`(${ci}.reason === undefined ? '' : ',"reason":' + str(${ci}.reason))`)
     expr(`(${ci}.error === undefined ? '' : ',"error":' + str(${ci}.error))`)
@@ -171,7 +165,7 @@ export function compileShape(r: Response): ShapeWriter | undefined {
   text('}')
 
   const joined = parts.map((p) => ('text' in p ? lit(p.text) : p.expr)).join(' + ')
-  const src = `const { str, label, value, optionalFields, member, OBJECT_PROTO } = H;\nreturn function shapeWriter(r) {\n${body.join('\n')}\nreturn ${joined};\n}`
+  const src = `const { str, label, value, optionalFields, OBJECT_PROTO } = H;\nreturn function shapeWriter(r) {\n${body.join('\n')}\nreturn ${joined};\n}`
   try {
     return new Function('H', 'KEYS', src)(HELPERS, keyLists) as ShapeWriter
   } catch (e) {
