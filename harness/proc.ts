@@ -1,5 +1,5 @@
 // What a process costs, read from /proc (Linux): for benchmark figures.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 /** CPU seconds (user + system) a process has used so far, all its threads. */
 export function cpuSeconds(pid: number): number {
@@ -63,5 +63,31 @@ export function rssMiB(pid: number): number {
     return m ? Number(m[1]) / 1024 : NaN
   } catch {
     return NaN
+  }
+}
+
+/**
+ * Times the threads of a process have gone to sleep and been woken so far (voluntary context switches, summed
+ * over /proc/PID/task/TID/status): on a loaded event loop each is one return from epoll_wait. `main` is the
+ * event loop's thread alone. NaN where unreadable.
+ */
+export function wakeups(pid: number): { main: number; all: number } {
+  try {
+    let all = 0
+    let main = NaN
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      let n: number
+      try {
+        const m = /^voluntary_ctxt_switches:\s*(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))
+        n = m ? Number(m[1]) : NaN
+      } catch {
+        continue // the thread ended between the listing and the read
+      }
+      all += n
+      if (tid === String(pid)) main = n
+    }
+    return { main, all }
+  } catch {
+    return { main: NaN, all: NaN }
   }
 }

@@ -13,7 +13,7 @@ import { PACKAGE_ROOT } from '../../daemon/paths.js'
 import { spawnDaemon, stopProcess } from '../../harness/daemon-process.js'
 import { LatencyLoad, type LoadResult } from '../../harness/load.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
-import { cpuSplit, writeCalls } from '../../harness/proc.js'
+import { cpuSplit, wakeups, writeCalls } from '../../harness/proc.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 
 const { values } = parseArgs({
@@ -92,6 +92,7 @@ async function main(): Promise<void> {
     const cpu: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
     const sys: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
     const writes: Record<Which, number> = { echo: 0, daemon: 0, view: 0 }
+    const woken: Record<Which, { main: number; all: number }> = { echo: { main: 0, all: 0 }, daemon: { main: 0, all: 0 }, view: { main: 0, all: 0 } }
     const pids: Record<Which, number> = { echo: echo.pid!, daemon: daemon.pid!, view: daemon.pid! }
     const order: Which[] = viewClients > 0 ? ['echo', 'daemon', 'view'] : ['echo', 'daemon']
     let streamed = 0
@@ -101,11 +102,15 @@ async function main(): Promise<void> {
         const pages = which === 'view' ? openPages(metricsPort, viewClients) : undefined
         const c0 = cpuSplit(pids[which])
         const w0 = writeCalls(pids[which])
+        const k0 = wakeups(pids[which])
         const x = await load.run(which === 'echo' ? ECHO_TOPIC : REQUEST_TOPIC, PAYLOAD, rate, seconds)
         const c1 = cpuSplit(pids[which])
         cpu[which] += c1.user + c1.sys - c0.user - c0.sys
         sys[which] += c1.sys - c0.sys
         writes[which] += writeCalls(pids[which]) - w0
+        const k1 = wakeups(pids[which])
+        woken[which].main += k1.main - k0.main
+        woken[which].all += k1.all - k0.all
         if (pages) streamed += pages.close()
         res[which].push(x)
         console.log(`round ${r + 1} ${which.padEnd(6)} sent ${x.sent} recv ${x.received}  p50 ${f(x.p50)} ms  p99 ${f(x.p99)} ms  max ${f(x.max)} ms`)
@@ -128,7 +133,10 @@ async function main(): Promise<void> {
     const perReq = (which: Which) => (cpu[which] / answered(which)) * 1e6
     console.log(`responder CPU per request: echo ${perReq('echo').toFixed(1)} µs, daemon ${perReq('daemon').toFixed(1)} µs (ratio ${(perReq('daemon') / perReq('echo')).toFixed(2)}x)`)
     // Where the CPU went (kernel: the socket writes and reads, on loopback the broker's receive path too).
-    const split = (which: Which) => `${((sys[which] / answered(which)) * 1e6).toFixed(1)} µs in the kernel, ${(writes[which] / answered(which)).toFixed(2)} socket writes`
+    // Wakeups: each costs a return from epoll_wait, and on a virtual machine often more CPU than the work it wakes for.
+    const split = (which: Which) =>
+      `${((sys[which] / answered(which)) * 1e6).toFixed(1)} µs in the kernel, ${(writes[which] / answered(which)).toFixed(2)} socket writes, ` +
+      `${(woken[which].main / answered(which)).toFixed(2)} event-loop wakeups (${(woken[which].all / answered(which)).toFixed(2)} all threads)`
     console.log(`per request: echo ${split('echo')}; daemon ${split('daemon')}`)
     if (v) {
       console.log(`page open/closed: p99 ${(v.p99 / d.p99).toFixed(2)}x, p50 ${f(v.p50 - d.p50)} ms, daemon CPU per request ${perReq('view').toFixed(1)} vs ${perReq('daemon').toFixed(1)} µs (${(perReq('view') / perReq('daemon')).toFixed(2)}x); ${streamed} verdict events streamed to the pages`)

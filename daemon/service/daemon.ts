@@ -14,6 +14,7 @@ import { startMetricsServer } from '../metrics/server.js'
 import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
+import { writeWholePackets } from '../mqtt/whole-packets.js'
 import { isShared } from '../mqtt/topic-filter.js'
 import { loadRuleDir } from '../rules/load.js'
 import type { LoadResult, RuleError, RuleSet } from '../rules/types.js'
@@ -380,6 +381,7 @@ export class Daemon extends EventEmitter {
     const opts = clientOptions(this.cfg, this.protocolVersion)
     const client = mqtt.connect(url, opts)
     this.client = client
+    writeWholePackets(client)
     // Every message is handled before mqtt.js acknowledges it (MQTT 3.1.1 and 5), so that the PUBACK of a
     // request follows its verdict (on the same connection, in order); a verdict that goes out later withholds it.
     this.acks.install(client, this.inbound!.handle)
