@@ -1,10 +1,11 @@
 // One socket write for a burst of inbound messages instead of one per message. mqtt.js hands the messages of a
-// read to the handler one per tick, and mqtt-packet flushes each tick's packets (a verdict and its request's
-// PUBACK) as their own write: a system call and a trip through the TCP stack each (on loopback, through the
-// broker's receive path too), and fewer writes also mean fewer reads for the broker. While a burst is handled
-// the socket stays corked, and it is flushed after `maxMessages` messages or once the burst is over (the next
-// turn of the event loop), whichever comes first: a message that arrives alone goes out as before, and under
-// load a reply waits at most for the handling of `maxMessages - 1` others.
+// read to the handler one per tick, and each tick's packets (a verdict and its request's PUBACK) leave as their
+// own write (mqtt-packet corks until the next tick, as does whole-packets.ts): a system call and a trip through
+// the TCP stack each (on loopback, through the broker's receive path too), and fewer writes also mean fewer
+// reads for the broker. While a burst is handled the socket stays corked, and it is flushed after `maxMessages`
+// messages or once the burst is over (the next turn of the event loop), whichever comes first: a message that
+// arrives alone goes out as before, and under load a reply waits at most for the handling of `maxMessages - 1`
+// others.
 import type { MqttClient } from 'mqtt'
 
 interface Corkable {
