@@ -50,7 +50,7 @@ export function writeWholePackets(client: MqttClient): void {
     // No bytes: refused (and the stream destroyed); mqtt.js's callback then waits for a 'drain' that never comes, as before.
     if (bytes === undefined || bytes.length === 0) ok = false
     else {
-      if (stream.writableCorked === 0 && typeof stream.cork === 'function') {
+      if (!stream.writableCorked && typeof stream.cork === 'function') {
         stream.cork()
         process.nextTick(uncork, stream)
       }
