@@ -32,7 +32,7 @@ interface Socketish {
 
 const uncork = (s: Socketish): void => s.uncork!()
 
-/** Makes `client` write each packet as one chunk. Call before it connects. */
+/** Makes `client` write each packet as one chunk, on every connection it makes (the stream is read per packet). */
 export function writeWholePackets(client: MqttClient): void {
   const c = client as unknown as PacketWriter
   if (typeof c._writePacket !== 'function') throw new Error('writeWholePackets: this mqtt.js has no _writePacket to replace')
