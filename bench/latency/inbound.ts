@@ -19,6 +19,7 @@ import { Publisher } from '../../daemon/service/publisher.js'
 import { RedeliveryMemory } from '../../daemon/service/redelivery.js'
 import { SignalStore } from '../../daemon/signals/store.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
+import { summarize } from '../kernel/stats.js'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '100000' }, rounds: { type: 'string', default: '5' } } })
 const n = Number(values.requests)
@@ -80,7 +81,7 @@ function echoRound(): number {
   return (c.user + c.system) / n
 }
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const median = (xs: number[]): number => summarize(xs).median
 const cpu = cpuInfo()
 console.log(`machine: ${cpu.model}, ${cpu.arch}, ISA ${vectorIsa(cpu)} (JavaScript only: no kernel dispatch here), ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
 console.log(`bench/latency/inbound: ${n} requests a round, ${rounds} alternating rounds after one warm-up round each`)

@@ -15,6 +15,7 @@ import { LatencyLoad, type LoadResult } from '../../harness/load.js'
 import { freePort, Mosquitto } from '../../harness/mosquitto.js'
 import { cpuSplit, wakeups, writeCalls } from '../../harness/proc.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
+import { summarize } from '../kernel/stats.js'
 
 const { values } = parseArgs({
   options: {
@@ -47,10 +48,7 @@ async function startEcho(url: string): Promise<ChildProcess> {
   return p
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
+const median = (xs: number[]): number => summarize(xs).median
 
 const f = (x: number) => x.toFixed(3)
 

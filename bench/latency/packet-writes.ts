@@ -9,6 +9,7 @@ import { availableParallelism, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqttPacket from 'mqtt-packet'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
+import { summarize } from '../kernel/stats.js'
 
 const { values } = parseArgs({ options: { packets: { type: 'string', default: '200000' }, rounds: { type: 'string', default: '5' } } })
 const n = Number(values.packets)
@@ -74,7 +75,7 @@ for (let r = -1; r < rounds; r++) {
     if (r >= 0) res[way].push(us)
   }
 }
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
+const median = (xs: number[]): number => summarize(xs).median
 console.log(`per round, writeToStream (mqtt.js's way, baseline) µs per verdict + PUBACK: ${res.fields.map((x) => x.toFixed(2)).join(' ')}`)
 console.log(`per round, generate + one write (the daemon's way) µs per verdict + PUBACK: ${res.whole.map((x) => x.toFixed(2)).join(' ')}`)
 console.log(`verdict + PUBACK written: baseline ${median(res.fields).toFixed(2)} µs, whole packets ${median(res.whole).toFixed(2)} µs (ratio ${(median(res.whole) / median(res.fields)).toFixed(2)}x)`)

@@ -13,10 +13,10 @@ import { Mosquitto } from '../../harness/mosquitto.js'
 /** Each chunk written to the client's socket, as it was handed to write(). */
 function recordWrites(client: MqttClient): Buffer[] {
   const chunks: Buffer[] = []
-  const s = client.stream as unknown as { write: (c: Buffer | string, ...rest: unknown[]) => boolean }
+  const s = client.stream as unknown as { write: (c: Buffer, ...rest: unknown[]) => boolean }
   const write = s.write.bind(s)
   s.write = (c, ...rest) => {
-    chunks.push(Buffer.isBuffer(c) ? Buffer.from(c) : Buffer.from(c))
+    chunks.push(Buffer.from(c))
     return write(c, ...rest)
   }
   return chunks
