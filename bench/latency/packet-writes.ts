@@ -1,6 +1,7 @@
 // bench/latency/packet-writes: what writing one verdict and one PUBACK costs on a real loopback socket, as
-// mqtt.js does it (mqtt-packet's writeToStream: every field its own write()) against the daemon's way
-// (daemon/mqtt/whole-packets.ts: mqtt-packet's generate, one write() per packet). Bursts of 8 verdicts share
+// mqtt.js does it (mqtt-packet's writeToStream: every field its own write()) against building each packet whole
+// (mqtt-packet's generate, one write() per packet) and the daemon's way (daemon/mqtt/packet-bytes.ts: encoded
+// straight into one Buffer, one write() per packet; daemon/mqtt/whole-packets.ts). Bursts of 8 verdicts share
 // one corked socket write in both, as under load (daemon/mqtt/write-batch.ts). Alternating rounds, CPU time of
 // this process (the socket's system calls included; the reading side is a sink in the same process).
 //   node dist/bench/latency/packet-writes.js [--packets 200000] [--rounds 5]
@@ -8,6 +9,7 @@ import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
 import { availableParallelism, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import mqttPacket from 'mqtt-packet'
+import { packetBytes } from '../../daemon/mqtt/packet-bytes.js'
 import { cpuInfo, vectorIsa } from '../kernel/cpu-peak.js'
 import { summarize } from '../kernel/stats.js'
 
@@ -41,7 +43,7 @@ const verdict = (): mqttPacket.IPublishPacket => ({
 })
 const puback = (): mqttPacket.IPubackPacket => ({ cmd: 'puback', messageId: id })
 
-type Way = 'fields' | 'whole'
+type Way = 'fields' | 'whole' | 'direct'
 function round(way: Way): number {
   const c0 = process.cpuUsage()
   for (let i = 0; i < n; i += 8) {
@@ -50,9 +52,12 @@ function round(way: Way): number {
       if (way === 'fields') {
         mqttPacket.writeToStream(verdict(), sock, OPTS)
         mqttPacket.writeToStream(puback(), sock, OPTS)
-      } else {
+      } else if (way === 'whole') {
         sock.write(mqttPacket.generate(verdict(), OPTS))
         sock.write(mqttPacket.generate(puback(), OPTS))
+      } else {
+        sock.write(packetBytes(verdict(), 5)!)
+        sock.write(packetBytes(puback(), 5)!)
       }
     }
     sock.uncork()
@@ -65,9 +70,9 @@ const drained = () => (sock.writableLength > 0 ? new Promise((r) => sock.once('d
 const cpu = cpuInfo()
 console.log(`machine: ${cpu.model}, ${cpu.arch}, ISA ${vectorIsa(cpu)} (JavaScript and the socket only), ${availableParallelism()} cores, load average ${loadavg()[0]!.toFixed(1)}`)
 console.log(`bench/latency/packet-writes: ${n} verdicts + PUBACKs a round (~${Buffer.byteLength(PAYLOAD)}-byte payload), ${rounds} alternating rounds after one warm-up round each`)
-const res: Record<Way, number[]> = { fields: [], whole: [] }
+const res: Record<Way, number[]> = { fields: [], whole: [], direct: [] }
 for (let r = -1; r < rounds; r++) {
-  for (const way of ['fields', 'whole'] as const) {
+  for (const way of ['fields', 'whole', 'direct'] as const) {
     await drained()
     // Let the kernel's socket buffers empty between rounds.
     await new Promise((r) => setTimeout(r, 20))
@@ -77,7 +82,9 @@ for (let r = -1; r < rounds; r++) {
 }
 const median = (xs: number[]): number => summarize(xs).median
 console.log(`per round, writeToStream (mqtt.js's way, baseline) µs per verdict + PUBACK: ${res.fields.map((x) => x.toFixed(2)).join(' ')}`)
-console.log(`per round, generate + one write (the daemon's way) µs per verdict + PUBACK: ${res.whole.map((x) => x.toFixed(2)).join(' ')}`)
+console.log(`per round, generate + one write µs per verdict + PUBACK: ${res.whole.map((x) => x.toFixed(2)).join(' ')}`)
+console.log(`per round, packet-bytes + one write (the daemon's way) µs per verdict + PUBACK: ${res.direct.map((x) => x.toFixed(2)).join(' ')}`)
 console.log(`verdict + PUBACK written: baseline ${median(res.fields).toFixed(2)} µs, whole packets ${median(res.whole).toFixed(2)} µs (ratio ${(median(res.whole) / median(res.fields)).toFixed(2)}x)`)
+console.log(`verdict + PUBACK written: baseline ${median(res.fields).toFixed(2)} µs, encoded directly ${median(res.direct).toFixed(2)} µs (ratio ${(median(res.direct) / median(res.fields)).toFixed(2)}x)`)
 sock.destroy()
 server.close()

@@ -2,7 +2,8 @@
 // mqtt-packet's writeToStream, which hands the socket every field as its own write (fixed header, length,
 // topic length, topic, packet id, each property, payload: about ten for a verdict) and corks the socket with a
 // process.nextTick per packet; each write() is a trip through Node's stream machinery, on the hot path of every
-// verdict and PUBACK. mqtt-packet's own `generate` builds the same bytes into one Buffer, written once here.
+// verdict and PUBACK. Here each packet is built into one Buffer and written once: the verdict PUBLISH and the
+// PUBACK by packet-bytes.ts, every other packet by mqtt-packet's own `generate`.
 // Packets of one turn of the event loop still leave together: the socket is corked until the next tick, as
 // mqtt-packet does, but once per turn rather than once per packet.
 //
@@ -11,12 +12,13 @@
 // socket's buffer is full), and a packet mqtt-packet refuses destroys the stream with its error, as before.
 import type { MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
+import { packetBytes } from './packet-bytes.js'
 
 /** The parts of mqtt.js's client this module uses. */
 interface PacketWriter {
   _writePacket(packet: mqttPacket.Packet, cb?: () => void): void
   emit(event: 'packetsend', packet: mqttPacket.Packet): boolean
-  readonly options: object
+  readonly options: { protocolVersion?: number }
   readonly noop: () => void
   readonly stream: unknown
 }
@@ -42,7 +44,7 @@ export function writeWholePackets(client: MqttClient): void {
     let ok: boolean
     let bytes: Buffer | undefined
     try {
-      bytes = mqttPacket.generate(packet, c.options)
+      bytes = packetBytes(packet, c.options.protocolVersion) ?? mqttPacket.generate(packet, c.options)
     } catch (err) {
       // writeToStream destroys the stream with the same error (unknown command, invalid topic, …).
       stream.destroy(err instanceof Error ? err : new Error(String(err)))
