@@ -15,6 +15,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../broker/embedded.js'
 import { clientOptions, infoTopic, statusTopic } from '../mqtt/options.js'
 import { setNoDelay } from '../mqtt/nodelay.js'
 import { writeWholePackets } from '../mqtt/whole-packets.js'
+import { installFastParse } from '../mqtt/packet-parse.js'
 import { isShared } from '../mqtt/topic-filter.js'
 import { loadRuleDir } from '../rules/load.js'
 import type { LoadResult, RuleError, RuleSet } from '../rules/types.js'
@@ -379,6 +380,7 @@ export class Daemon extends EventEmitter {
 
   private connect(url: string): void {
     const opts = clientOptions(this.cfg, this.protocolVersion)
+    installFastParse()
     const client = mqtt.connect(url, opts)
     this.client = client
     writeWholePackets(client)
