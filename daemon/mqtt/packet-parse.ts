@@ -1,7 +1,7 @@
 // The two packets every request brings the daemon, its PUBLISH and the PUBACK of its verdict, read straight
-// from the socket's chunk. mqtt-packet's parser copies each chunk into a BufferList and reads every field
-// through it (each integer a fresh Buffer view, each state step a `debug` call): on the verdict path that was
-// the largest single cost of reading a request (bench/latency/packet-parse.ts).
+// from the socket's chunk. mqtt-packet's parser keeps each chunk in a BufferList and reads every field
+// through it (each integer read a fresh Buffer view, each state step a `debug` call): on the verdict path that
+// was the largest single cost of reading a request (bench/latency/packet-parse.ts).
 //
 // The fast path takes a chunk only when the parser holds nothing (no partial packet), and takes whole packets
 // from its start while they are plain ones: PUBLISH with at most the usual MQTT 5 properties (payload format,
@@ -203,8 +203,9 @@ const parserPrototype = Object.getPrototypeOf(mqttPacket.parser({})) as { parse:
 let original: Parse | undefined
 
 /**
- * Makes every mqtt-packet parser of this process (mqtt.js creates one per connection) take plain PUBLISH and
- * PUBACK packets through the fast path. Idempotent; `uninstallFastParse` restores mqtt-packet's own.
+ * Makes every mqtt-packet parser of this process (mqtt.js creates one per connection; the embedded broker one
+ * per client) take plain PUBLISH and PUBACK packets through the fast path. Idempotent; `uninstallFastParse`
+ * restores mqtt-packet's own.
  */
 export function installFastParse(): void {
   if (original !== undefined) return

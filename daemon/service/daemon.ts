@@ -380,6 +380,7 @@ export class Daemon extends EventEmitter {
 
   private connect(url: string): void {
     const opts = clientOptions(this.cfg, this.protocolVersion)
+    // Requests and PUBACKs are read straight from the socket's chunks (the same packets as mqtt-packet's).
     installFastParse()
     const client = mqtt.connect(url, opts)
     this.client = client
