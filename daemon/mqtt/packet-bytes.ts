@@ -88,44 +88,38 @@ function publishBytes(p: mqttPacket.IPublishPacket, v5: boolean): Buffer | undef
   const buf = Buffer.allocUnsafe(1 + varLength(remaining) + remaining)
   buf[0] = PUBLISH | (p.dup ? 0x08 : 0) | (qos << 1) | (p.retain ? 0x01 : 0)
   let at = writeVar(buf, 1, remaining)
-  buf[at++] = topicLen >> 8
-  buf[at++] = topicLen & 0xff
-  at += buf.write(topic, at)
+  at = writeField(buf, at, topic, topicLen)
   if (qos > 0) {
     buf[at++] = id! >> 8
     buf[at++] = id! & 0xff
   }
   if (v5) {
     at = writeVar(buf, at, propsLen)
-    if (contentTypeFirst) at = writeContentType(buf, at, contentType!, contentTypeLen)
-    if (correlation !== undefined) {
-      buf[at++] = PROP_CORRELATION_DATA
-      buf[at++] = correlation.length >> 8
-      buf[at++] = correlation.length & 0xff
-      at += correlation.copy(buf, at)
-    }
-    if (contentType !== undefined && !contentTypeFirst) at = writeContentType(buf, at, contentType, contentTypeLen)
+    if (contentTypeFirst) at = writeField(buf, at, contentType!, contentTypeLen, PROP_CONTENT_TYPE)
+    if (correlation !== undefined) at = writeField(buf, at, correlation, correlation.length, PROP_CORRELATION_DATA)
+    if (contentType !== undefined && !contentTypeFirst) at = writeField(buf, at, contentType, contentTypeLen, PROP_CONTENT_TYPE)
   }
   if (typeof payload === 'string') buf.write(payload, at)
   else payload.copy(buf, at)
   return buf
 }
 
-function writeContentType(buf: Buffer, at: number, value: string, len: number): number {
-  buf[at++] = PROP_CONTENT_TYPE
+/** A length-prefixed field (`len` bytes), after its property id when it is a property; the offset after it. */
+function writeField(buf: Buffer, at: number, value: string | Buffer, len: number, propertyId?: number): number {
+  if (propertyId !== undefined) buf[at++] = propertyId
   buf[at++] = len >> 8
   buf[at++] = len & 0xff
-  return at + buf.write(value, at)
+  return at + (typeof value === 'string' ? buf.write(value, at) : value.copy(buf, at))
 }
 
 function pubackBytes(p: mqttPacket.IPubackPacket, v5: boolean): Buffer | undefined {
   const id = p.messageId
   if (!isMessageId(id)) return undefined
   const code = p.reasonCode
-  if (!v5) return Buffer.from([PUBACK, 2, id >> 8, id & 0xff])
-  if (p.properties !== undefined) return undefined
+  // MQTT 3.1.1 has no properties (mqtt-packet ignores them there).
+  if (v5 && p.properties !== undefined) return undefined
   // A reason code of 0 may be left out (MQTT 5 3.4.2.1); mqtt-packet writes any other, an absent one as 0.
-  if (code === 0) return Buffer.from([PUBACK, 2, id >> 8, id & 0xff])
+  if (!v5 || code === 0) return Buffer.from([PUBACK, 2, id >> 8, id & 0xff])
   if (code !== undefined && !(Number.isInteger(code) && code > 0 && code <= 0xff)) return undefined
   return Buffer.from([PUBACK, 4, id >> 8, id & 0xff, code ?? 0, 0])
 }

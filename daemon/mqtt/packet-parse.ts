@@ -21,8 +21,10 @@ export interface ParserState {
 }
 export type Parse = (this: ParserState, buf: Buffer) => number
 
-/** mqtt-packet's Packet class, taken from a parser of its own. */
-const Packet = (mqttPacket.parser({}) as unknown as { packet: object }).packet.constructor as new () => Record<string, unknown>
+/** A parser of mqtt-packet's own: its prototype is where the fast path goes, its empty packet gives the Packet class. */
+const probe = mqttPacket.parser({}) as unknown as { packet: object }
+const parserPrototype = Object.getPrototypeOf(probe) as { parse: Parse }
+const Packet = probe.packet.constructor as new () => Record<string, unknown>
 
 const PUBLISH = 3
 const PUBACK = 4
@@ -43,17 +45,9 @@ export function decodePacket(buf: Buffer, off: number, v5: boolean, out: [Record
   const b0 = buf[off]!
   const type = b0 >> 4
   if (type !== PUBLISH && type !== PUBACK) return -1
-  // Remaining length: a variable byte integer of at most four bytes.
-  let length = 0
-  let mul = 1
-  let at = off + 1
-  for (let n = 0; ; n++) {
-    if (n === 4 || at >= buf.length) return -1
-    const c = buf[at++]!
-    length += (c & 0x7f) * mul
-    mul *= 0x80
-    if ((c & 0x80) === 0) break
-  }
+  const at = varInt(buf, off + 1, buf.length)
+  if (at < 0) return -1
+  const length = varValue
   const end = at + length
   if (end > buf.length) return -1
   if (type === PUBLISH) return publish(buf, b0, at, end, length, v5, out)
@@ -62,9 +56,8 @@ export function decodePacket(buf: Buffer, off: number, v5: boolean, out: [Record
 
 function publish(buf: Buffer, b0: number, at: number, end: number, length: number, v5: boolean, out: [Record<string, unknown> | undefined]): number {
   const qos = (b0 >> 1) & 3
-  if (qos === 3 || at + 2 > end) return -1
-  const topicEnd = at + 2 + ((buf[at]! << 8) | buf[at + 1]!)
-  if (topicEnd > end) return -1
+  const topicEnd = fieldEnd(buf, at, end)
+  if (qos === 3 || topicEnd < 0) return -1
   const p = new Packet()
   p.cmd = 'publish'
   p.retain = (b0 & 0x01) !== 0
@@ -108,15 +101,9 @@ function puback(buf: Buffer, b0: number, at: number, end: number, length: number
 
 /** MQTT 5 properties at `at` into `p.properties` (when there are any); the offset after them, or -1. */
 function properties(buf: Buffer, at: number, end: number, p: Record<string, unknown>): number {
-  let length = 0
-  let mul = 1
-  for (let n = 0; ; n++) {
-    if (n === 4 || at >= end) return -1
-    const c = buf[at++]!
-    length += (c & 0x7f) * mul
-    mul *= 0x80
-    if ((c & 0x80) === 0) break
-  }
+  at = varInt(buf, at, end)
+  if (at < 0) return -1
+  const length = varValue
   const stop = at + length
   if (stop > end) return -1
   if (length === 0) return at
@@ -126,17 +113,19 @@ function properties(buf: Buffer, at: number, end: number, p: Record<string, unkn
     let name: string
     let value: unknown
     if (id === PROP_USER) {
-      const k = string(buf, at, stop)
-      if (k === undefined) return -1
-      const v = string(buf, k.next, stop)
-      if (v === undefined) return -1
-      at = v.next
+      const keyEnd = fieldEnd(buf, at, stop)
+      if (keyEnd < 0) return -1
+      const valueEnd = fieldEnd(buf, keyEnd, stop)
+      if (valueEnd < 0) return -1
+      const key = buf.toString('utf8', at + 2, keyEnd)
+      const text = buf.toString('utf8', keyEnd + 2, valueEnd)
+      at = valueEnd
       const user = (props.userProperties ??= Object.create(null)) as Record<string, string | string[]>
       // mqtt-packet's rule: a name seen with a truthy value gathers an array; otherwise the value replaces it.
-      const seen = user[k.text]
-      if (Array.isArray(seen)) seen.push(v.text)
-      else if (seen) user[k.text] = [seen, v.text]
-      else user[k.text] = v.text
+      const seen = user[key]
+      if (Array.isArray(seen)) seen.push(text)
+      else if (seen) user[key] = [seen, text]
+      else user[key] = text
       continue
     }
     if (id === PROP_PAYLOAD_FORMAT) {
@@ -149,15 +138,14 @@ function properties(buf: Buffer, at: number, end: number, p: Record<string, unkn
       value = buf.readUInt32BE(at)
       at += 4
     } else if (id === PROP_CONTENT_TYPE || id === PROP_RESPONSE_TOPIC) {
-      const s = string(buf, at, stop)
-      if (s === undefined) return -1
+      const next = fieldEnd(buf, at, stop)
+      if (next < 0) return -1
       name = id === PROP_CONTENT_TYPE ? 'contentType' : 'responseTopic'
-      value = s.text
-      at = s.next
+      value = buf.toString('utf8', at + 2, next)
+      at = next
     } else if (id === PROP_CORRELATION_DATA) {
-      if (at + 2 > stop) return -1
-      const next = at + 2 + ((buf[at]! << 8) | buf[at + 1]!)
-      if (next > stop) return -1
+      const next = fieldEnd(buf, at, stop)
+      if (next < 0) return -1
       name = 'correlationData'
       value = buf.subarray(at + 2, next)
       at = next
@@ -171,11 +159,32 @@ function properties(buf: Buffer, at: number, end: number, p: Record<string, unkn
   return at
 }
 
-function string(buf: Buffer, at: number, stop: number): { text: string; next: number } | undefined {
-  if (at + 2 > stop) return undefined
-  const next = at + 2 + ((buf[at]! << 8) | buf[at + 1]!)
-  if (next > stop) return undefined
-  return { text: buf.toString('utf8', at + 2, next), next }
+/** The value of the last `varInt` read (a module-level slot: the reader sits on the hot path and allocates nothing). */
+let varValue = 0
+
+/**
+ * Reads MQTT's variable byte integer (at most four bytes) at `at`, before `stop`, into `varValue`; gives the
+ * offset after it, or -1.
+ */
+function varInt(buf: Buffer, at: number, stop: number): number {
+  let value = 0
+  let mul = 1
+  for (let n = 0; ; n++) {
+    if (n === 4 || at >= stop) return -1
+    const c = buf[at++]!
+    value += (c & 0x7f) * mul
+    mul *= 0x80
+    if ((c & 0x80) === 0) break
+  }
+  varValue = value
+  return at
+}
+
+/** The end of the length-prefixed field (two-byte length, then that many bytes) at `at`, when it ends by `stop`; else -1. */
+function fieldEnd(buf: Buffer, at: number, stop: number): number {
+  if (at + 2 > stop) return -1
+  const next = at + 2 + buf.readUInt16BE(at)
+  return next > stop ? -1 : next
 }
 
 /** `original` (mqtt-packet's Parser.prototype.parse) with the fast path in front of it. */
@@ -199,7 +208,6 @@ export function withFastPath(original: Parse): Parse {
   }
 }
 
-const parserPrototype = Object.getPrototypeOf(mqttPacket.parser({})) as { parse: Parse }
 let original: Parse | undefined
 
 /**

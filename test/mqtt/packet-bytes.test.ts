@@ -5,14 +5,12 @@ import t from 'tap'
 import mqttPacket from 'mqtt-packet'
 import { packetBytes } from '../../daemon/mqtt/packet-bytes.js'
 import { Prng } from '../../daemon/model/offline/prng.js'
+import { parseAll, randomBytes } from '../helpers/packets.js'
 
+/** The one packet `b` holds, by mqtt-packet's parser. */
 function parseOne(b: Buffer, protocolVersion: 4 | 5): mqttPacket.Packet {
-  const out: mqttPacket.Packet[] = []
-  const parser = mqttPacket.parser({ protocolVersion })
-  parser.on('packet', (p) => out.push(p))
-  parser.on('error', (e) => { throw e })
-  parser.parse(b)
-  if (out.length !== 1 || parser.parse(Buffer.alloc(0)) !== 0) throw new Error(`${out.length} packets in ${b.length} bytes`)
+  const out = parseAll(b, protocolVersion)
+  if (out.length !== 1) throw new Error(`${out.length} packets in ${b.length} bytes`)
   return out[0]!
 }
 
@@ -21,11 +19,7 @@ const pick = <T>(xs: readonly T[]): T => xs[rng.nextU32() % xs.length]!
 const size = (): number => pick([0, 1, 2, 100, 127, 128, 300, 16_383, 16_384, 70_000, 2_100_000])
 const TOPICS = ['r', 'plant/st1/reply/0193a3c4', 'größe/✓/station', 'x'.repeat(300), '€'.repeat(21_000)]
 const text = (n: number) => (rng.nextU32() % 2 ? 'a'.repeat(n) : 'ü✓'.repeat(Math.ceil(n / 5)).slice(0, n))
-function binary(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n)
-  for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff
-  return b
-}
+const binary = (n: number): Buffer => randomBytes(rng, n)
 
 t.test('PUBLISH: the same bytes as mqtt-packet, over topics, payloads, QoS, flags and properties', async (t) => {
   let encoded = 0

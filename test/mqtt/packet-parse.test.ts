@@ -7,6 +7,7 @@ import mqtt from 'mqtt'
 import { decodePacket, installFastParse, uninstallFastParse, withFastPath, type Parse } from '../../daemon/mqtt/packet-parse.js'
 import { Prng } from '../../daemon/model/offline/prng.js'
 import { Mosquitto } from '../../harness/mosquitto.js'
+import { randomBytes } from '../helpers/packets.js'
 
 const proto = Object.getPrototypeOf(mqttPacket.parser({})) as { parse: Parse }
 const original = proto.parse
@@ -29,11 +30,7 @@ const shape = (s: Seen) => ({ errors: s.errors, packets: s.packets.map((p) => ({
 const rng = new Prng(4122026)
 const int = (n: number) => rng.nextU32() % n
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!
-function bytes(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n)
-  for (let i = 0; i < n; i++) b[i] = rng.nextU32() & 0xff
-  return b
-}
+const bytes = (n: number): Buffer => randomBytes(rng, n)
 const TOPICS = ['t', 'plant/st1/inspect/torque', 'größe/✓', 'r/'.repeat(100), '']
 
 function randomProperties(): Record<string, unknown> | undefined {
@@ -78,7 +75,10 @@ function randomPacket(v: 4 | 5): mqttPacket.Packet {
   ])
 }
 
-/** Bytes no encoder makes: reserved flags, a bad reason code, QoS 3, a topic running past its packet, a length that never ends. */
+/**
+ * Bytes no encoder makes: reserved flags, a bad reason code, QoS 3, a topic running past its packet, a length
+ * that never ends, a length of five bytes in front of a whole packet.
+ */
 const MALFORMED = [
   Buffer.from([0x41, 2, 0, 1]),
   Buffer.from([0x40, 3, 0, 1, 0x42]),
@@ -86,6 +86,7 @@ const MALFORMED = [
   Buffer.from([0x30, 3, 0, 9, 0x74]),
   Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]),
   Buffer.from([0x32, 4, 0, 1, 0x74, 0]),
+  Buffer.from([0x30, 0x84, 0x80, 0x80, 0x80, 0x00, 0, 1, 0x74, 0x78]),
 ]
 
 /** Cuts `b` into chunks: whole, one byte each, or at random places. */

@@ -9,6 +9,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { writeWholePackets } from '../../daemon/mqtt/whole-packets.js'
 import { Mosquitto } from '../../harness/mosquitto.js'
+import { parseAll } from '../helpers/packets.js'
 
 /** Each chunk written to the client's socket, as it was handed to write(). */
 function recordWrites(client: MqttClient): Buffer[] {
@@ -20,16 +21,6 @@ function recordWrites(client: MqttClient): Buffer[] {
     return write(c, ...rest)
   }
   return chunks
-}
-
-/** The packets in `b`, parsed by mqtt-packet alone. */
-function parseAll(b: Buffer, protocolVersion: 4 | 5): mqttPacket.Packet[] {
-  const out: mqttPacket.Packet[] = []
-  const parser = mqttPacket.parser({ protocolVersion })
-  parser.on('packet', (p) => out.push(p))
-  parser.on('error', (e) => { throw e })
-  parser.parse(b)
-  return out
 }
 
 t.test('through mosquitto: one chunk per packet, and an unmodified client receives every message', async (t) => {
